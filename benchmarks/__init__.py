@@ -1,0 +1,1 @@
+"""Benchmarks: measured figures printed as ratios against baselines measured in the same run."""

@@ -1,0 +1,581 @@
+"""Image files in and out of ``Layer``s: every format Pillow reads, 16-bit PNG through pypng.
+
+A ``Layer`` is what the engine works on: RGB as float32 in [0, 1] plus what it needs to write the
+result back the way the source was (straight alpha, grayscale, bit depth). Loading validates the
+file and its size from the header before decoding anything, and every failure is an
+``InputError`` whose message is one line naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import stat
+import struct
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import png
+import torch
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from .errors import InputError
+
+# VGG16 pools four times before relu5_3 (features[29]), dividing each side by 16: at 32 px the
+# deepest layer the engine reads is still 2x2, below that the style statistics degenerate.
+MIN_SIDE = 32
+# A pixel limit (67.1 MP); callers pass a higher one when the user raises it with --max-pixels.
+DEFAULT_MAX_PIXELS = 8192 * 8192
+
+SAVE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+JPEG_QUALITY = 95
+WEBP_QUALITY = 95
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_EXIF_ORIENTATION = 0x0112
+_FULL_SCALE = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
+# What an extension promises, for the message about a file that is not what its name says.
+_FORMAT_NAMES = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WebP",
+    ".gif": "GIF",
+    ".bmp": "BMP",
+}
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: == on tensors is elementwise, not a bool
+class Layer:
+    """One image as the engine sees it.
+
+    ``rgb``: float32 (3, H, W) in [0, 1]; for a grayscale source the three channels are equal.
+    ``alpha``: float32 (1, H, W) in [0, 1], straight (not premultiplied), or None.
+    ``grayscale``: the source had no colour; ``bit_depth``: 8, 16, or 32 for float sources.
+    """
+
+    rgb: torch.Tensor
+    alpha: torch.Tensor | None = None
+    grayscale: bool = False
+    bit_depth: int = 8
+
+    def __post_init__(self) -> None:
+        rgb, alpha = self.rgb, self.alpha
+        if not isinstance(rgb, torch.Tensor) or rgb.dim() != 3 or rgb.shape[0] != 3:
+            raise ValueError(f"Layer.rgb must be a (3, H, W) tensor, got {_shape(rgb)}")
+        if rgb.dtype != torch.float32:
+            raise ValueError(f"Layer.rgb must be float32, got {rgb.dtype}")
+        if alpha is not None:
+            if not isinstance(alpha, torch.Tensor) or tuple(alpha.shape) != (1, *rgb.shape[1:]):
+                raise ValueError(
+                    f"Layer.alpha must be a (1, {rgb.shape[1]}, {rgb.shape[2]}) tensor, "
+                    f"got {_shape(alpha)}"
+                )
+            if alpha.dtype != torch.float32:
+                raise ValueError(f"Layer.alpha must be float32, got {alpha.dtype}")
+        if self.bit_depth not in (8, 16, 32):
+            raise ValueError(f"Layer.bit_depth must be 8, 16 or 32, got {self.bit_depth}")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), Pillow's order."""
+        return int(self.rgb.shape[2]), int(self.rgb.shape[1])
+
+    def with_rgb(self, rgb: torch.Tensor) -> Layer:
+        """The same layer (alpha, grayscale, bit depth) with new colour of the same size."""
+        if not isinstance(rgb, torch.Tensor) or tuple(rgb.shape) != tuple(self.rgb.shape):
+            raise ValueError(
+                f"with_rgb needs a tensor of shape {tuple(self.rgb.shape)}, got {_shape(rgb)}"
+            )
+        return dataclasses.replace(self, rgb=rgb)
+
+
+def _shape(x: object) -> str:
+    return str(tuple(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_image(
+    path: str | os.PathLike,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_side: int = MIN_SIDE,
+) -> Layer:
+    """Read an image file into a ``Layer``, honouring its EXIF orientation.
+
+    Raises ``InputError`` (one line naming the file) for a missing, unreadable, empty, truncated,
+    mislabelled or unknown file, and for an image whose header says it is smaller than
+    ``min_side`` on a side or has more than ``max_pixels`` pixels; the size is checked before
+    anything is decoded, so a decompression bomb costs nothing.
+    """
+    name = os.fspath(path)
+    name = name if isinstance(name, str) else os.fsdecode(name)
+    _check_readable_file(name)
+    try:
+        f = open(name, "rb")  # noqa: SIM115 - closed below, errors mapped first
+    except OSError as e:
+        raise InputError(f"{name} cannot be read: {_os_reason(e)}") from None
+    with f:
+        try:
+            head = f.read(64)
+            f.seek(0)
+        except OSError as e:
+            raise InputError(f"{name} cannot be read: {_os_reason(e)}") from None
+        ihdr = _png_header(head)
+        if ihdr is not None and ihdr[2] == 16:
+            # Pillow reduces 16-bit colour (and gray+alpha) PNGs to 8 bits; pypng keeps all 16.
+            _check_size(name, ihdr[0], ihdr[1], max_pixels, min_side)
+            return _load_png16(f, name)
+        try:
+            # Pillow's own bomb check is off while it reads the header: ours, right after, knows
+            # the caller's limit and names the dimensions.
+            with _pillow_globals(None):
+                img = Image.open(f)
+        except UnidentifiedImageError:
+            raise InputError(f"{name} {_unidentified_reason(name, head)}") from None
+        except Exception as e:  # a plugin choking on a malformed header: any exception type
+            raise InputError(f"{name} is corrupt: {_reason(e)}") from None
+        with img:
+            return layer_from_pil(img, name=name, max_pixels=max_pixels, min_side=min_side)
+
+
+def layer_from_pil(
+    img: Image.Image,
+    *,
+    name: str = "image",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_side: int = MIN_SIDE,
+) -> Layer:
+    """A Pillow image (opened lazily or already decoded) as a ``Layer``.
+
+    The size is checked before decoding; EXIF orientation is applied; CMYK, YCbCr and other
+    colour modes become RGB, a palette with transparency becomes RGBA; 16-bit grayscale (I;16,
+    I with values up to 65535) keeps 16 bits, F (and I beyond 16 bits) keeps float. ``name``
+    stands for the image in error messages. The caller's image is not modified.
+    """
+    width, height = img.size
+    _check_size(name, width, height, max_pixels, min_side)
+    try:
+        # Full decode now, with truncated files refused (whatever LOAD_TRUNCATED_IMAGES says
+        # elsewhere in the process) and Pillow's bomb limit agreeing with ours.
+        with _pillow_globals(max_pixels):
+            img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(_too_many_pixels(name, width, height, max_pixels)) from None
+    except Exception as e:  # truncated or corrupt data surfaces as OSError, SyntaxError, ...
+        raise InputError(f"{name} is truncated or corrupt: {_reason(e)}") from None
+    try:
+        planes, grayscale, has_alpha, depth = _pil_planes(img)
+    except (ValueError, OSError) as e:  # a mode Pillow cannot convert (e.g. LAB without ICC)
+        raise InputError(
+            f"{name} has colour mode {img.mode}, which cannot be read: {_reason(e)}"
+        ) from None
+    planes = _orient(planes, _orientation(img))
+    return _layer_from_planes(planes, grayscale, has_alpha, depth)
+
+
+def layer_from_array(arr: np.ndarray, *, name: str = "array") -> Layer:
+    """An (H, W) or (H, W, C) array as a ``Layer``: C = 1 L, 2 LA, 3 RGB, 4 RGBA.
+
+    uint8 -> 8-bit, uint16 -> 16-bit, float32 (or float64) -> 32-bit, values taken as [0, 1]
+    (clamped). No size limits are applied: callers that take arrays from users check them.
+    """
+    a = np.asarray(arr)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or not 1 <= a.shape[2] <= 4:
+        raise InputError(f"{name} must be HxW or HxWxC with C from 1 to 4, got shape {a.shape}")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise InputError(f"{name} is empty (shape {a.shape})")
+    if a.dtype == np.uint8:
+        depth = 8
+    elif a.dtype == np.uint16:
+        depth = 16
+    elif a.dtype in (np.float32, np.float64):
+        if not np.isfinite(a).all():
+            raise InputError(f"{name} contains NaN or infinite values")
+        a, depth = a.astype(np.float32, copy=False), 32
+    else:
+        raise InputError(f"{name} has dtype {a.dtype}; use uint8, uint16 or float32")
+    channels = a.shape[2]
+    return _layer_from_planes(a, channels <= 2, channels in (2, 4), depth)
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+def layer_to_array(layer: Layer, dtype: np.dtype | type) -> np.ndarray:
+    """(H, W, C) array, C = 1/2 for grayscale (+alpha) and 3/4 for colour (+alpha).
+
+    uint8 and uint16 are rounded half-to-even after clamping, so that integer -> float -> integer
+    is exact; float32 is the layer's values clamped to [0, 1].
+    """
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)):
+        raise ValueError(f"layer_to_array supports uint8, uint16 and float32, not {dt}")
+    colour = _gray_plane(layer.rgb) if layer.grayscale else layer.rgb
+    planes = colour if layer.alpha is None else torch.cat([colour, layer.alpha.to(colour)])
+    # A C-ordered copy, (H, W, C), edited in place below: the arrays can be large.
+    x = np.array(planes.detach().to("cpu", torch.float32).permute(1, 2, 0).numpy(), order="C")
+    np.nan_to_num(x, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+    if dt == np.float32:
+        return np.clip(x, 0.0, 1.0, out=x)
+    full = _FULL_SCALE[dt]
+    # For v = x / full the float32 product is within 0.01 of x, so rint (half to even) gives x.
+    x *= np.float32(full)
+    np.clip(x, 0, full, out=x)
+    return np.rint(x, out=x).astype(dt)
+
+
+def layer_to_pil(layer: Layer) -> Image.Image:
+    """An 8-bit Pillow image: L, LA, RGB or RGBA (for previews and contact sheets)."""
+    arr = layer_to_array(layer, np.uint8)
+    if arr.shape[2] == 1:
+        arr = arr[:, :, 0]  # Pillow wants (H, W) for L
+    return Image.fromarray(np.ascontiguousarray(arr))  # mode follows the channel count
+
+
+def save_image(layer: Layer, path: str | os.PathLike) -> None:
+    """Write ``layer`` to ``path``, the format chosen by the extension, atomically.
+
+    - ``.png``: 8-bit, or 16-bit when the layer is 16 or 32-bit (grayscale stays gray, alpha
+      is kept);
+    - ``.jpg``/``.jpeg``: 8-bit RGB or L, quality 95; JPEG has no alpha, so a layer with alpha is
+      composited over white first;
+    - ``.tif``/``.tiff``, ``.webp``: 8-bit through Pillow, alpha kept (WebP: quality 95, and no
+      grayscale mode, so a gray layer is stored as RGB).
+
+    The file is written next to the target and moved over it with ``os.replace``: an error
+    or a crash never leaves a half-written file in place of an existing one. An unsupported
+    extension or an unwritable destination raises ``InputError``.
+    """
+    name = os.fspath(path)
+    name = name if isinstance(name, str) else os.fsdecode(name)
+    ext = Path(name).suffix.lower()
+    if ext not in SAVE_EXTENSIONS:
+        what = f"extension {ext}" if ext else "no extension"
+        raise InputError(f"{name} has {what}; images can be saved as {', '.join(SAVE_EXTENSIONS)}")
+    writer: Callable[[Layer, IO[bytes]], None]
+    if ext == ".png":
+        writer = _write_png
+    elif ext in (".jpg", ".jpeg"):
+        writer = _write_jpeg
+    elif ext in (".tif", ".tiff"):
+        writer = _write_tiff
+    else:
+        writer = _write_webp
+    _atomic_write(name, lambda f: writer(layer, f))
+
+
+def _write_png(layer: Layer, f: IO[bytes]) -> None:
+    if layer.bit_depth == 8:
+        layer_to_pil(layer).save(f, format="PNG")
+        return
+    # 16 bits (and float, which PNG cannot hold, at its best: 16): pypng writes every mode,
+    # Pillow has no 16-bit colour or gray+alpha mode.
+    arr = layer_to_array(layer, np.uint16)
+    height, width, channels = arr.shape
+    writer = png.Writer(
+        width, height, greyscale=layer.grayscale, alpha=layer.alpha is not None, bitdepth=16
+    )
+    writer.write(f, arr.reshape(height, width * channels))
+
+
+def _write_jpeg(layer: Layer, f: IO[bytes]) -> None:
+    if layer.alpha is not None:
+        a = layer.alpha.to(layer.rgb)
+        layer = Layer(layer.rgb * a + (1 - a), None, layer.grayscale, layer.bit_depth)
+    layer_to_pil(layer).save(f, format="JPEG", quality=JPEG_QUALITY)
+
+
+def _write_tiff(layer: Layer, f: IO[bytes]) -> None:
+    layer_to_pil(layer).save(f, format="TIFF")
+
+
+def _write_webp(layer: Layer, f: IO[bytes]) -> None:
+    layer_to_pil(layer).save(f, format="WEBP", quality=WEBP_QUALITY)
+
+
+def _atomic_write(name: str, write: Callable[[IO[bytes]], None]) -> None:
+    """Write through a temporary file in the target's folder, then ``os.replace`` it over."""
+    if os.path.isdir(name):
+        raise InputError(f"{name} is a directory; give a file name to save to")
+    folder = os.path.dirname(os.path.abspath(name))
+    try:
+        mode = stat.S_IMODE(os.stat(name).st_mode)  # replacing: keep the old permissions
+    except OSError:
+        mode = 0o666 & ~_umask()  # what a plain open() would have given
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(name)}.", suffix=".tmp")
+    except FileNotFoundError:
+        raise InputError(f"{name} cannot be saved: folder {folder} does not exist") from None
+    except OSError as e:
+        raise InputError(f"{name} cannot be saved: {_os_reason(e)}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the name points at it
+        os.chmod(tmp, mode)
+        os.replace(tmp, name)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise InputError(f"{name} cannot be saved: {_os_reason(e)}") from None
+        raise
+
+
+def _umask() -> int:
+    # Reading the umask through os.umask means setting it; /proc avoids that race on Linux.
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# --------------------------------------------------------------------------------------------
+# Validation and error messages
+
+
+def _check_readable_file(name: str) -> None:
+    try:
+        st = os.stat(name)
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputError(f"{name} does not exist") from None
+    except OSError as e:
+        raise InputError(f"{name} cannot be read: {_os_reason(e)}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{name} is a directory, not an image file")
+    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+        raise InputError(f"{name} is empty (0 bytes)")
+
+
+def _check_size(name: str, width: int, height: int, max_pixels: int, min_side: int) -> None:
+    if width * height > max_pixels:
+        raise InputError(_too_many_pixels(name, width, height, max_pixels))
+    if min(width, height) < min_side:
+        raise InputError(
+            f"{name} is {width}x{height} px; the smallest side must be at least {min_side} px"
+        )
+
+
+def _too_many_pixels(name: str, width: int, height: int, max_pixels: int) -> str:
+    return (
+        f"{name} is {width}x{height} px = {_megapixels(width * height)} MP, over the limit of "
+        f"{_megapixels(max_pixels)} MP; raise it with --max-pixels"
+    )
+
+
+def _megapixels(pixels: int) -> str:
+    mp = pixels / 1e6
+    return f"{mp:.1f}" if mp >= 0.1 else f"{mp:.2g}"  # small limits (tests) stay readable
+
+
+def _unidentified_reason(name: str, head: bytes) -> str:
+    expected = _FORMAT_NAMES.get(Path(name).suffix.lower())
+    if _looks_like_text(head):
+        return f"is a text file, not {'a ' + expected if expected else 'an'} image"
+    if expected:
+        return f"is not a {expected} image, nor any format Pillow reads (unknown format)"
+    return "is not an image in any format Pillow reads (unknown format)"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if not head or b"\x00" in head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 3:  # only a multibyte character cut at the end is forgiven
+            return False
+        text = head[: e.start].decode("utf-8")
+    return all(c.isprintable() or c in "\t\r\n\f\v" for c in text)
+
+
+def _reason(e: BaseException) -> str:
+    """Pillow's or pypng's message, on one line and short."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _os_reason(e: OSError) -> str:
+    # "Permission denied" -> "x.png cannot be read: permission denied"
+    text = e.strerror or _reason(e)
+    return text[:1].lower() + text[1:]
+
+
+# --------------------------------------------------------------------------------------------
+# Pillow
+
+# Pillow's decompression-bomb limit and truncated-file flag are process globals. They are set
+# only around our own open/load calls and under a lock, so our per-call limit governs those
+# calls and everybody else's settings are back as soon as we are done.
+_PIL_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def _pillow_globals(max_pixels: int | None) -> Iterator[None]:
+    with _PIL_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = saved
+
+
+_GRAY_MODES = ("1", "L", "LA", "La")
+_ALPHA_MODES = ("LA", "La", "PA", "RGBA", "RGBa")
+
+
+def _pil_planes(img: Image.Image) -> tuple[np.ndarray, bool, bool, int]:
+    """(H, W, C) uint8/uint16/float32 planes, grayscale, has alpha, bit depth."""
+    mode = img.mode
+    transparency = img.info.get("transparency")
+    if mode.startswith("I;16") or mode == "I":
+        values = np.asarray(img)
+        if mode == "I" and (values.min() < 0 or values.max() > 65535):
+            # Beyond 16 bits: keep float, full scale = the int32 maximum, negatives clamp to 0.
+            scaled = np.clip(values.astype(np.float64), 0, None) / np.iinfo(np.int32).max
+            return scaled.astype(np.float32)[:, :, None], True, False, 32
+        gray = values.astype(np.uint16)  # native byte order whatever I;16B/I;16L said
+        if isinstance(transparency, int):  # a tRNS gray key: that value is transparent
+            alpha = np.where(gray == transparency, 0, 65535).astype(np.uint16)
+            return np.stack([gray, alpha], axis=2), True, True, 16
+        return gray[:, :, None], True, False, 16
+    if mode == "F":
+        values = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+        return np.clip(values, 0.0, 1.0)[:, :, None], True, False, 32
+    has_alpha = (
+        mode in _ALPHA_MODES
+        or transparency is not None
+        or (mode == "P" and img.palette is not None and img.palette.mode.endswith("A"))
+    )
+    # Gray stays gray; everything else (RGB, P, PA, CMYK, YCbCr, HSV, ...) Pillow makes RGB.
+    gray = mode in _GRAY_MODES
+    target = ("LA" if has_alpha else "L") if gray else ("RGBA" if has_alpha else "RGB")
+    planes = np.asarray(img if mode == target else img.convert(target))
+    if planes.ndim == 2:
+        planes = planes[:, :, None]
+    return planes, gray, has_alpha, 8
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        return int(img.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # a broken EXIF block must not stop the image from loading
+        return 1
+
+
+def _orient(planes: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply EXIF orientation 1-8 to (H, W, C), as ``PIL.ImageOps.exif_transpose`` does."""
+    if orientation == 2:
+        return planes[:, ::-1]
+    if orientation == 3:
+        return planes[::-1, ::-1]
+    if orientation == 4:
+        return planes[::-1]
+    if orientation == 5:
+        return planes.transpose(1, 0, 2)
+    if orientation == 6:
+        return np.rot90(planes, -1)
+    if orientation == 7:
+        return planes.transpose(1, 0, 2)[::-1, ::-1]
+    if orientation == 8:
+        return np.rot90(planes, 1)
+    return planes
+
+
+def _layer_from_planes(planes: np.ndarray, grayscale: bool, has_alpha: bool, depth: int) -> Layer:
+    """(H, W, C) integer or float planes -> Layer; integers divide by their full scale."""
+    full = _FULL_SCALE.get(planes.dtype)
+    if full is not None:
+        # float32 division is correctly rounded, so rint(v * full) gives x back exactly.
+        values = torch.from_numpy(planes.astype(np.float32)).div_(full)  # astype copied
+    else:  # clip makes a copy too: the caller's array is never shared or changed
+        values = torch.from_numpy(np.clip(planes, 0.0, 1.0).astype(np.float32, copy=False))
+    values = values.permute(2, 0, 1)
+    colour = values[:1].expand(3, -1, -1) if grayscale else values[:3]
+    alpha = values[-1:].contiguous() if has_alpha else None
+    return Layer(colour.contiguous(), alpha, grayscale, depth)
+
+
+def _gray_plane(rgb: torch.Tensor) -> torch.Tensor:
+    """The one channel of a grayscale layer: channel 0 when all three agree (exact), else
+    their mean, as the engine collapses a stylised grayscale result."""
+    if torch.equal(rgb[0], rgb[1]) and torch.equal(rgb[0], rgb[2]):
+        return rgb[:1]
+    return rgb.mean(0, keepdim=True)
+
+
+# --------------------------------------------------------------------------------------------
+# 16-bit PNG through pypng
+
+
+def _png_header(head: bytes) -> tuple[int, int, int, int] | None:
+    """(width, height, bit depth, colour type) from a PNG's IHDR, or None if not a PNG."""
+    if len(head) < 26 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        return None
+    width, height, depth, colour_type = struct.unpack(">IIBB", head[16:26])
+    return width, height, depth, colour_type
+
+
+def _load_png16(f: IO[bytes], name: str) -> Layer:
+    """A 16-bit PNG of any colour type, every bit kept. The caller checked the size."""
+    data = f.read()
+    try:
+        width, height, rows, info = png.Reader(bytes=data).read()
+        channels = info["planes"]
+        flat = np.empty((height, width * channels), dtype=np.uint16)
+        count = 0
+        for i, row in enumerate(rows):
+            flat[i] = row
+            count = i + 1
+        if count != height:
+            raise png.FormatError(f"{count} of {height} rows")
+    except Exception as e:  # pypng raises FormatError, ChunkError, EOFError, zlib.error...
+        raise InputError(f"{name} is truncated or corrupt: {_reason(e)}") from None
+    planes = flat.reshape(height, width, channels)
+    grayscale, has_alpha = bool(info["greyscale"]), bool(info["alpha"])
+    key = info.get("transparent")
+    if key is not None and not has_alpha:  # tRNS colour key: pixels of that value are clear
+        clear = np.all(planes == np.asarray(key, dtype=np.uint16), axis=2, keepdims=True)
+        planes = np.concatenate([planes, np.where(clear, 0, 65535).astype(np.uint16)], axis=2)
+        has_alpha = True
+    planes = _orient(planes, _png_orientation(data))
+    return _layer_from_planes(planes, grayscale, has_alpha, 16)
+
+
+def _png_orientation(data: bytes) -> int:
+    """EXIF orientation from a PNG's eXIf chunk (pypng skips it), 1 when there is none."""
+    pos = len(_PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        if kind == b"eXIf":
+            exif = Image.Exif()
+            try:
+                exif.load(data[pos + 8 : pos + 8 + length])
+                return int(exif.get(_EXIF_ORIENTATION, 1))
+            except Exception:  # broken EXIF: ignore it, as for Pillow-read files
+                return 1
+        if kind == b"IEND":
+            break
+        pos += 12 + length
+    return 1

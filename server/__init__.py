@@ -1,0 +1,1 @@
+"""stylebridge.server: the command line, and (later) the ZeroMQ server and its clients."""

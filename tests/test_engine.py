@@ -1,0 +1,195 @@
+"""The engine end to end on small images with the real weights: controls, modes, cancel, time."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from stylebridge.core.color import luminance, rgb_to_yiq
+from stylebridge.core.errors import InputError
+from stylebridge.core.images import Layer, load_image
+from stylebridge.core.settings import PRESETS, make_settings
+
+SMALL = {"size": 64, "style_size": 64, "steps": 6}
+
+
+def layer(h=48, w=64, seed=0, alpha=False, gray=False, depth=8) -> Layer:
+    gen = torch.Generator().manual_seed(seed)
+    rgb = torch.rand(3, h, w, generator=gen)
+    if gray:
+        rgb = rgb.mean(0, keepdim=True).expand(3, -1, -1).contiguous()
+    a = torch.rand(1, h, w, generator=gen) if alpha else None
+    return Layer(rgb, a, gray, depth)
+
+
+@pytest.fixture(scope="module")
+def style(assets):
+    return load_image(assets.DEFAULT_STYLE)
+
+
+def test_fast_preset_lowers_the_paper_loss(engine, style, assets):
+    content = load_image(assets.DEFAULT_CONTENT)
+    seen = []
+    result = engine.stylize(
+        content, [style], make_settings("fast", size=160, steps=20), on_progress=seen.append
+    )
+    assert result.layer.size == content.size  # full size back, never distorted
+    assert not result.cancelled and result.steps == 20
+    assert seen[0].stage == 1 and seen[-1].stage == 2  # coarse to fine
+    last_stage = [p.losses["total"] for p in seen if p.stage == 2]
+    assert result.losses["total"] < last_stage[0] / 2
+    assert seen[-1].eta == pytest.approx(0, abs=1.0)
+    assert all(p.step == i + 1 for i, p in enumerate(seen))
+
+
+def test_result_keeps_size_alpha_grayscale_and_depth(engine, style):
+    for content in (layer(alpha=True), layer(gray=True), layer(depth=16, alpha=True)):
+        out = engine.stylize(content, [style], make_settings("fast", **SMALL)).layer
+        assert out.size == content.size
+        assert out.grayscale == content.grayscale and out.bit_depth == content.bit_depth
+        if content.alpha is not None:
+            assert torch.equal(out.alpha, content.alpha)  # untouched
+        if content.grayscale:
+            assert torch.equal(out.rgb[0], out.rgb[1]) and torch.equal(out.rgb[1], out.rgb[2])
+        assert not torch.equal(out.rgb, content.rgb)
+
+
+def test_strength_zero_returns_the_content(engine, style):
+    content = layer()
+    out = engine.stylize(content, [style], make_settings("fast", strength=0.0, **SMALL))
+    assert torch.equal(out.layer.rgb, content.rgb) and out.steps == 0
+
+
+def test_strength_scales_the_style(engine, style):
+    content = layer()
+    outs = [
+        engine.stylize(content, [style], make_settings("fast", strength=s, **SMALL)).layer.rgb
+        for s in (0.25, 1.0)
+    ]
+    weak, strong = ((o - content.rgb).abs().mean().item() for o in outs)
+    assert weak < strong
+
+
+def test_deterministic_on_cpu_and_seed_matters_for_noise(engine, style):
+    content = layer()
+
+    def run(**kw):
+        return engine.stylize(content, [style], make_settings("fast", **{**SMALL, **kw})).layer.rgb
+
+    assert torch.equal(run(seed=3), run(seed=3))
+    assert torch.equal(run(init="noise", seed=1), run(init="noise", seed=1))
+    assert not torch.equal(run(init="noise", seed=1), run(init="noise", seed=2))
+
+
+def test_cancel_takes_effect_within_one_step_and_returns_best(engine, style):
+    steps_seen = []
+    result = engine.stylize(
+        layer(),
+        [style],
+        make_settings("fast", size=64, steps=500),
+        on_progress=lambda p: steps_seen.append(p.step),
+        should_stop=lambda: len(steps_seen) >= 3,
+    )
+    assert result.cancelled and result.steps == 3 and steps_seen == [1, 2, 3]
+    assert result.layer.size == (64, 48)
+
+
+def test_time_budget_returns_within_budget(engine, style):
+    start = time.monotonic()
+    result = engine.stylize(
+        layer(), [style], make_settings("fast", size=64, steps=10, time_budget=1.5)
+    )
+    elapsed = time.monotonic() - start
+    assert elapsed < 1.5 + 1.0  # budget plus at most one step and the set-up
+    assert result.steps > 10  # the budget, not the step count, decides
+    assert not result.cancelled
+
+
+def test_preview_frames_on_request(engine, style):
+    frames = []
+    engine.stylize(
+        layer(),
+        [style],
+        make_settings("fast", **SMALL),
+        preview_interval=0.0,
+        on_progress=lambda p: frames.append(p.preview),
+    )
+    assert all(f is not None and f.shape[0] == 3 for f in frames)
+    none = []
+    engine.stylize(
+        layer(),
+        [style],
+        make_settings("fast", **SMALL),
+        on_progress=lambda p: none.append(p.preview),
+    )
+    assert none and all(f is None for f in none)
+
+
+def test_luminance_preservation_keeps_content_chroma(engine, style):
+    content = layer()
+    out = engine.stylize(
+        content, [style], make_settings("fast", preserve_colors="luminance", **SMALL)
+    ).layer
+    yiq_out, yiq_in = rgb_to_yiq(out.rgb), rgb_to_yiq(content.rgb)
+    # chroma comes from the content (up to clamping), luminance changed
+    assert (yiq_out[1:] - yiq_in[1:]).abs().median() < 0.01
+    assert (luminance(out.rgb) - luminance(content.rgb)).abs().mean() > 0.005
+
+
+def test_histogram_matching_moves_style_colours_to_the_content():
+    from stylebridge.core.color import match_color_statistics
+
+    gen = torch.Generator().manual_seed(0)
+    style = torch.rand(3, 40, 40, generator=gen) * torch.tensor([1.0, 0.2, 0.1]).view(3, 1, 1)
+    content = torch.rand(3, 40, 40, generator=gen) * torch.tensor([0.1, 0.3, 0.9]).view(3, 1, 1)
+    matched = match_color_statistics(style, content)
+    assert torch.allclose(matched.mean((1, 2)), content.mean((1, 2)), atol=0.03)
+
+
+def test_several_styles_blend(engine, style, assets):
+    other = load_image(assets.BUILTIN_STYLES["the_scream"])
+    content = layer()
+    s = make_settings("fast", **SMALL)
+    a = engine.stylize(content, [style, other], s, style_weights=[1, 0]).layer.rgb
+    b = engine.stylize(content, [style], s).layer.rgb
+    c = engine.stylize(content, [style, other], s, style_weights=[1, 1]).layer.rgb
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(a, c)
+
+
+@pytest.mark.parametrize(
+    ("controls", "field"),
+    [
+        ({"strength": 1.5}, "strength"),
+        ({"preserve_colors": "sepia"}, "preserve_colors"),
+        ({"size": 8}, "size"),
+        ({"steps": 0}, "steps"),
+        ({"steps": 2.5}, "steps"),
+        ({"time_budget": -1}, "time_budget"),
+        ({"init": "zeros"}, "init"),
+        ({"device": "tpu"}, "device"),
+        ({"style_weight": float("nan")}, "style_weight"),
+        ({"scales": (1.0, 0.5)}, "scales"),
+        ({"colour": 1}, "colour"),
+        ({"seed": "x"}, "seed"),
+    ],
+)
+def test_bad_controls_name_the_field(controls, field):
+    with pytest.raises(InputError, match=f"^{field}: "):
+        make_settings("fast", **controls)
+
+
+def test_unknown_preset_and_bad_style_weights(engine, style):
+    with pytest.raises(InputError, match="preset"):
+        make_settings("turbo")
+    with pytest.raises(InputError, match="style_weights"):
+        engine.stylize(layer(), [style], make_settings("fast", **SMALL), style_weights=[1, 2])
+    with pytest.raises(InputError, match="styles"):
+        engine.stylize(layer(), [], make_settings("fast", **SMALL))
+
+
+def test_presets_share_one_objective():
+    objective = {(p.content_weight, p.style_weight, p.style_size) for p in PRESETS.values()}
+    assert objective == {(1.0, 1e6, 256)}
