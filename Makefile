@@ -27,6 +27,7 @@ test: install
 
 bench: install
 	$(BIN)/python -m benchmarks.engine
+	$(BIN)/python -m benchmarks.bridge
 
 lint: install
 	$(BIN)/ruff check .

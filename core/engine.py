@@ -237,9 +237,15 @@ class Engine:
                 n = 10**9  # under a budget, time decides; steps do not
             tracker.begin_stage(index, (side / sides[-1]) ** 2, work.shape[-1], work.shape[-2])
             stage = run_stage(
-                self.model, image, targets, settings, n,
-                deadline=stage_deadline, on_step=tracker.step, should_stop=should_stop,
-            )  # fmt: skip
+                self.model,
+                image,
+                targets,
+                settings,
+                n,
+                deadline=stage_deadline,
+                on_step=tracker.step,
+                should_stop=should_stop,
+            )
             image, result_losses = stage.image, stage.losses
             tracker.done += stage.steps
             if stage.stopped:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models import vgg16
+from torchvision.models.vgg import cfgs, make_layers
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -29,16 +29,22 @@ def denormalize(x: torch.Tensor) -> torch.Tensor:
 class VGGFeatures(nn.Module):
     """``vgg16().features`` truncated after the deepest tap, frozen, in eval mode.
 
-    ReLUs are made out-of-place: torchvision's in-place ReLU would overwrite a conv output we
-    tapped before its ReLU (the style layers).
+    Built from torchvision's layer list alone (the classifier would cost 0.5 GB for nothing).
+    A ReLU right after a tapped conv (the style layers, taken before their ReLU) runs out of
+    place so it cannot overwrite the tap; the others stay in place to save activation memory.
     """
 
-    def __init__(self, state_dict: dict[str, torch.Tensor], last: int = CONTENT_LAYER) -> None:
+    def __init__(
+        self,
+        state_dict: dict[str, torch.Tensor],
+        last: int = CONTENT_LAYER,
+        taps: tuple[int, ...] = STYLE_LAYERS,
+    ) -> None:
         super().__init__()
-        layers = vgg16(weights=None).features[: last + 1]
+        layers = make_layers(cfgs["D"])[: last + 1]
         for i, layer in enumerate(layers):
             if isinstance(layer, nn.ReLU):
-                layers[i] = nn.ReLU(inplace=False)
+                layers[i] = nn.ReLU(inplace=i - 1 not in taps)
         layers.load_state_dict(
             {k: v for k, v in state_dict.items() if int(k.split(".")[0]) <= last}
         )

@@ -1,4 +1,4 @@
-"""``stylebridge`` command line: stylize, weights.
+"""``stylebridge`` command line: stylize, serve, status, stop, demo, weights.
 
 Bad input ends with one line on stderr and exit status 2, never a traceback.
 """
@@ -16,6 +16,7 @@ from types import FrameType
 from stylebridge.core import __version__
 from stylebridge.core.errors import StyleBridgeError
 from stylebridge.core.settings import CONTROL_NAMES, DEFAULT_PRESET, PRESETS, make_settings
+from stylebridge.server.protocol import DEFAULT_ENDPOINT
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -87,32 +88,72 @@ class StopFlag:
         signal.signal(signal.SIGINT, handler)
 
 
-def cmd_stylize(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+class ProgressBar:
+    """tqdm bar fed by engine ``Progress`` objects or the server's ``progress`` events."""
 
-    from stylebridge.core.engine import Engine, Progress
+    def __init__(self, total: int, quiet: bool) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit="step", disable=quiet, dynamic_ncols=True)
+
+    def update(
+        self,
+        step: int,
+        total: int,
+        stage: int,
+        stages: int,
+        width: int,
+        height: int,
+        loss: float,
+        eta: float | None,
+    ) -> None:
+        self.bar.total, self.bar.n = total, step
+        text = f"stage {stage}/{stages} {width}x{height} loss {loss:.4g}"
+        self.bar.set_postfix_str(text + (f" eta {eta:.0f}s" if eta is not None else ""), False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def cmd_stylize(args: argparse.Namespace) -> int:
     from stylebridge.core.images import load_image, save_image
 
     out = Path(args.output)
     check_output(out)
-    settings = settings_from_args(args)
+    settings = settings_from_args(args)  # validated here too: errors before any work
     limit = {"max_pixels": args.max_pixels} if args.max_pixels else {}
     content = load_image(args.content, **limit)
     styles = [load_image(s, **limit) for s in args.styles]
-    engine = Engine(device=settings.device, weights_path=args.weights)
     stop = StopFlag()
     stop.install()
-    bar = tqdm(total=settings.steps, unit="step", disable=args.quiet, dynamic_ncols=True)
+    bar = ProgressBar(settings.steps, args.quiet)
+    try:
+        if args.local:
+            layer, steps, elapsed, cancelled, where = _stylize_local(
+                args, settings, content, styles, stop, bar
+            )
+        else:
+            layer, steps, elapsed, cancelled, where = _stylize_remote(
+                args, content, styles, stop, bar
+            )
+    finally:
+        bar.close()
+    save_image(layer, out)
+    what = "cancelled: saved the best image so far" if cancelled else "saved"
+    print(f"{what} to {out} ({steps} steps, {elapsed:.1f} s, {where}, preset {settings.preset})")
+    return EXIT_INTERRUPTED if cancelled else 0
+
+
+def _stylize_local(args, settings, content, styles, stop, bar):
+    from stylebridge.core.engine import Engine, Progress
+
+    engine = Engine(device=settings.device, weights_path=args.weights)
 
     def on_progress(p: Progress) -> None:
-        bar.total = p.total_steps
-        bar.n = p.step
-        bar.set_postfix_str(
-            f"stage {p.stage}/{p.stages} {p.width}x{p.height} loss {p.losses['total']:.4g}"
-            + (f" eta {p.eta:.0f}s" if p.eta is not None else ""),
-            refresh=False,
+        bar.update(
+            p.step, p.total_steps, p.stage, p.stages, p.width, p.height, p.losses["total"], p.eta
         )
-        bar.refresh()
 
     result = engine.stylize(
         content,
@@ -122,14 +163,117 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         on_progress=on_progress,
         should_stop=stop,
     )
-    bar.close()
-    save_image(result.layer, out)
-    what = "cancelled: saved the best image so far" if result.cancelled else "saved"
-    print(
-        f"{what} to {out} ({result.steps} steps, {result.elapsed:.1f} s, "
-        f"{engine.device}, preset {settings.preset})"
+    return result.layer, result.steps, result.elapsed, result.cancelled, f"local {engine.device}"
+
+
+def _stylize_remote(args, content, styles, stop, bar):
+    from stylebridge.core.images import layer_from_array, layer_to_array
+
+    from .client import Client, ServerUnavailable
+    from .spawn import ensure_server
+
+    def native(layer):
+        return layer_to_array(layer, {8: "uint8", 16: "uint16"}.get(layer.bit_depth, "float32"))
+
+    if not args.no_spawn:
+        ensure_server(args.endpoint)
+    try:
+        client = Client(args.endpoint)
+    except ServerUnavailable as exc:
+        raise ServerUnavailable(f"{exc} (or drop --no-spawn)") from None
+    controls = {name: getattr(args, name) for name in REMOTE_CONTROLS}
+
+    def on_progress(p: dict) -> None:
+        bar.update(
+            p["step"],
+            p["total_steps"],
+            p["stage"],
+            p["stages"],
+            p["width"],
+            p["height"],
+            p["losses"]["total"],
+            p["eta"],
+        )
+
+    with client:
+        job = client.submit(
+            native(content),
+            [native(s) for s in styles],
+            preset=args.preset,
+            style_weights=args.blend,
+            on_progress=on_progress,
+            **controls,
+        )
+        cancel_sent = False
+        while not job.poll(0.1):
+            if stop() and not cancel_sent and job.id:
+                job.cancel()
+                cancel_sent = True
+        image = job.wait()
+    layer = layer_from_array(image)
+    if content.grayscale and not layer.grayscale:  # a gray layer stays gray
+        layer = layer_from_array(image[:, :, :1] if image.shape[2] == 3 else image)
+    info = job.info
+    return layer, info.get("steps", 0), info.get("elapsed", 0.0), job.cancelled, client.endpoint
+
+
+REMOTE_CONTROLS = (
+    "strength",
+    "preserve_colors",
+    "size",
+    "style_scale",
+    "steps",
+    "time_budget",
+    "seed",
+    "init",
+    "content_weight",
+    "style_weight",
+    "tv_weight",
+    "style_size",
+)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .protocol import Limits
+    from .server import run_server
+    from .spawn import running_server
+
+    info = running_server(args.listen)
+    if info is not None:
+        print(f"stylebridge: already running on {info['endpoint']} (pid {info['pid']})")
+        return 0
+    limits = Limits(max_pixels=args.max_pixels, max_queue=args.max_queue)
+    idle = None if args.idle_unload <= 0 else args.idle_unload
+    return run_server(
+        args.listen, device=args.device, weights_path=args.weights, limits=limits, idle_unload=idle
     )
-    return EXIT_INTERRUPTED if result.cancelled else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .client import Client
+
+    with Client(args.endpoint, timeout=5) as client:
+        s = client.status()
+    queue = ", ".join(s["queue"]) or "empty"
+    print(
+        f"stylebridge {s['version']} on {s['endpoint']} (pid {s['pid']}), device {s['device']}, "
+        f"model {'loaded' if s['model_loaded'] else 'unloaded (idle)'}"
+    )
+    print(
+        f"running: {s['running'] or 'nothing'}; queue: {queue}; "
+        f"RSS {s['memory']['rss'] / 2**20:.0f} MiB; uptime {s['uptime']:.0f} s"
+    )
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from .client import Client
+
+    with Client(args.endpoint, timeout=5) as client:
+        pid = client.status()["pid"]
+        client.shutdown()
+    print(f"stylebridge: asked the server (pid {pid}) to stop")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -138,15 +282,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     print(f"content: {assets.DEFAULT_CONTENT.name}, style: {assets.DEFAULT_STYLE.name}")
-    argv = [
-        "stylize",
-        str(assets.DEFAULT_CONTENT),
-        str(assets.DEFAULT_STYLE),
-        "-o",
-        args.output,
-        "--local",
-    ]
-    return cmd_stylize(build_parser().parse_args(argv))
+    argv = ["stylize", str(assets.DEFAULT_CONTENT), str(assets.DEFAULT_STYLE), "-o", args.output]
+    status = cmd_stylize(build_parser().parse_args([*argv, *(["--local"] if args.local else [])]))
+    if not args.local:
+        print("the server stays up, warm, for the next job; `stylebridge stop` ends it")
+    return status
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
@@ -167,14 +307,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("styles", nargs="+", metavar="style")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--local", action="store_true", help="run the engine in this process")
+    p.add_argument("--no-spawn", action="store_true", help="never start a background server")
+    p.add_argument("--endpoint", help="server endpoint (default: discovery file)")
     p.add_argument("--weights", help="VGG16 weights file (else STYLEBRIDGE_WEIGHTS, cache, ...)")
     p.add_argument("--max-pixels", type=int, help="raise the input pixel limit")
     p.add_argument("-q", "--quiet", action="store_true")
     add_control_arguments(p)
     p.set_defaults(func=cmd_stylize)
 
+    p = sub.add_parser("serve", help="run the server: keeps VGG16 warm for every client")
+    p.add_argument(
+        "--listen",
+        default=DEFAULT_ENDPOINT,
+        help=f"ZeroMQ endpoint to bind (default {DEFAULT_ENDPOINT}, loopback only)",
+    )
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    p.add_argument("--weights", help="VGG16 weights file")
+    p.add_argument(
+        "--idle-unload",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="free the model after this long without jobs (0: never)",
+    )
+    p.add_argument("--max-pixels", type=int, default=8192 * 8192)
+    p.add_argument("--max-queue", type=int, default=32)
+    p.set_defaults(func=cmd_serve)
+
+    for name, func, text in (
+        ("status", cmd_status, "show the running server"),
+        ("stop", cmd_stop, "stop the running server"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--endpoint", help="server endpoint (default: discovery file)")
+        p.set_defaults(func=func)
+
     p = sub.add_parser("demo", help="stylise the embedded demo photo with a built-in painting")
     p.add_argument("-o", "--output", default="out/demo.png")
+    p.add_argument("--local", action="store_true", help="run the engine in this process")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("weights", help="find the VGG16 weights and say where they came from")

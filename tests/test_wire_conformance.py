@@ -98,9 +98,28 @@ def test_unpackb_reads_what_msgpack_writes(value: Any) -> None:
 
 
 BOUNDARY_INTS = [
-    0, 1, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**64 - 1,
-    -1, -32, -33, -128, -129, -32768, -32769, -(2**31), -(2**31) - 1, -(2**63),
-]  # fmt: skip
+    0,
+    1,
+    127,
+    128,
+    255,
+    256,
+    65535,
+    65536,
+    2**32 - 1,
+    2**32,
+    2**64 - 1,
+    -1,
+    -32,
+    -33,
+    -128,
+    -129,
+    -32768,
+    -32769,
+    -(2**31),
+    -(2**31) - 1,
+    -(2**63),
+]
 BOUNDARY_SIZES = [0, 1, 15, 16, 31, 32, 255, 256, 65535, 65536]
 
 
@@ -145,9 +164,14 @@ def test_buffer_inputs_and_outputs() -> None:
 
 @pytest.mark.parametrize(
     ("value", "name"),
-    [({1, 2}, "set"), (object(), "object"), (1j, "complex"), (Path("x"), "Path"),
-     ({"k": {None: frozenset()}}, "frozenset")],
-)  # fmt: skip
+    [
+        ({1, 2}, "set"),
+        (object(), "object"),
+        (1j, "complex"),
+        (Path("x"), "Path"),
+        ({"k": {None: frozenset()}}, "frozenset"),
+    ],
+)
 def test_unsupported_types_raise_type_error_naming_the_type(value: Any, name: str) -> None:
     with pytest.raises(TypeError, match=name):
         packb(value)

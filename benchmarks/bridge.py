@@ -1,0 +1,138 @@
+"""Bridge benchmark (`make bench`): warm server vs fresh --local, big-layer round trips, previews.
+
+All figures come from this one run, each against its own baseline.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from stylebridge.core import assets
+from stylebridge.core.images import layer_to_array, load_image
+from stylebridge.server.client import Client
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins" / "common"))
+from server_helpers import start_server
+
+SMALL_JOB = {"size": 256, "steps": 50}
+
+
+def fresh_local_seconds(content: Path, style: Path, out: Path) -> float:
+    cmd = [
+        sys.executable,
+        "-m",
+        "stylebridge.server.cli",
+        "stylize",
+        str(content),
+        str(style),
+        "-o",
+        str(out),
+        "--local",
+        "-q",
+        "--size",
+        "256",
+        "--steps",
+        "50",
+    ]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        server = start_server(tmp_path / "rt")
+        try:
+            run(server, tmp_path)
+        finally:
+            server.stop()
+
+
+def run(server, tmp_path: Path) -> None:
+    content = layer_to_array(load_image(assets.DEFAULT_CONTENT), np.uint8)
+    style = layer_to_array(load_image(assets.DEFAULT_STYLE), np.uint8)
+    print("# stylebridge bridge benchmark (CPU, loopback)")
+    with Client(server.endpoint, server.token, timeout=120) as client:
+        client.stylize(content, [style], size=64, steps=2)  # warm-up: first-call set-up
+        start = time.perf_counter()
+        client.stylize(content, [style], **SMALL_JOB)
+        warm = time.perf_counter() - start
+        local = fresh_local_seconds(
+            assets.DEFAULT_CONTENT, assets.DEFAULT_STYLE, tmp_path / "local.png"
+        )
+        print(
+            f"\n## small job (256 px, 50 steps): warm server {warm:.2f} s, fresh --local process "
+            f"{local:.2f} s -> {local / warm:.1f}x (target >= 5x)"
+        )
+
+        big = np.random.default_rng(0).integers(0, 65535, (3000, 4000, 4), dtype=np.uint16)
+        client.echo(big[:8, :8])
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            back = client.echo(big)
+            times.append(time.perf_counter() - start)
+        assert np.array_equal(back, big)
+        print(
+            f"\n## 4000x3000 16-bit RGBA ({big.nbytes / 2**20:.0f} MiB) echo round trip: pyzmq "
+            f"client {min(times):.3f} s (best of 3; target < 1 s)"
+        )
+        stdlib_echo(server, big)
+
+        base = step_rate(client, content, style, preview=None)
+        with_preview = step_rate(client, content, style, preview=0.2)
+        print(
+            f"\n## previews: {base:.2f} steps/s without, {with_preview:.2f} steps/s with a frame "
+            f"every 0.2 s -> cost {100 * (1 - with_preview / base):.1f}% (target < 5%)"
+        )
+
+
+def stdlib_echo(server, big: np.ndarray) -> None:
+    try:
+        from stylebridge_wire import Image, PluginClient
+    except ImportError as exc:  # pragma: no cover - the plug-in bridge is part of the tree
+        print(f"stdlib bridge not available: {exc}")
+        return
+    image = Image(big.shape[1], big.shape[0], big.shape[2], "uint16", big.tobytes())
+    client = PluginClient(server.endpoint, server.token, timeout=60)
+    try:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            back = client.echo(image)
+            times.append(time.perf_counter() - start)
+        assert back.data == image.data
+    finally:
+        client.close()
+    print(f"   stdlib bridge (ZMTP + msgpack subset, no pyzmq) {min(times):.3f} s (target < 1 s)")
+
+
+def step_rate(client: Client, content, style, preview: float | None) -> float:
+    """Steps per second of a 384 px job measured over its last 20 steps."""
+    marks: list[tuple[float, int]] = []
+    frames: list[int] = []
+    client.stylize(
+        content,
+        [style],
+        size=384,
+        steps=30,
+        preview=preview,
+        on_progress=lambda p: marks.append((p["elapsed"], p["step"])),
+        on_preview=lambda img, h: frames.append(h["step"]),
+    )
+    (t0, s0), (t1, s1) = marks[len(marks) // 3], marks[-1]
+    if preview is not None:
+        print(f"   ({len(frames)} preview frames received)")
+    return (s1 - s0) / (t1 - t0)
+
+
+if __name__ == "__main__":
+    main()

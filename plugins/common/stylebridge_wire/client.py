@@ -1,0 +1,741 @@
+"""The stylebridge client for embedded Pythons (Krita, GIMP): standard library only.
+
+It speaks docs/protocol.md over `DealerSocket` and `msgpack_lite`, and offers what
+``stylebridge.server.client`` offers, minus numpy: pixels are raw bytes in an `Image`.
+
+For a UI thread everything is non-blocking::
+
+    client = PluginClient()                      # discovery file, or STYLEBRIDGE_ENDPOINT/TOKEN
+    job = client.submit(content, [style], preset="fast", preview=0.5, strength=0.8)
+    # from a timer (or when client.fileno() turns readable):
+    if job.poll(0):                              # never waits longer than its timeout
+        ...                                      # job.result / job.error / job.cancelled
+    job.cancel()                                 # sends, returns at once
+
+Scripts and tests have blocking conveniences: `PluginClient.ping`, `status`, `echo`,
+`stylize`. A dead or silent server always ends in `ServerUnavailable`, never in a hang:
+after ``timeout`` seconds without a message while something is outstanding the client sends
+``ping``; without an answer within another ``timeout`` seconds it gives up (Lazy Pirate: the
+socket is closed, and the next call connects again with a new one).
+
+Poll at least every few seconds while a job runs: the socket only answers the server's
+transport heartbeats inside calls, and the server drops a connection that stays silent for
+10 s (the job is then cancelled and `poll` raises `ServerUnavailable`). An idle client whose
+connection was dropped reconnects by itself on its next request.
+
+One client (and its jobs) belongs to one thread. Only relative imports: the package is
+vendored into the plug-ins under another parent package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import itertools
+import json
+import os
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .msgpack_lite import packb, unpackb
+from .zmtp import DealerSocket, ZmtpError
+
+__all__ = [
+    "DTYPES",
+    "PROTOCOL_VERSION",
+    "ClientError",
+    "Image",
+    "JobHandle",
+    "PluginClient",
+    "ServerError",
+    "ServerUnavailable",
+    "discovery_path",
+    "find_server",
+    "runtime_dir",
+]
+
+PROTOCOL_VERSION = 1
+DTYPES = {"uint8": 1, "uint16": 2, "float32": 4}  # dtype name -> bytes per sample
+_MAX_HEADER_DEPTH = 16  # the protocol allows 8; a little slack costs nothing
+_WAIT_SLICE = 0.25  # blocking calls wake at least this often to check an upload's progress
+
+
+# ================================================================================== errors
+
+
+class ClientError(Exception):
+    """Base of the errors this client raises on purpose."""
+
+
+class ServerUnavailable(ClientError):
+    """No server found, the connection failed, or the server stopped answering."""
+
+
+class ServerError(ClientError):
+    """The server answered with an ``error`` reply (docs/protocol.md, "Errors")."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(f"{message} [{code}]")
+        self.code = code
+        self.message = message
+        self.field = field
+
+    def __repr__(self) -> str:
+        return f"ServerError({self.code!r}, {self.message!r}, {self.field!r})"
+
+
+# =============================================================================== discovery
+
+
+def runtime_dir() -> str:
+    """``$STYLEBRIDGE_RUNTIME_DIR``, ``$XDG_RUNTIME_DIR/stylebridge`` or ``<tmp>/stylebridge-UID``
+    (the user name instead of the uid where there is none, as on Windows)."""
+    env = os.environ.get("STYLEBRIDGE_RUNTIME_DIR")
+    if env:
+        return env
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        return os.path.join(xdg, "stylebridge")
+    getuid = getattr(os, "getuid", None)
+    if getuid is not None:
+        who = str(getuid())
+    else:
+        try:
+            who = getpass.getuser()
+        except Exception:  # no user name in the environment: still a usable folder name
+            who = "user"
+    return os.path.join(tempfile.gettempdir(), f"stylebridge-{who}")
+
+
+def discovery_path() -> str:
+    """Where a running server writes its endpoint and token."""
+    return os.path.join(runtime_dir(), "server.json")
+
+
+def _read_discovery(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict):
+        return None
+    if not isinstance(info.get("endpoint"), str) or not isinstance(info.get("token"), str):
+        return None
+    return info
+
+
+def find_server(endpoint: str | None = None, token: str | None = None) -> tuple[str, str]:
+    """Endpoint and token: the arguments, else ``STYLEBRIDGE_ENDPOINT`` + ``STYLEBRIDGE_TOKEN``,
+    else the discovery file (see `discovery_path`). Raises `ServerUnavailable` when none."""
+    endpoint = endpoint or os.environ.get("STYLEBRIDGE_ENDPOINT") or None
+    token = token or os.environ.get("STYLEBRIDGE_TOKEN") or None
+    if endpoint and token:
+        return endpoint, token
+    path = discovery_path()
+    info = _read_discovery(path)
+    if info is None:
+        raise ServerUnavailable(
+            "no stylebridge server found: STYLEBRIDGE_ENDPOINT and STYLEBRIDGE_TOKEN are not "
+            f"both set and there is no valid discovery file at {path} "
+            "(start a server with: stylebridge serve)"
+        )
+    return endpoint or info["endpoint"], token or info["token"]
+
+
+# ================================================================================== images
+
+
+class Image:
+    """Raw pixels as the protocol carries them.
+
+    ``height`` rows of ``width`` pixels of ``channels`` interleaved samples (1 gray, 2 gray +
+    alpha, 3 RGB, 4 RGBA with straight alpha), row-major, no padding, little-endian samples of
+    ``dtype`` ("uint8", "uint16" or "float32" in 0..1). ``data`` is kept as bytes (other
+    bytes-like objects are copied once); its length must match exactly.
+    """
+
+    __slots__ = ("channels", "data", "dtype", "height", "width")
+
+    def __init__(self, width: int, height: int, channels: int, dtype: str, data: Any) -> None:
+        for name, value in (("width", width), ("height", height), ("channels", channels)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if channels > 4:
+            raise ValueError(f"channels must be 1..4, got {channels}")
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if not isinstance(data, bytes):
+            try:
+                data = memoryview(data).tobytes()
+            except TypeError:
+                raise TypeError(f"data must be bytes-like, not {type(data).__name__!r}") from None
+        expected = width * height * channels * DTYPES[dtype]
+        if len(data) != expected:
+            raise ValueError(
+                f"{width}x{height}x{channels} {dtype} needs {expected} bytes, got {len(data)}"
+            )
+        self.width = width
+        self.height = height
+        self.channels = channels
+        self.dtype = dtype
+        self.data: bytes = data
+
+    @property
+    def itemsize(self) -> int:
+        return DTYPES[self.dtype]
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.data)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Image):
+            return NotImplemented
+        return (self.width, self.height, self.channels, self.dtype, self.data) == (
+            other.width,
+            other.height,
+            other.channels,
+            other.dtype,
+            other.data,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Image({self.width}x{self.height}, channels={self.channels}, dtype={self.dtype})"
+
+    def _spec(self, frame: int) -> dict[str, Any]:
+        return {
+            "width": self.width,
+            "height": self.height,
+            "channels": self.channels,
+            "dtype": self.dtype,
+            "frame": frame,
+        }
+
+    @classmethod
+    def _from_spec(cls, spec: Any, frames: list[bytes], where: str) -> Image:
+        """The image a reply's header points at; ServerError("bad_reply") if it does not fit."""
+        try:
+            if not isinstance(spec, dict):
+                raise ValueError("not an image map")
+            frame = spec.get("frame")
+            if isinstance(frame, bool) or not isinstance(frame, int):
+                raise ValueError(f"frame {frame!r} is not an int")
+            if not 1 <= frame < len(frames):
+                raise ValueError(f"frame {frame} but the message has {len(frames)} frames")
+            return cls(
+                spec.get("width"),  # type: ignore[arg-type]
+                spec.get("height"),  # type: ignore[arg-type]
+                spec.get("channels"),  # type: ignore[arg-type]
+                spec.get("dtype"),  # type: ignore[arg-type]
+                frames[frame],
+            )
+        except (ValueError, TypeError) as exc:
+            raise ServerError(
+                "bad_reply", f"the server sent a bad image in {where}: {exc}"
+            ) from None
+
+
+# ==================================================================================== jobs
+
+if TYPE_CHECKING:  # collections.abc.Callable cannot be subscripted at run time on 3.8
+    ProgressCallback = Callable[[dict[str, Any]], None]
+    PreviewCallback = Callable[[Image, dict[str, Any]], None]
+
+
+class JobHandle:
+    """A submitted job. `poll` drives it (and every other request of its client).
+
+    Attributes, updated by `poll`:
+        request_id: the submit's request id.
+        job_id: the server's job id (str), None until ``accepted`` arrives.
+        position: jobs ahead of this one (0: running), None until accepted.
+        progress: the last ``progress`` event (step, total_steps, stage, stages, width, height,
+            losses, elapsed, eta); empty before the first.
+        latest_preview: the newest preview frame (8-bit RGB Image), or None.
+        preview_step: the optimisation step of ``latest_preview``.
+        result: the stylised Image (the content's size, dtype and channels); after a cancel,
+            the best image so far when the server had one.
+        info: the final event's header (steps, elapsed, losses, ...).
+        cancelled: the job ended by a cancel.
+        cancelling: the server confirmed the cancel request.
+        error: a `ServerError` when the server failed the job, else None.
+        unavailable: a `ServerUnavailable` when the connection died before the job ended.
+        done: the job ended, one way or another.
+    """
+
+    def __init__(
+        self,
+        client: PluginClient,
+        request_id: int,
+        on_progress: ProgressCallback | None = None,
+        on_preview: PreviewCallback | None = None,
+    ) -> None:
+        self._client = client
+        self.request_id = request_id
+        self.on_progress = on_progress
+        self.on_preview = on_preview
+        self.job_id: str | None = None
+        self.position: int | None = None
+        self.progress: dict[str, Any] = {}
+        self.latest_preview: Image | None = None
+        self.preview_step: int | None = None
+        self.result: Image | None = None
+        self.info: dict[str, Any] = {}
+        self.cancelled = False
+        self.cancelling = False
+        self.error: ServerError | None = None
+        self.unavailable: ServerUnavailable | None = None
+        self.done = False
+        self._cancel_wanted = False
+
+    def __repr__(self) -> str:
+        state = "done" if self.done else "running" if self.position == 0 else "waiting"
+        return f"<JobHandle {self.job_id or '?'} (request {self.request_id}) {state}>"
+
+    def poll(self, timeout: float = 0.0) -> bool:
+        """Handle what has arrived, waiting at most ``timeout`` s for this job to end.
+
+        Returns True once the job ended (result, cancelled or error). Raises
+        `ServerUnavailable` (every time) if the connection died before it ended.
+        """
+        if not self.done:
+            self._client._pump(timeout, lambda: self.done)
+        if self.unavailable is not None:
+            raise self.unavailable
+        return self.done
+
+    def cancel(self) -> None:
+        """Ask the server to stop the job; returns at once. ``cancelled`` follows via `poll`.
+
+        Before ``accepted`` arrived the request goes out as soon as the job id is known.
+        """
+        if self.done or self._cancel_wanted:
+            return
+        self._cancel_wanted = True
+        if self.job_id is not None:
+            self._client._send_cancel(self)
+
+    def wait(self, timeout: float | None = None) -> Image:
+        """Block until the job ends; the result (or the best image so far if cancelled).
+
+        Raises the job's `ServerError`, `ServerUnavailable`, or ``ServerError("cancelled")``
+        when it was cancelled before it produced an image. ``timeout`` None: as long as the
+        server is alive and working on it.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.poll(_WAIT_SLICE):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ServerUnavailable(
+                    f"job {self.job_id or self.request_id} did not finish within {timeout:g} s"
+                )
+        if self.error is not None:
+            raise self.error
+        if self.result is None:
+            raise ServerError("cancelled", "the job was cancelled before it produced an image")
+        return self.result
+
+    # -------------------------------------------------------------------- client side
+
+    def _on_message(self, header: dict[str, Any], frames: list[bytes]) -> None:
+        if self.done:
+            return
+        kind = header.get("type")
+        job = header.get("job")
+        if isinstance(job, str) and self.job_id is None:
+            self.job_id = job
+            if self._cancel_wanted and kind not in ("result", "cancelled", "error"):
+                self._client._send_cancel(self)
+        if kind in ("accepted", "queued"):
+            position = header.get("position")
+            if isinstance(position, int):
+                self.position = position
+        elif kind == "progress":
+            self.position = 0
+            self.progress = header
+            if self.on_progress is not None:
+                self.on_progress(header)
+        elif kind == "preview":
+            self.position = 0
+            try:
+                image = Image._from_spec(header.get("image"), frames, "preview.image")
+            except ServerError:
+                return  # a preview is a nicety: a bad one is skipped, the job goes on
+            self.latest_preview = image
+            step = header.get("step")
+            self.preview_step = step if isinstance(step, int) else None
+            if self.on_preview is not None:
+                self.on_preview(image, header)
+        elif kind in ("result", "cancelled"):
+            self._end()
+            self.info = header
+            self.cancelled = kind == "cancelled"
+            if header.get("image") is not None:
+                try:
+                    self.result = Image._from_spec(header["image"], frames, f"{kind}.image")
+                except ServerError as exc:
+                    self.error = exc
+        elif kind == "error":
+            self._end()
+            self.info = header
+            self.error = _error_from(header)
+        # other event types: ignored, as the protocol asks of clients
+
+    def _end(self) -> None:
+        self.done = True
+        self._client._jobs.pop(self.request_id, None)
+
+    def _lose(self, exc: ServerUnavailable) -> None:
+        self.unavailable = exc
+        self._end()
+
+
+def _error_from(header: dict[str, Any]) -> ServerError:
+    code, message, field = header.get("code"), header.get("message"), header.get("field")
+    return ServerError(
+        code if isinstance(code, str) else "unknown",
+        message if isinstance(message, str) else "the server reported an error",
+        field if isinstance(field, str) else None,
+    )
+
+
+# ================================================================================== client
+
+
+class PluginClient:
+    """A connection to the stylebridge server (one DEALER socket, many requests in flight).
+
+    Args:
+        endpoint, token: see `find_server` (arguments, environment, discovery file).
+        timeout: seconds of silence before the liveness ping, and again before giving up; also
+            how long the blocking requests wait for their reply.
+
+    Raises `ServerUnavailable` when no server can be found; connection errors show up on the
+    first call that does I/O, also as `ServerUnavailable`.
+    """
+
+    def __init__(
+        self, endpoint: str | None = None, token: str | None = None, *, timeout: float = 15.0
+    ) -> None:
+        if not timeout > 0:
+            raise ValueError("timeout must be positive")
+        self._given = (endpoint, token)
+        self.endpoint, self.token = find_server(endpoint, token)
+        self.timeout = float(timeout)
+        self._ids = itertools.count(1)
+        self._sock: DealerSocket | None = None
+        self._closed = False
+        self._jobs: dict[Any, JobHandle] = {}  # submit request id -> handle, while not done
+        self._cancels: dict[Any, JobHandle] = {}  # cancel request id -> its job
+        self._waiting: set[Any] = set()  # ids of blocking requests still expecting a reply
+        self._replies: dict[Any, tuple[dict[str, Any], list[bytes]]] = {}
+        self._backlog: deque[list[bytes]] = deque()
+        self._last_heard = time.monotonic()
+        self._ping_sent: float | None = None
+        self._pending_seen = 0
+        self._connect()
+
+    # ------------------------------------------------------------------ public API
+
+    def fileno(self) -> int:
+        """The OS socket for a host event loop to watch (-1 while there is none); it changes
+        when the client reconnects."""
+        return self._sock.fileno() if self._sock is not None else -1
+
+    @property
+    def connected(self) -> bool:
+        return self._sock is not None and self._sock.connected
+
+    def close(self) -> None:
+        """Drop the connection at once; jobs still running end as unavailable. Safe twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._drop(ServerUnavailable(f"the client for {self.endpoint} was closed"))
+
+    def __enter__(self) -> PluginClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def poll(self, timeout: float = 0.0) -> None:
+        """Handle what has arrived for every job, waiting at most ``timeout`` s.
+
+        Raises `ServerUnavailable` when the server is gone (its jobs are then lost).
+        """
+        self._pump(timeout, lambda: False)
+
+    def submit(
+        self,
+        content: Image,
+        styles: list[Image],
+        *,
+        preset: str = "fast",
+        style_weights: list[float] | None = None,
+        mask: Image | None = None,
+        preview: float | None = None,
+        on_progress: ProgressCallback | None = None,
+        on_preview: PreviewCallback | None = None,
+        **controls: Any,
+    ) -> JobHandle:
+        """Send a job and return its handle at once; `JobHandle.poll` does the rest.
+
+        ``controls`` are engine controls by name (strength, preserve_colors, size, steps, ...;
+        None values are left out). ``preview``: seconds between preview frames (>= 0.2).
+        Callbacks run inside `poll`: ``on_progress(event)``, ``on_preview(image, event)``.
+        """
+        blobs: list[bytes] = []
+
+        def add(image: Image, what: str) -> dict[str, Any]:
+            if not isinstance(image, Image):
+                raise TypeError(f"{what} must be an Image, not {type(image).__name__!r}")
+            blobs.append(image.data)
+            return image._spec(len(blobs))
+
+        header: dict[str, Any] = {
+            "type": "submit",
+            "content": add(content, "content"),
+            "styles": [add(s, f"styles[{i}]") for i, s in enumerate(styles)],
+            "preset": preset,
+            "controls": {k: v for k, v in controls.items() if v is not None},
+        }
+        if style_weights is not None:
+            header["style_weights"] = [float(w) for w in style_weights]
+        if mask is not None:
+            header["mask"] = add(mask, "mask")
+        if preview is not None:
+            header["preview"] = float(preview)
+        rid = next(self._ids)
+        handle = JobHandle(self, rid, on_progress, on_preview)
+        self._send(rid, header, blobs)
+        self._jobs[rid] = handle
+        return handle
+
+    def ping(self) -> dict[str, Any]:
+        """The ``pong`` reply (version, protocol)."""
+        return self._request({"type": "ping"})[0]
+
+    def status(self) -> dict[str, Any]:
+        """The ``status`` reply (device, model_loaded, queue, running, memory, limits, ...)."""
+        return self._request({"type": "status"})[0]
+
+    def echo(self, image: Image) -> Image:
+        """Send an image and get it back from the server: the transport's round-trip check."""
+        if not isinstance(image, Image):
+            raise TypeError(f"image must be an Image, not {type(image).__name__!r}")
+        reply, frames = self._request({"type": "echo", "image": image._spec(1)}, [image.data])
+        return Image._from_spec(reply.get("image"), frames, "echo.image")
+
+    def shutdown(self) -> None:
+        """Ask the server to stop (it cancels its jobs and exits)."""
+        self._request({"type": "shutdown"})
+
+    def stylize(
+        self,
+        content: Image,
+        styles: list[Image],
+        *,
+        on_progress: ProgressCallback | None = None,
+        **kwargs: Any,
+    ) -> Image:
+        """Submit and wait: the stylised image, in the content's size, dtype and channels.
+
+        ``kwargs`` as for `submit`. Raises `ServerError` if the server fails the job and
+        `ServerUnavailable` if it dies or goes silent; Ctrl+C cancels the job.
+        """
+        job = self.submit(content, styles, on_progress=on_progress, **kwargs)
+        try:
+            return job.wait()
+        except KeyboardInterrupt:
+            job.cancel()
+            with contextlib.suppress(ClientError):
+                job.poll(min(self.timeout, 5.0))
+            raise
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _connect(self) -> DealerSocket:
+        if self._closed:
+            raise ServerUnavailable(f"the client for {self.endpoint} is closed")
+        if self._sock is None:
+            self.endpoint, self.token = find_server(*self._given)
+            try:
+                self._sock = DealerSocket(self.endpoint)
+            except ValueError as exc:
+                raise ServerUnavailable(f"bad server endpoint {self.endpoint!r}: {exc}") from None
+            self._last_heard = time.monotonic()
+            self._ping_sent = None
+            self._pending_seen = 0
+        return self._sock
+
+    def _busy(self) -> bool:
+        return bool(self._jobs or self._waiting)
+
+    def _drop(self, exc: ServerUnavailable) -> None:
+        """Close the socket; everything outstanding on it ends with ``exc``."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self._backlog.clear()
+        self._waiting.clear()
+        self._replies.clear()
+        self._cancels.clear()
+        for handle in list(self._jobs.values()):
+            handle._lose(exc)
+        self._jobs.clear()
+
+    def _fail(self, reason: str) -> ServerUnavailable:
+        exc = ServerUnavailable(reason)
+        self._drop(exc)
+        return exc
+
+    def _send(self, rid: Any, header: dict[str, Any], blobs: Sequence[bytes] = ()) -> None:
+        frame0 = packb({"v": PROTOCOL_VERSION, "id": rid, "token": self.token, **header})
+        if not self._busy() and self._sock is not None:
+            # Idle: a connection that died meanwhile (server restarted) is replaced quietly,
+            # since nothing is lost with it.
+            try:
+                self._backlog.extend(self._sock.poll(0))
+            except ZmtpError:
+                self._drop(ServerUnavailable("reconnecting"))
+        sock = self._connect()
+        if not self._busy():
+            self._last_heard = time.monotonic()  # silence counts from the first request
+            self._ping_sent = None
+        try:
+            sock.send([frame0, *blobs])
+        except ZmtpError as exc:
+            raise self._fail(f"stylebridge server at {self.endpoint} unavailable: {exc}") from None
+
+    def _send_cancel(self, handle: JobHandle) -> None:
+        rid = next(self._ids)
+        self._cancels[rid] = handle
+        # On failure the job is marked unavailable, and its poll reports it.
+        with contextlib.suppress(ServerUnavailable):
+            self._send(rid, {"type": "cancel", "job": handle.job_id})
+
+    def _request(
+        self, header: dict[str, Any], blobs: Sequence[bytes] = ()
+    ) -> tuple[dict[str, Any], list[bytes]]:
+        """Send and wait for the reply: at most ``timeout`` s after the request left."""
+        rid = next(self._ids)
+        self._send(rid, header, blobs)
+        self._waiting.add(rid)
+        try:
+            deadline = time.monotonic() + self.timeout
+            pending = self._sock.pending_bytes if self._sock is not None else 0
+            while rid not in self._replies:
+                now = time.monotonic()
+                if now >= deadline:
+                    reason = (
+                        f"no answer from the stylebridge server at {self.endpoint} "
+                        f"within {self.timeout:g} s"
+                    )
+                    if not self._jobs:  # Lazy Pirate: the next call starts on a new socket
+                        raise self._fail(reason)
+                    raise ServerUnavailable(reason)  # the jobs' own liveness checks go on
+                self._pump(min(deadline - now, _WAIT_SLICE), lambda: rid in self._replies)
+                left = self._sock.pending_bytes if self._sock is not None else 0
+                if left < pending:  # a large request is still being uploaded: not silence
+                    deadline = time.monotonic() + self.timeout
+                pending = left
+            reply, frames = self._replies.pop(rid)
+        finally:
+            self._waiting.discard(rid)
+            self._replies.pop(rid, None)
+        if reply.get("type") == "error":
+            raise _error_from(reply)
+        return reply, frames
+
+    def _pump(self, timeout: float, until: Callable[[], bool]) -> None:
+        """Move messages for at most ``timeout`` s, or until ``until()``; liveness checks."""
+        self._dispatch_backlog()
+        if until() or self._sock is None:
+            return  # no socket: nothing outstanding (a failure ended it all); nothing to do
+        sock = self._sock
+        deadline = time.monotonic() + max(0.0, timeout)
+        wait = 0.0
+        while True:
+            try:
+                messages = sock.poll(wait)
+            except ZmtpError as exc:
+                raise self._fail(
+                    f"stylebridge server at {self.endpoint} unavailable: {exc}"
+                ) from None
+            if messages:
+                self._last_heard = time.monotonic()
+                self._ping_sent = None
+                self._backlog.extend(messages)
+                self._dispatch_backlog()
+                if until() or self._sock is not sock:
+                    return  # done, or a failed send (of a cancel) replaced the socket
+            now = time.monotonic()
+            wake = self._check_alive(sock, now)
+            if now >= deadline:
+                return
+            wait = deadline - now if wake is None else max(0.0, min(deadline, wake) - now)
+
+    def _check_alive(self, sock: DealerSocket, now: float) -> float | None:
+        """Ping after ``timeout`` s of silence, give up after another ``timeout`` s (only while
+        something is outstanding). Returns when to check again (None: nothing to watch)."""
+        pending = sock.pending_bytes
+        if pending < self._pending_seen:  # the server is reading our upload: it is alive
+            self._last_heard = now
+            self._ping_sent = None
+        self._pending_seen = pending
+        if not self._busy():
+            return None
+        if self._ping_sent is None:
+            if now - self._last_heard < self.timeout:
+                return self._last_heard + self.timeout
+            self._ping_sent = now
+            rid = next(self._ids)
+            frame0 = packb({"v": PROTOCOL_VERSION, "type": "ping", "id": rid, "token": self.token})
+            try:
+                sock.send([frame0])
+            except ZmtpError as exc:
+                raise self._fail(
+                    f"stylebridge server at {self.endpoint} unavailable: {exc}"
+                ) from None
+            return now + self.timeout
+        if now - self._ping_sent >= self.timeout:
+            raise self._fail(
+                f"the stylebridge server at {self.endpoint} stopped answering: "
+                f"{now - self._last_heard:.1f} s of silence and no answer to a ping"
+            )
+        return self._ping_sent + self.timeout
+
+    def _dispatch_backlog(self) -> None:
+        # One message at a time from a queue: if a callback raises, the rest stay for later.
+        while self._backlog:
+            self._dispatch(self._backlog.popleft())
+
+    def _dispatch(self, frames: list[bytes]) -> None:
+        try:
+            header = unpackb(frames[0], max_depth=_MAX_HEADER_DEPTH)
+        except (ValueError, IndexError):
+            return  # not a header we can read: nothing to route it to
+        if not isinstance(header, dict):
+            return
+        rid = header.get("id")
+        if isinstance(rid, (list, dict)):
+            return
+        handle = self._jobs.get(rid)
+        if handle is not None:
+            handle._on_message(header, frames)
+            return
+        handle = self._cancels.pop(rid, None)
+        if handle is not None:
+            # ``cancelling``; or ``unknown_job`` when the job ended first: nothing to do then
+            if header.get("type") == "cancelling":
+                handle.cancelling = True
+            return
+        if rid in self._waiting:
+            self._replies[rid] = (header, frames)
+        # anything else (a pong to a liveness ping, a late reply): dropped

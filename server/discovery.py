@@ -1,0 +1,71 @@
+"""The discovery file: where a running server is and its per-start token (mode 0600)."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from stylebridge.core.errors import StyleBridgeError
+
+
+def runtime_dir() -> Path:
+    """``STYLEBRIDGE_RUNTIME_DIR``, ``$XDG_RUNTIME_DIR/stylebridge`` or ``/tmp/stylebridge-UID``."""
+    if env := os.environ.get("STYLEBRIDGE_RUNTIME_DIR"):
+        return Path(env)
+    if xdg := os.environ.get("XDG_RUNTIME_DIR"):
+        return Path(xdg) / "stylebridge"
+    user = os.getuid() if hasattr(os, "getuid") else getpass.getuser()
+    return Path(tempfile.gettempdir()) / f"stylebridge-{user}"
+
+
+def discovery_path() -> Path:
+    return runtime_dir() / "server.json"
+
+
+def write_discovery(info: dict[str, Any], path: Path | None = None) -> Path:
+    """Write atomically with mode 0600 in a 0700 folder; refuse to go on if that fails."""
+    path = path or discovery_path()
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder = path.parent.stat()
+        if stat.S_IMODE(folder.st_mode) & 0o077:
+            os.chmod(path.parent, 0o700)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            if hasattr(os, "fchmod"):  # POSIX; on Windows the user's profile folder protects it
+                os.fchmod(f.fileno(), 0o600)
+            json.dump(info, f)
+        if os.name == "posix" and stat.S_IMODE(os.stat(tmp).st_mode) != 0o600:
+            raise OSError("the file system does not keep mode 0600")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise StyleBridgeError(
+            f"cannot write the discovery file {path} with mode 0600 ({exc}); "
+            "set STYLEBRIDGE_RUNTIME_DIR to a private folder"
+        ) from exc
+    return path
+
+
+def read_discovery(path: Path | None = None) -> dict[str, Any] | None:
+    path = path or discovery_path()
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or not {"endpoint", "token", "pid"} <= info.keys():
+        return None
+    return info
+
+
+def remove_discovery(pid: int, path: Path | None = None) -> None:
+    """Remove the file only if it is still ours (a newer server may have replaced it)."""
+    path = path or discovery_path()
+    info = read_discovery(path)
+    if info is not None and info.get("pid") == pid:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,299 @@
+"""``stylebridge serve``: the ROUTER socket loop. It validates, answers, queues; never computes.
+
+The worker thread hands its messages over an inproc PUSH/PULL pair, so only this thread ever
+touches the ROUTER socket (ZeroMQ sockets are not thread-safe).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+import zmq
+
+from stylebridge.core import __version__
+from stylebridge.core.errors import StyleBridgeError
+
+from .discovery import remove_discovery, write_discovery
+from .protocol import (
+    VERSION,
+    Limits,
+    ProtocolError,
+    check_envelope,
+    decode_image,
+    encode_image,
+    error_header,
+    pack,
+    parse_submit,
+    require,
+    unpack_header,
+)
+from .worker import Job, Worker
+
+POLL_MS = 100
+
+
+class Server:
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        device: str = "auto",
+        weights_path: str | None = None,
+        limits: Limits | None = None,
+        idle_unload: float | None = 600.0,
+        token: str | None = None,
+        discovery: bool = True,
+    ) -> None:
+        self.endpoint = endpoint
+        self.limits = limits or Limits()
+        self.token = token or secrets.token_urlsafe(32)
+        self.discovery = discovery
+        self.started = time.monotonic()
+        self.ctx = zmq.Context()
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.router.setsockopt(zmq.MAXMSGSIZE, self.limits.max_frame_bytes)
+        self.router.setsockopt(zmq.SNDHWM, 1000)  # a client that never reads loses messages
+        # sending to a vanished peer raises EHOSTUNREACH instead of dropping silently: that is
+        # how a killed client's jobs are found and cancelled
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.router.setsockopt(zmq.HEARTBEAT_IVL, 2000)
+        # a host UI thread may stall for a while between polls: only a minute of silence from a
+        # peer (ZMTP heartbeats unanswered) drops its connection and so cancels its jobs
+        self.router.setsockopt(zmq.HEARTBEAT_TIMEOUT, 60000)
+        self.events_in = self.ctx.socket(zmq.PULL)
+        self.events_in.bind(f"inproc://events-{id(self)}")
+        self._events_out = threading.local()
+        self.worker = Worker(
+            self._emit, device=device, weights_path=weights_path, idle_unload=idle_unload
+        )
+        self.stopping = threading.Event()
+
+    # --- worker -> socket ------------------------------------------------------------------------
+
+    def _emit(self, peer: bytes, header: dict[str, Any], blobs: list) -> None:
+        """Called from any thread: queue a message for the socket thread to send."""
+        sock = getattr(self._events_out, "sock", None)
+        if sock is None:
+            sock = self._events_out.sock = self.ctx.socket(zmq.PUSH)
+            sock.setsockopt(zmq.LINGER, 1000)
+            sock.connect(f"inproc://events-{id(self)}")
+        sock.send_multipart([peer, *pack({"v": VERSION, **header}, blobs)], copy=False)
+
+    def _send(self, peer: bytes, header: dict[str, Any], blobs: list = ()) -> None:
+        self._forward([peer, *pack({"v": VERSION, **header}, blobs)])
+
+    def _forward(self, frames: list) -> None:
+        """Send without ever blocking: a slow peer loses the message, a gone one its jobs."""
+        try:
+            self.router.send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # connected but not reading (high-water mark): drop, keep serving
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EHOSTUNREACH:
+                raise
+            peer = frames[0].bytes if isinstance(frames[0], zmq.Frame) else frames[0]
+            self.worker.cancel_peer(peer)
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    def bind(self) -> None:
+        self.router.bind(self.endpoint)
+        if self.discovery:
+            write_discovery(
+                {
+                    "endpoint": self.endpoint,
+                    "pid": os.getpid(),
+                    "token": self.token,
+                    "version": __version__,
+                    "protocol": VERSION,
+                }
+            )
+
+    def serve_forever(self, ready: threading.Event | None = None) -> None:
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self.events_in, zmq.POLLIN)
+        try:
+            self.worker.load()
+            self.worker.start()
+            if ready:
+                ready.set()
+            while not self.stopping.is_set():
+                for sock, _ in poller.poll(POLL_MS):
+                    if sock is self.events_in:
+                        self._forward(self.events_in.recv_multipart(copy=False))
+                    else:
+                        self._handle(self.router.recv_multipart(copy=False))
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        for job in self.worker.stop():
+            self._send(
+                job.peer,
+                error_header(
+                    "shutting_down", "the server is stopping", None, job.request_id, job.id
+                ),
+            )
+        if self.worker.is_alive():
+            self.worker.join(timeout=30)
+        while self.events_in.poll(0):  # flush what the worker said last (its cancelled result)
+            self._forward(self.events_in.recv_multipart(copy=False))
+        if self.discovery:
+            remove_discovery(os.getpid())
+        # the worker's PUSH socket lives in its (finished) thread: destroy closes everything
+        self.ctx.destroy(linger=500)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum: int, _frame: object) -> None:
+            self.stop()
+
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
+
+    # --- one request -----------------------------------------------------------------------------
+
+    def _handle(self, parts: list[zmq.Frame]) -> None:
+        peer = parts[0].bytes
+        request_id = None
+        try:
+            if len(parts) < 2:
+                raise ProtocolError("bad_message", "a message needs a header frame")
+            if len(parts) > self.limits.max_styles + 4:
+                raise ProtocolError("too_large", f"{len(parts) - 1} frames is too many")
+            header = unpack_header(parts[1].bytes)
+            request_id = header.get("id") if isinstance(header.get("id"), int | str) else None
+            token = header.get("token")
+            if not isinstance(token, str) or not hmac.compare_digest(
+                token.encode(), self.token.encode()
+            ):
+                raise ProtocolError("bad_token", "missing or wrong token", "token")
+            kind, request_id = check_envelope(header)
+            frames = [p.buffer for p in parts[1:]]
+            getattr(self, f"_on_{kind}")(peer, request_id, header, frames)
+        except ProtocolError as exc:
+            self._send(peer, exc.reply(request_id))
+        except Exception as exc:
+            self._send(
+                peer, error_header("bad_message", f"{type(exc).__name__}: {exc}", None, request_id)
+            )
+
+    def _on_ping(self, peer: bytes, rid: Any, header: dict, frames: list) -> None:
+        self._send(peer, {"type": "pong", "id": rid, "version": __version__, "protocol": VERSION})
+
+    def _on_status(self, peer: bytes, rid: Any, header: dict, frames: list) -> None:
+        memory: dict[str, Any] = {"rss": current_rss(), "cuda_allocated": None}
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                memory["cuda_allocated"] = torch.cuda.memory_allocated()
+        except ImportError:  # pragma: no cover
+            pass
+        self._send(
+            peer,
+            {
+                "type": "status",
+                "id": rid,
+                "version": __version__,
+                "protocol": VERSION,
+                "endpoint": self.endpoint,
+                "pid": os.getpid(),
+                "memory": memory,
+                "uptime": time.monotonic() - self.started,
+                "limits": self.limits.as_dict(),
+                **self.worker.snapshot(),
+            },
+        )
+
+    def _on_echo(self, peer: bytes, rid: Any, header: dict, frames: list) -> None:
+        array = decode_image(require(header, "image", dict), frames, self.limits, "image")
+        spec, blob = encode_image(array, 1)
+        self._send(peer, {"type": "echo", "id": rid, "image": spec}, [blob])
+
+    def _on_submit(self, peer: bytes, rid: Any, header: dict, frames: list) -> None:
+        request = parse_submit(header, frames, self.limits)
+        if self.stopping.is_set():
+            raise ProtocolError("shutting_down", "the server is stopping")
+        if len(self.worker.queue) >= self.limits.max_queue:
+            raise ProtocolError("queue_full", f"{self.limits.max_queue} jobs are already waiting")
+        # the frames are zmq buffers that live only as long as this message: copy the pixels
+        request.content = request.content.copy()
+        request.styles = [s.copy() for s in request.styles]
+        request.mask = None if request.mask is None else request.mask.copy()
+        job = Job(peer, rid, request)
+        position = self.worker.submit(job)
+        self._send(peer, {"type": "accepted", "id": rid, "job": job.id, "position": position})
+
+    def _on_cancel(self, peer: bytes, rid: Any, header: dict, frames: list) -> None:
+        job_id = require(header, "job", str)
+        job = self.worker.cancel(peer, job_id)
+        if job is None:
+            raise ProtocolError(
+                "unknown_job",
+                f"job {job_id[:40]!r} is not queued or running for this client",
+                "job",
+            )
+        self._send(peer, {"type": "cancelling", "id": rid, "job": job.id})
+        if job is not self.worker.running:  # was queued: it ends here; a running one reports
+            self._send(
+                peer,
+                {
+                    "type": "cancelled",
+                    "id": job.request_id,
+                    "job": job.id,
+                    "image": None,
+                    "steps": 0,
+                },
+            )
+
+    def _on_shutdown(self, peer: bytes, rid: Any, header: dict, frames: list) -> None:
+        self._send(peer, {"type": "bye", "id": rid})
+        self.stop()
+
+
+def current_rss() -> int:
+    """Resident set size now (Linux /proc), else the peak as the OS reports it."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        import resource  # not on Windows; there the figure is simply absent
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+def run_server(endpoint: str, **kwargs: Any) -> int:
+    """Bind, load the model, say so, and serve until stop / SIGINT / SIGTERM."""
+    server = Server(endpoint, **kwargs)
+    try:
+        server.bind()
+    except zmq.ZMQError as exc:
+        server.ctx.destroy(linger=0)
+        raise StyleBridgeError(f"cannot listen on {endpoint}: {exc.strerror}") from None
+    server.install_signal_handlers()
+    print(f"stylebridge {__version__}: loading the model...", flush=True)
+    ready = threading.Event()
+    threading.Thread(target=_announce, args=(server, ready), daemon=True).start()
+    server.serve_forever(ready)
+    print("stylebridge: stopped", flush=True)
+    return 0
+
+
+def _announce(server: Server, ready: threading.Event) -> None:
+    ready.wait()
+    engine = server.worker.engine
+    where = f"{engine.device}, weights: {engine.weights_source}" if engine else "model not loaded"
+    print(f"stylebridge: ready on {server.endpoint} ({where})", flush=True)

@@ -1,0 +1,70 @@
+"""Find a running server, or start one in the background for the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+from stylebridge.core.errors import StyleBridgeError
+
+from .discovery import read_discovery, runtime_dir
+
+START_TIMEOUT = 120.0  # model load on a cold CPU machine, with margin
+
+
+def running_server(endpoint: str | None = None) -> dict[str, Any] | None:
+    """The discovery file's server if it answers a ping (and listens on ``endpoint``)."""
+    from .client import Client, ServerError, ServerUnavailable
+
+    info = read_discovery()
+    if info is None or (endpoint and info["endpoint"] != endpoint):
+        return None
+    try:
+        with Client(info["endpoint"], info["token"], timeout=2) as client:
+            client.ping()
+    except (ServerUnavailable, ServerError):
+        return None
+    return info
+
+
+def ensure_server(endpoint: str | None = None) -> dict[str, Any]:
+    """Return the running server, starting ``stylebridge serve`` in the background if needed."""
+    info = running_server(endpoint)
+    if info is not None:
+        return info
+    log = runtime_dir() / "server.log"
+    log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "stylebridge.server.cli", "serve"]
+    if endpoint:
+        cmd += ["--listen", endpoint]
+    print(f"stylebridge: starting a background server (log: {log})", file=sys.stderr)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise StyleBridgeError(f"the background server exited ({proc.returncode}); see {log}")
+        info = running_server(endpoint)
+        if info is not None and info["pid"] == proc.pid:
+            return info
+        time.sleep(0.3)
+    raise StyleBridgeError(
+        f"the background server did not start within {START_TIMEOUT:.0f} s; see {log}"
+    )
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,65 @@
+"""Start and stop real server processes for tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningServer:
+    proc: subprocess.Popen
+    endpoint: str
+    token: str
+    runtime: Path
+    log: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "STYLEBRIDGE_RUNTIME_DIR": str(self.runtime)}
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_server(runtime: Path, *extra: str, timeout: float = 90) -> RunningServer:
+    runtime.mkdir(parents=True, exist_ok=True)
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    log = runtime / "serve.log"
+    env = {**os.environ, "STYLEBRIDGE_RUNTIME_DIR": str(runtime)}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stylebridge.server.cli", "serve", "--listen", endpoint, *extra],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "ready on" in log.read_text():
+            info = json.loads((runtime / "server.json").read_text())
+            return RunningServer(proc, endpoint, info["token"], runtime, log)
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()}")
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"server did not start: {log.read_text()}")
