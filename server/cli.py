@@ -16,7 +16,7 @@ from types import FrameType
 from stylebridge.core import __version__
 from stylebridge.core.errors import StyleBridgeError
 from stylebridge.core.settings import CONTROL_NAMES, DEFAULT_PRESET, PRESETS, make_settings
-from stylebridge.server.protocol import DEFAULT_ENDPOINT
+from stylebridge.server.protocol import CONTROLS, DEFAULT_ENDPOINT
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -181,7 +181,7 @@ def _stylize_remote(args, content, styles, stop, bar):
         client = Client(args.endpoint)
     except ServerUnavailable as exc:
         raise ServerUnavailable(f"{exc} (or drop --no-spawn)") from None
-    controls = {name: getattr(args, name) for name in REMOTE_CONTROLS}
+    controls = {name: getattr(args, name) for name in CONTROLS}
 
     def on_progress(p: dict) -> None:
         bar.update(
@@ -215,22 +215,6 @@ def _stylize_remote(args, content, styles, stop, bar):
         layer = layer_from_array(image[:, :, :1] if image.shape[2] == 3 else image)
     info = job.info
     return layer, info.get("steps", 0), info.get("elapsed", 0.0), job.cancelled, client.endpoint
-
-
-REMOTE_CONTROLS = (
-    "strength",
-    "preserve_colors",
-    "size",
-    "style_scale",
-    "steps",
-    "time_budget",
-    "seed",
-    "init",
-    "content_weight",
-    "style_weight",
-    "tv_weight",
-    "style_size",
-)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

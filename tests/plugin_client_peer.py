@@ -22,37 +22,11 @@ import random
 import struct
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-BLOCKED = ("zmq", "msgpack")
+from wire_blocker import load_wire
+
 TINY = {"size": 64, "style_size": 64, "steps": 4}
-
-
-class _Blocker(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
-        if fullname.partition(".")[0] in BLOCKED:
-            raise ImportError(f"{fullname} is blocked in the plug-in client peer")
-        return None
-
-
-def _load_wire() -> Any:
-    sys.meta_path.insert(0, _Blocker())
-    for name in list(sys.modules):
-        if name.partition(".")[0] in BLOCKED:
-            del sys.modules[name]
-    for name in BLOCKED:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            continue
-        raise SystemExit(f"{name} is still importable; the peer would prove nothing")
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins" / "common"))
-    wire = importlib.import_module("stylebridge_wire")
-    leaked = [name for name in sys.modules if name.partition(".")[0] in BLOCKED]
-    if leaked:
-        raise SystemExit(f"importing the wire package pulled in {leaked}")
-    return wire
 
 
 wire: Any = None
@@ -341,7 +315,7 @@ SCENARIOS = {
 
 def main() -> None:
     global wire
-    wire = _load_wire()
+    wire = load_wire()
     scenario, options = sys.argv[1], json.loads(sys.argv[2])
     SCENARIOS[scenario](options)
 

@@ -12,6 +12,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+DISCOVERY_ENV = ("STYLEBRIDGE_ENDPOINT", "STYLEBRIDGE_TOKEN", "STYLEBRIDGE_RUNTIME_DIR")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any server address a developer may have set."""
+    return {**{k: v for k, v in os.environ.items() if k not in DISCOVERY_ENV}, **extra}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -29,10 +36,11 @@ class RunningServer:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, "STYLEBRIDGE_RUNTIME_DIR": str(self.runtime)}
+        return clean_env(STYLEBRIDGE_RUNTIME_DIR=str(self.runtime))
 
     def stop(self) -> None:
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # in case a test left it stopped
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(30)
@@ -45,12 +53,13 @@ def start_server(runtime: Path, *extra: str, timeout: float = 90) -> RunningServ
     runtime.mkdir(parents=True, exist_ok=True)
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     log = runtime / "serve.log"
-    env = {**os.environ, "STYLEBRIDGE_RUNTIME_DIR": str(runtime)}
+    env = clean_env(STYLEBRIDGE_RUNTIME_DIR=str(runtime))
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "stylebridge.server.cli", "serve", "--listen", endpoint, *extra],
             stdout=out,
             stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             env=env,
         )
     deadline = time.monotonic() + timeout

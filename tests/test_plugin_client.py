@@ -15,13 +15,11 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,88 +31,13 @@ if str(WIRE_ROOT) not in sys.path:
 
 import stylebridge_wire as wire  # noqa: E402
 
+from .server_helpers import DISCOVERY_ENV, RunningServer, free_port, start_server  # noqa: E402
+
 PEER_SCRIPT = Path(__file__).resolve().parent / "plugin_client_peer.py"
 PEER_PYTHON = os.environ.get("STYLEBRIDGE_WIRE_PEER_PYTHON") or sys.executable
-START_TIMEOUT = 60.0
-DISCOVERY_ENV = ("STYLEBRIDGE_ENDPOINT", "STYLEBRIDGE_TOKEN", "STYLEBRIDGE_RUNTIME_DIR")
 
 
 # ============================================================================ real servers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in DISCOVERY_ENV}
-    return {**env, **extra}
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen
-    endpoint: str
-    token: str
-    runtime: Path
-    log: Path
-
-    @property
-    def env(self) -> dict[str, str]:
-        return clean_env(STYLEBRIDGE_RUNTIME_DIR=str(self.runtime))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)  # in case a test left it stopped
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def start_server(runtime: Path) -> Server:
-    """A ``stylebridge serve`` process on a free port with a private runtime dir; returns once
-    its discovery file exists and a ping (from the stdlib client) is answered."""
-    runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
-    log = runtime / "serve.log"
-    env = clean_env(STYLEBRIDGE_RUNTIME_DIR=str(runtime))
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "stylebridge.server.cli", "serve", "--listen", endpoint],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-    deadline = time.monotonic() + START_TIMEOUT
-    discovery = runtime / "server.json"
-    try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the server exited ({proc.returncode}): {log.read_text()}")
-            try:
-                info = json.loads(discovery.read_text())
-            except (OSError, ValueError):
-                time.sleep(0.1)
-                continue
-            assert info["endpoint"] == endpoint and info["pid"] == proc.pid
-            left = max(1.0, deadline - time.monotonic())
-            with wire.PluginClient(endpoint, info["token"], timeout=min(left, 5.0)) as client:
-                try:
-                    client.ping()
-                except wire.ServerUnavailable:
-                    continue  # still loading the model: the ping waits in its queue
-            return Server(proc, endpoint, info["token"], runtime, log)
-        raise RuntimeError(f"the server did not answer within {START_TIMEOUT} s")
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
 
 
 @pytest.fixture(scope="module")
@@ -135,12 +58,12 @@ def doomed(tmp_path):
 # ================================================================================= the peer
 
 
-def peer_command(scenario: str, srv: Server, options: dict[str, Any]) -> list[str]:
+def peer_command(scenario: str, srv: RunningServer, options: dict[str, Any]) -> list[str]:
     opts = {"endpoint": srv.endpoint, "token": srv.token, "timeout": 10, **options}
     return [PEER_PYTHON, str(PEER_SCRIPT), scenario, json.dumps(opts)]
 
 
-def run_peer(scenario: str, srv: Server, timeout: float = 60, **options: Any) -> list[dict]:
+def run_peer(scenario: str, srv: RunningServer, timeout: float = 60, **options: Any) -> list[dict]:
     proc = subprocess.run(
         peer_command(scenario, srv, options),
         capture_output=True,
@@ -157,7 +80,7 @@ def run_peer(scenario: str, srv: Server, timeout: float = 60, **options: Any) ->
 class StreamingPeer:
     """A peer whose lines are read as they come, for tests that act in between."""
 
-    def __init__(self, scenario: str, srv: Server, **options: Any) -> None:
+    def __init__(self, scenario: str, srv: RunningServer, **options: Any) -> None:
         self.proc = subprocess.Popen(
             peer_command(scenario, srv, options),
             stdout=subprocess.PIPE,

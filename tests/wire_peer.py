@@ -13,17 +13,15 @@ Kept runnable on Python 3.8, like the package itself.
 
 from __future__ import annotations
 
-import importlib
-import importlib.abc
 import json
 import signal
 import socket
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-BLOCKED = ("zmq", "msgpack")
+from wire_blocker import load_wire
+
 # The test decodes this with the real msgpack and expects exactly this value.
 REQUEST = {
     "op": "render",
@@ -36,32 +34,6 @@ REQUEST = {
     "nested": {"k": [1, 2, {"z": b""}]},
     3: "int key",
 }
-
-
-class _Blocker(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
-        if fullname.partition(".")[0] in BLOCKED:
-            raise ImportError(f"{fullname} is blocked in the wire peer")
-        return None
-
-
-def _load_wire() -> Any:
-    sys.meta_path.insert(0, _Blocker())
-    for name in list(sys.modules):
-        if name.partition(".")[0] in BLOCKED:
-            del sys.modules[name]
-    for name in BLOCKED:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            continue
-        raise SystemExit(f"{name} is still importable; the peer would prove nothing")
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins" / "common"))
-    wire = importlib.import_module("stylebridge_wire")
-    leaked = [name for name in sys.modules if name.partition(".")[0] in BLOCKED]
-    if leaked:
-        raise SystemExit(f"importing the wire package pulled in {leaked}")
-    return wire
 
 
 def emit(**fields: Any) -> None:
@@ -230,7 +202,7 @@ SCENARIOS = {
 def main() -> None:
     scenario, endpoint = sys.argv[1], sys.argv[2]
     opts = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
-    wire = _load_wire()
+    wire = load_wire()
     SCENARIOS[scenario](wire, endpoint, opts)
 
 
