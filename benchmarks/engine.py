@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from stylebridge.core import assets
 from stylebridge.core.devices import autocast_dtype
 from stylebridge.core.engine import Engine, resize_long_side
-from stylebridge.core.images import load_image
+from stylebridge.core.images import Layer, load_image
 from stylebridge.core.losses import Targets, content_target, objective, style_grams
 from stylebridge.core.optimize import run_stage
 from stylebridge.core.settings import make_settings
@@ -167,7 +167,7 @@ def peak_rss_1024(preset: str) -> float:
         "import torch\n"
         "from stylebridge.core import assets\n"
         "from stylebridge.core.engine import Engine\n"
-        "from stylebridge.core.images import load_image\n"
+        "from stylebridge.core.images import Layer, load_image\n"
         "from stylebridge.core.settings import make_settings\n"
         "e = Engine(device='cpu')\n"
         "c = load_image(assets.BUILTIN_STYLES['shipwreck'])\n"
@@ -264,6 +264,9 @@ def main() -> None:
             f"running the comparison at {shrunk} px instead."
         )
         size = shrunk
+    # Score at the working size itself: content pre-resized to `size`, so no preset's result
+    # goes through an up- and down-sampling round trip (which alone inflates the Gram loss).
+    content = Layer(resize_long_side(content.rgb[None], size)[0])
     score = PaperScore(engine, content, style, size)
     print(
         f"\n## reaching the paper's {args.paper_steps}-step loss at {size} px "

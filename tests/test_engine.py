@@ -193,3 +193,15 @@ def test_unknown_preset_and_bad_style_weights(engine, style):
 def test_presets_share_one_objective():
     objective = {(p.content_weight, p.style_weight, p.style_size) for p in PRESETS.values()}
     assert objective == {(1.0, 1e6, 256)}
+
+
+def test_lbfgs_optimizer_option_runs_and_lowers_the_loss(engine, style):
+    seen = []
+    result = engine.stylize(
+        layer(),
+        [style],
+        make_settings("fast", optimizer="lbfgs", lr=1.0, **SMALL),
+        on_progress=seen.append,
+    )
+    assert result.steps == SMALL["steps"]
+    assert result.losses["total"] < seen[0].losses["total"]

@@ -316,8 +316,23 @@ def test_server_killed_while_client_waits_fails_clearly(tmp_path):
 
 
 def test_cli_status_stop_second_serve_and_idle_unload(tmp_path):
-    srv = start_server(tmp_path / "rt", "--idle-unload", "1")
+    srv = start_server(tmp_path / "rt", "--idle-unload", "1", "--max-queue", "1")
     try:
+        with Client(srv.endpoint, srv.token) as c:  # the queue limit cannot be bypassed
+            long = {**TINY, "steps": 100000}
+            running = c.submit(rgba(), [STYLE], **long)
+            while not running.progress:  # running, so out of the queue
+                running.poll(0.1)
+            queued = c.submit(rgba(), [STYLE], **long)
+            refused = c.submit(rgba(), [STYLE], **long)
+            while not refused.poll(0.1):
+                pass
+            assert refused.error is not None and refused.error.code == "queue_full"
+            while queued.id is None:
+                queued.poll(0.1)
+            queued.cancel()
+            running.cancel()
+            running.wait(timeout=30)
         cli = [sys.executable, "-m", "stylebridge.server.cli"]
         again = subprocess.run(
             [*cli, "serve", "--listen", srv.endpoint],
