@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -60,11 +59,3 @@ def ensure_server(endpoint: str | None = None) -> dict[str, Any]:
     raise StyleBridgeError(
         f"the background server did not start within {START_TIMEOUT:.0f} s; see {log}"
     )
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
