@@ -167,11 +167,18 @@ class Engine:
         """A layer's RGB as a (1, 3, H, W) float32 batch on this engine's device."""
         return layer.rgb.unsqueeze(0).to(self.device, torch.float32)
 
-    def style_targets(self, style: Layer, long_side: int, match_to: torch.Tensor | None) -> list:
-        """Gram targets of one style image at a working size (cached when a cache is given)."""
+    def style_targets(
+        self,
+        style: Layer,
+        long_side: int,
+        match_to: torch.Tensor | None,
+        fingerprint: str | None = None,
+    ) -> list:
+        """Gram targets of one style image at a working size (cached when a cache is given;
+        ``fingerprint`` is the image's ``style_fingerprint``, computed once per job)."""
         key = None
         if self.style_cache is not None and match_to is None:
-            key = (style_fingerprint(style), long_side, str(self.device))
+            key = (fingerprint or style_fingerprint(style), long_side, str(self.device))
             if key in self.style_cache:
                 return self.style_cache[key]
         pixels = self.pixels(style)
@@ -215,6 +222,8 @@ class Engine:
         costs = [n * (side / sides[-1]) ** 2 for n, side in zip(steps, sides, strict=True)]
         deadline = start + settings.time_budget if settings.time_budget else None
 
+        # hashed once per job, not once per stage: a style image may be many megapixels
+        prints = [style_fingerprint(s) if self.style_cache is not None else None for s in styles]
         tracker = _Tracker(start, costs, steps, deadline, on_progress, preview_interval)
         image = None
         stopped = False
@@ -227,7 +236,10 @@ class Engine:
                 image = resize_to(image, tuple(work.shape[-2:]))
             match = work if settings.preserve_colors == "histogram" else None
             style_side = round(settings.style_size * settings.style_scale * side / sides[-1])
-            per_style = [self.style_targets(s, style_side, match) for s in styles]
+            per_style = [
+                self.style_targets(s, style_side, match, fp)
+                for s, fp in zip(styles, prints, strict=True)
+            ]
             targets = Targets(
                 content_target(self.model, normalize(work)), blend_grams(per_style, weights)
             )

@@ -15,7 +15,13 @@ from types import FrameType
 
 from stylebridge.core import __version__
 from stylebridge.core.errors import StyleBridgeError
-from stylebridge.core.settings import CONTROL_NAMES, DEFAULT_PRESET, PRESETS, make_settings
+from stylebridge.core.settings import (
+    CONTROL_NAMES,
+    DEFAULT_PRESET,
+    PRESETS,
+    Settings,
+    make_settings,
+)
 from stylebridge.server.protocol import CONTROLS, DEFAULT_ENDPOINT
 
 EXIT_BAD_INPUT = 2
@@ -54,7 +60,7 @@ def add_control_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def settings_from_args(args: argparse.Namespace):  # -> Settings
+def settings_from_args(args: argparse.Namespace) -> Settings:
     controls = {name: getattr(args, name, None) for name in CONTROL_NAMES}
     return make_settings(args.preset, **controls)
 
@@ -210,9 +216,7 @@ def _stylize_remote(args, content, styles, stop, bar):
                 job.cancel()
                 cancel_sent = True
         image = job.wait()
-    layer = layer_from_array(image)
-    if content.grayscale and not layer.grayscale:  # a gray layer stays gray
-        layer = layer_from_array(image[:, :, :1] if image.shape[2] == 3 else image)
+    layer = layer_from_array(image)  # the server answers in the content's channels and dtype
     info = job.info
     return layer, info.get("steps", 0), info.get("elapsed", 0.0), job.cancelled, client.endpoint
 

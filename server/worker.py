@@ -254,17 +254,9 @@ def apply_mask(layer: Layer, mask: np.ndarray | None) -> Layer:
     """Selection: the result's alpha is the content's alpha times the mask."""
     if mask is None:
         return layer
-    m = torch.from_numpy(_unit(mask)[:, :, 0].copy())[None]
+    m = layer_from_array(mask, name="mask").rgb[:1]  # the images module's exact scaling
     alpha = m if layer.alpha is None else layer.alpha * m
     return dataclasses.replace(layer, alpha=alpha.float())
-
-
-def _unit(array: np.ndarray) -> np.ndarray:
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255
-    if array.dtype == np.uint16:
-        return array.astype(np.float32) / 65535
-    return np.clip(array.astype(np.float32), 0, 1)
 
 
 class _Reporter:
