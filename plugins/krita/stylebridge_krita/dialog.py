@@ -1,0 +1,367 @@
+"""The non-modal "Style Transfer" dialog: choose styles and options, Apply, watch, Cancel."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import server_process
+from . import styles as style_files
+from .options import PRESERVE_COLORS, PRESETS, Options
+from .qt import QtCore, QtWidgets
+from .runner import StyleRun, describe
+from .settings import Settings
+from .stylebridge_wire import ClientError, PluginClient
+
+W = QtWidgets
+COLOR_LABELS = {
+    "none": "Take the style's colours",
+    "luminance": "Keep the image's colours (luminance only)",
+    "histogram": "Keep the image's colours (match statistics)",
+}
+PRESET_LABELS = {
+    "fast": "Fast (seconds to a minute)",
+    "quality": "Quality (a few minutes)",
+    "paper": "Paper recipe (slow, the reference)",
+}
+SOURCE_LABELS = {"layer": "Active layer", "visible": "Visible image (new layer on top)"}
+MAX_RECENT = 8
+PING_TIMEOUT = 0.5  # s; only on open, Refresh and while waiting for a started server
+
+
+def _combo(labels: dict[str, str], keys: tuple[str, ...] | list[str], current: str) -> Any:
+    box = W.QComboBox()
+    for key in keys:
+        box.addItem(labels[key], key)
+    box.setCurrentIndex(max(0, list(keys).index(current) if current in keys else 0))
+    return box
+
+
+class StyleDialog(W.QDialog):
+    """``capture_source(source)`` reads the document (host edge); it is injected so that the
+    dialog is built and exercised in tests without Krita."""
+
+    def __init__(
+        self,
+        capture_source: Callable[[str], Any],
+        settings: Settings,
+        parent: Any = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Style Transfer")
+        self.setModal(False)
+        self.capture_source = capture_source
+        self.settings = settings
+        self.run: StyleRun | None = None
+        self.last_node: Any = None
+        self._build()
+        self._load_settings()
+        self._server_poll = QtCore.QTimer(self)
+        self._server_poll.setInterval(1000)
+        self._server_poll.timeout.connect(self._wait_for_server)
+        self._server_wait_left = 0
+
+    # ------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        layout = W.QVBoxLayout(self)
+
+        style_box = W.QGroupBox("Styles")
+        style_layout = W.QVBoxLayout(style_box)
+        self.style_table = W.QTableWidget(0, 2)
+        self.style_table.setHorizontalHeaderLabels(["Painting", "Blend"])
+        header = self.style_table.horizontalHeader()
+        header.setSectionResizeMode(0, W.QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, W.QHeaderView.ResizeMode.ResizeToContents)
+        self.style_table.verticalHeader().setVisible(False)
+        self.style_table.setIconSize(QtCore.QSize(40, 40))
+        self.style_table.setSelectionBehavior(W.QAbstractItemView.SelectionBehavior.SelectRows)
+        style_layout.addWidget(self.style_table)
+        row = W.QHBoxLayout()
+        self.add_button = W.QPushButton("Add style")
+        self.add_menu = W.QMenu(self)
+        self.add_button.setMenu(self.add_menu)
+        self.add_menu.aboutToShow.connect(self._fill_add_menu)
+        self.remove_button = W.QPushButton("Remove")
+        self.remove_button.clicked.connect(self._remove_selected_style)
+        row.addWidget(self.add_button)
+        row.addWidget(self.remove_button)
+        row.addStretch(1)
+        style_layout.addLayout(row)
+        layout.addWidget(style_box)
+
+        form = W.QFormLayout()
+        strength_row = W.QHBoxLayout()
+        self.strength = W.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.strength.setRange(0, 100)
+        self.strength_label = W.QLabel()
+        self.strength.valueChanged.connect(lambda v: self.strength_label.setText(f"{v} %"))
+        strength_row.addWidget(self.strength, 1)
+        strength_row.addWidget(self.strength_label)
+        form.addRow("Strength", strength_row)
+        self.colors = _combo(COLOR_LABELS, PRESERVE_COLORS, "none")
+        form.addRow("Colours", self.colors)
+        self.preset = _combo(PRESET_LABELS, PRESETS, "fast")
+        form.addRow("Quality", self.preset)
+        self.size = W.QSpinBox()
+        self.size.setRange(0, 8192)
+        self.size.setSingleStep(64)
+        self.size.setSpecialValueText("preset default")
+        self.size.setSuffix(" px")
+        form.addRow("Working size", self.size)
+        self.time_budget = W.QSpinBox()
+        self.time_budget.setRange(0, 3600)
+        self.time_budget.setSpecialValueText("no limit")
+        self.time_budget.setSuffix(" s")
+        form.addRow("Time limit", self.time_budget)
+        self.source = _combo(SOURCE_LABELS, list(SOURCE_LABELS), "layer")
+        form.addRow("Source", self.source)
+        layout.addLayout(form)
+
+        self.progress = W.QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setValue(0)
+        layout.addWidget(self.progress)
+        self.message = W.QLabel("Choose a style and press Apply.")
+        self.message.setWordWrap(True)
+        layout.addWidget(self.message)
+
+        server_row = W.QHBoxLayout()
+        self.server_label = W.QLabel()
+        self.server_label.setWordWrap(True)
+        self.start_button = W.QPushButton("Start server")
+        self.start_button.clicked.connect(self._start_server)
+        refresh = W.QPushButton("Refresh")
+        refresh.clicked.connect(self.check_server)
+        server_row.addWidget(self.server_label, 1)
+        server_row.addWidget(self.start_button)
+        server_row.addWidget(refresh)
+        layout.addLayout(server_row)
+
+        buttons = W.QDialogButtonBox()
+        self.apply_button = buttons.addButton("Apply", W.QDialogButtonBox.ButtonRole.ApplyRole)
+        self.cancel_button = buttons.addButton("Cancel", W.QDialogButtonBox.ButtonRole.RejectRole)
+        self.close_button = buttons.addButton(
+            "Close", W.QDialogButtonBox.ButtonRole.DestructiveRole
+        )
+        self.apply_button.clicked.connect(self.apply)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.close_button.clicked.connect(self.close)
+        layout.addWidget(buttons)
+        self._set_running(False)
+
+    # ------------------------------------------------------------------ styles
+    def add_style(self, name: str, weight: float = 1.0) -> None:
+        style = style_files.resolve(name)
+        for r in range(self.style_table.rowCount()):
+            if self.style_table.item(r, 0).data(QtCore.Qt.ItemDataRole.UserRole) == style.path:
+                return
+        r = self.style_table.rowCount()
+        self.style_table.insertRow(r)
+        item = W.QTableWidgetItem(style_files.thumbnail(style), style.title)
+        item.setData(QtCore.Qt.ItemDataRole.UserRole, style.path)
+        item.setToolTip(style.path)
+        item.setFlags(item.flags() & ~QtCore.Qt.ItemFlag.ItemIsEditable)
+        self.style_table.setItem(r, 0, item)
+        spin = W.QDoubleSpinBox()
+        spin.setRange(0.0, 10.0)
+        spin.setSingleStep(0.25)
+        spin.setValue(weight)
+        self.style_table.setCellWidget(r, 1, spin)
+        self.style_table.setRowHeight(r, 44)
+
+    def chosen_styles(self) -> tuple[list[str], list[float]]:
+        paths, weights = [], []
+        for r in range(self.style_table.rowCount()):
+            paths.append(self.style_table.item(r, 0).data(QtCore.Qt.ItemDataRole.UserRole))
+            weights.append(self.style_table.cellWidget(r, 1).value())
+        return paths, weights
+
+    def _remove_selected_style(self) -> None:
+        rows = sorted({i.row() for i in self.style_table.selectedIndexes()}, reverse=True)
+        for r in rows or [self.style_table.rowCount() - 1]:
+            if r >= 0:
+                self.style_table.removeRow(r)
+
+    def _fill_add_menu(self) -> None:
+        menu = self.add_menu
+        menu.clear()
+        for style in style_files.builtin_styles():
+            action = menu.addAction(style_files.thumbnail(style, 32), style.title)
+            action.triggered.connect(lambda _=False, p=style.path: self._add_checked(p))
+        recent = [style_files.Style(p, Path(p).name) for p in self.settings.recent_styles()]
+        recent = [s for s in recent if not s.builtin and Path(s.path).is_file()]
+        if recent:
+            menu.addSeparator()
+            for style in recent:
+                action = menu.addAction(style_files.thumbnail(style, 32), style.title)
+                action.triggered.connect(lambda _=False, p=style.path: self._add_checked(p))
+        menu.addSeparator()
+        menu.addAction("Image file...").triggered.connect(self._browse_style)
+
+    def _browse_style(self) -> None:
+        path, _ = W.QFileDialog.getOpenFileName(
+            self, "Style image", self.settings.get("last_dir", ""), style_files.FILE_FILTER
+        )
+        if path:
+            self.settings.set("last_dir", str(Path(path).parent))
+            self._add_checked(path)
+
+    def _add_checked(self, name: str) -> None:
+        try:
+            self.add_style(name)
+        except ValueError as exc:
+            self.show_message(describe(exc), error=True)
+
+    # ------------------------------------------------------------------ settings
+    def options(self) -> Options:
+        paths, weights = self.chosen_styles()
+        return Options(
+            styles=paths,
+            weights=weights if len(paths) > 1 else None,
+            strength=self.strength.value() / 100,
+            preserve_colors=self.colors.currentData(),
+            preset=self.preset.currentData(),
+            size=self.size.value() or None,
+            time_budget=float(self.time_budget.value()) or None,
+            source=self.source.currentData(),
+        ).check()
+
+    def _load_settings(self) -> None:
+        s = self.settings
+        for path in filter(None, s.get("styles", "").split("\n")):
+            with contextlib.suppress(ValueError):  # a style file that went away: not preselected
+                self.add_style(path)
+        if self.style_table.rowCount() == 0:
+            self.add_style(style_files.builtin_styles()[0].path)
+        self.strength.setValue(int(s.get("strength", "100") or 100))
+        for combo, key in (
+            (self.colors, "colors"),
+            (self.preset, "preset"),
+            (self.source, "source"),
+        ):
+            index = combo.findData(s.get(key, ""))
+            if index >= 0:
+                combo.setCurrentIndex(index)
+        self.size.setValue(int(s.get("size", "0") or 0))
+        self.time_budget.setValue(int(s.get("time_budget", "0") or 0))
+
+    def _save_settings(self, options: Options) -> None:
+        s = self.settings
+        s.set("styles", "\n".join(options.styles))
+        s.set("strength", str(self.strength.value()))
+        s.set("colors", options.preserve_colors)
+        s.set("preset", options.preset)
+        s.set("source", options.source)
+        s.set("size", str(self.size.value()))
+        s.set("time_budget", str(self.time_budget.value()))
+        s.remember_styles(options.styles, MAX_RECENT)
+
+    # ------------------------------------------------------------------ running
+    def apply(self) -> None:
+        if self.run is not None and not self.run.ended:
+            return
+        try:
+            options = self.options()
+            cap = self.capture_source(options.source)
+            client = PluginClient(timeout=15)
+        except (ClientError, ValueError) as exc:
+            self.show_message(describe(exc), error=True)
+            if isinstance(exc, ClientError):
+                self.check_server()
+            return
+        self._save_settings(options)
+        self.run = StyleRun(cap, options, client)
+        self.run.progress.connect(self._on_progress)
+        self.run.finished.connect(self._on_finished)
+        self.run.cancelled.connect(lambda: self._on_end("Cancelled; nothing was changed."))
+        self.run.failed.connect(lambda m: self._on_end(m, error=True))
+        self._set_running(True)
+        self.progress.setValue(0)
+        self.show_message("Sending the layer to the server...")
+        self.run.start()
+
+    def cancel(self) -> None:
+        if self.run is not None and not self.run.ended:
+            self.run.cancel()
+
+    def _on_progress(self, event: dict) -> None:
+        total = event.get("total_steps") or 0
+        step = event.get("step") or 0
+        if total:
+            self.progress.setValue(min(100, int(100 * step / total)))
+        eta = event.get("eta")
+        left = f", about {_duration(eta)} left" if isinstance(eta, (int, float)) else ""
+        self.show_message(
+            f"Stage {event.get('stage', 1)}/{event.get('stages', 1)}: step {step} of {total}{left}"
+        )
+
+    def _on_finished(self, node: Any) -> None:
+        self.last_node = node
+        self.progress.setValue(100)
+        self._on_end(f"Done: new layer {node.name()!r}. One undo removes it.")
+
+    def _on_end(self, text: str, error: bool = False) -> None:
+        self._set_running(False)
+        if error:
+            self.progress.setValue(0)
+        self.show_message(text, error=error)
+
+    def _set_running(self, running: bool) -> None:
+        self.apply_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+
+    def show_message(self, text: str, error: bool = False) -> None:
+        self.message.setStyleSheet("color: #d33;" if error else "")
+        self.message.setText(text)
+
+    def closeEvent(self, event: Any) -> None:
+        self.cancel()  # closing the dialog never leaves a job (or a preview layer) behind
+        super().closeEvent(event)
+
+    # ------------------------------------------------------------------ server
+    def check_server(self) -> bool:
+        try:
+            with PluginClient(timeout=PING_TIMEOUT) as client:
+                pong = client.status()
+        except ClientError:
+            self.server_label.setText(
+                "Server: not running. Start it here, or run 'stylebridge serve' yourself."
+            )
+            self.start_button.setEnabled(True)
+            return False
+        device = pong.get("device", "?")
+        queue = len(pong.get("queue") or [])
+        self.server_label.setText(
+            f"Server: ready on {device}" + (f", {queue} queued" if queue else "")
+        )
+        self.start_button.setEnabled(False)
+        return True
+
+    def _start_server(self) -> None:
+        command = self.settings.get("server_command", server_process.DEFAULT_COMMAND)
+        try:
+            server_process.start(command)
+        except OSError as exc:
+            self.server_label.setText(describe(exc))
+            return
+        self.server_label.setText(f"Starting the server ({command})...")
+        self.start_button.setEnabled(False)
+        self._server_wait_left = 120
+        self._server_poll.start()
+
+    def _wait_for_server(self) -> None:
+        self._server_wait_left -= 1
+        if self.check_server():
+            self._server_poll.stop()
+        elif self._server_wait_left <= 0:
+            self._server_poll.stop()
+            self.server_label.setText("The server did not come up; see server.log in its folder.")
+        else:
+            self.server_label.setText("Starting the server (loading the model)...")
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"

@@ -1,0 +1,42 @@
+"""Krita's side of the plug-in: the `stylebridge_stylize` action opens the dialog."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from krita import Extension, Krita
+
+from .api import active_document_and_node
+from .dialog import StyleDialog
+from .host import capture
+from .settings import Settings
+
+ACTION_ID = "stylebridge_stylize"
+
+
+def capture_active(source: str) -> Any:
+    return capture(*active_document_and_node(), source)
+
+
+class StyleBridgeExtension(Extension):
+    def __init__(self, parent: Any) -> None:
+        super().__init__(parent)
+        self.dialog: StyleDialog | None = None
+
+    def setup(self) -> None:
+        pass
+
+    def createActions(self, window: Any) -> None:
+        action = window.createAction(ACTION_ID, "Style Transfer...", "tools/scripts")
+        action.triggered.connect(self.show_dialog)
+
+    def show_dialog(self) -> StyleDialog:
+        if self.dialog is None:
+            window = Krita.instance().activeWindow()
+            parent = window.qwindow() if window is not None else None
+            self.dialog = StyleDialog(capture_active, Settings.krita(), parent)
+        self.dialog.show()
+        self.dialog.raise_()
+        self.dialog.activateWindow()
+        self.dialog.check_server()
+        return self.dialog

@@ -1,0 +1,178 @@
+"""The Krita edge: read the source pixels and selection, own the preview/result layer.
+
+Everything that touches Krita's API (documents, nodes, selections) lives here; the rest of the
+plug-in works on protocol `Image`s. Measured on Krita 5.1.5: ``addChildNode`` is one undo step,
+``setPixelData`` and ``setLocked`` are not, so the preview layer is added once and becomes the
+result: the document's history gets exactly one step ("add layer") for a whole job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .formats import PixelFormat, UnsupportedFormat, alpha8
+from .qt import QtGui
+from .stylebridge_wire import Image
+from .stylebridge_wire.pixels import Box, context_margin, expand_box, intersect_box, is_blank
+
+SOURCES = ("layer", "visible")
+PREVIEW_SUFFIX = " (stylising...)"
+
+
+class HostError(ValueError):
+    """Nothing to stylise, or not in a form the plug-in can use; the message says why."""
+
+
+@dataclass
+class Capture:
+    """What goes to the server, and where its answer goes back."""
+
+    document: Any
+    source: Any  # the node the result goes above
+    fmt: PixelFormat
+    box: Box  # document coordinates of ``content``
+    content: Image
+    mask: Image | None  # the selection inside ``box``, None without a selection
+
+    def preview_alpha(self) -> Any:
+        """An Alpha8 QImage: the content's alpha times the selection, for preview frames."""
+        w, h = self.box[2], self.box[3]
+        alpha = _alpha_image(alpha8(self.content), w, h)
+        if self.mask is not None:
+            painter = QtGui.QPainter(alpha)
+            painter.setCompositionMode(QtGui.QPainter.CompositionMode.CompositionMode_DestinationIn)
+            painter.drawImage(0, 0, _alpha_image(self.mask.data, w, h))
+            painter.end()
+        return alpha
+
+
+def _alpha_image(data: bytes, width: int, height: int) -> Any:
+    image = QtGui.QImage(data, width, height, width, QtGui.QImage.Format.Format_Alpha8)
+    return image.copy()  # own the buffer: ``data`` is a temporary
+
+
+def _rect(rect: Any) -> Box:
+    return rect.x(), rect.y(), rect.width(), rect.height()
+
+
+def capture(document: Any, node: Any, source: str = "layer") -> Capture:
+    """Read the active layer (or the visible image) and the selection of ``document``."""
+    if source not in SOURCES:
+        raise HostError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+    if document is None:
+        raise HostError("No document is open.")
+    canvas: Box = (0, 0, document.width(), document.height())
+    if source == "layer":
+        if node is None or node.type() not in ("paintlayer", "grouplayer", "filelayer"):
+            kind = "no layer" if node is None else f"a {node.type()}"
+            raise HostError(f"Select a paint layer to stylise (the active node is {kind}).")
+        area = intersect_box(_rect(node.bounds()), canvas)
+        if area is None:
+            raise HostError(f"The layer {node.name()!r} is empty.")
+        fmt = PixelFormat.of(node.colorModel(), node.colorDepth())
+        doc_fmt = PixelFormat.of(document.colorModel(), document.colorDepth())
+        if fmt != doc_fmt:
+            raise UnsupportedFormat(
+                f"The layer {node.name()!r} is {fmt.model} {fmt.depth} but the image is "
+                f"{doc_fmt.model} {doc_fmt.depth}; convert the layer to the image's colour space."
+            )
+        read = node.pixelData
+    else:
+        area = canvas
+        fmt = PixelFormat.of(document.colorModel(), document.colorDepth())
+        read = document.pixelData
+
+    selection = document.selection()
+    if selection is not None and selection.width() > 0 and selection.height() > 0:
+        selected = intersect_box(_rect(selection), canvas)
+        if selected is None:
+            raise HostError("The selection lies outside the image.")
+        box = expand_box(selected, context_margin(*selected[2:]), canvas[2], canvas[3])
+    else:
+        selection, box = None, area
+
+    x, y, w, h = box
+    content = fmt.to_image(bytes(read(x, y, w, h)), w, h)
+    if source == "layer" and is_blank(content):
+        raise HostError(f"The layer {node.name()!r} is empty where it would be stylised.")
+    mask = None
+    if selection is not None:
+        mask = Image(w, h, 1, "uint8", bytes(selection.pixelData(x, y, w, h)))
+        if is_blank(mask):
+            raise HostError("The selection is empty.")
+    return Capture(document, node, fmt, box, content, mask)
+
+
+class ResultLayer:
+    """The temporary, locked preview layer that turns into the result layer.
+
+    Created above the source (for the visible image: at the top of the stack) in the
+    document's colour space; preview frames are scaled to the box and written into it; the
+    result replaces them, renames and unlocks it. `discard` removes it.
+    """
+
+    def __init__(self, cap: Capture, title: str) -> None:
+        self.cap = cap
+        self.title = title
+        self._alpha = cap.preview_alpha()
+        doc = cap.document
+        self.node = doc.createNode(title + PREVIEW_SUFFIX, "paintlayer")
+        self.node.setLocked(True)  # before insertion: not an undo step, and no stray strokes
+        parent = cap.source.parentNode() if cap.source is not None else None
+        if parent is None:  # the visible image: on top of everything
+            parent = doc.rootNode()
+            children = parent.childNodes()
+            parent.addChildNode(self.node, children[-1] if children else None)
+        else:
+            parent.addChildNode(self.node, cap.source)
+        self._uid = self.node.uniqueId()
+
+    def alive(self) -> bool:
+        """False once the user removed the layer (or undid its creation) while it ran."""
+        doc = self.cap.document
+        if hasattr(doc, "nodeByUniqueId"):  # Krita 5.2+
+            return doc.nodeByUniqueId(self._uid) is not None
+        return _contains(doc.rootNode(), self._uid)  # 5.1: walk the tree
+
+    def show_preview(self, frame: Image) -> None:
+        """Scale an 8-bit RGB preview frame to the box, mask it, write it into the layer."""
+        x, y, w, h = self.cap.box
+        fmt = QtGui.QImage.Format
+        small = QtGui.QImage(
+            frame.data, frame.width, frame.height, 3 * frame.width, fmt.Format_RGB888
+        )
+        scaled = small.scaled(w, h, transformMode=_smooth()).convertToFormat(fmt.Format_ARGB32)
+        scaled.setAlphaChannel(self._alpha)
+        from .qt import image_bytes
+
+        self.node.setPixelData(self.cap.fmt.from_rgba8(image_bytes(scaled)), x, y, w, h)
+        self.cap.document.refreshProjection()
+
+    def finish(self, result: Image) -> Any:
+        """Write the result, name the layer after the style, unlock it; returns the node."""
+        x, y, w, h = self.cap.box
+        if (result.width, result.height) != (w, h):
+            raise HostError(
+                f"The server answered {result.width}x{result.height}, expected {w}x{h}."
+            )
+        self.node.setPixelData(self.cap.fmt.from_image(result), x, y, w, h)
+        self.node.setName(self.title)
+        self.node.setLocked(False)
+        self.cap.document.refreshProjection()
+        return self.node
+
+    def discard(self) -> None:
+        if self.alive():
+            self.node.remove()
+            self.cap.document.refreshProjection()
+
+
+def _contains(node: Any, uid: Any) -> bool:
+    return any(c.uniqueId() == uid or _contains(c, uid) for c in node.childNodes())
+
+
+def _smooth() -> Any:
+    from .qt import Qt
+
+    return Qt.TransformationMode.SmoothTransformation

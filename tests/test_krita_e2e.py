@@ -1,0 +1,101 @@
+"""The Krita plug-in end to end: real Krita 5 under Xvfb, the zip as users import it, a real
+server on loopback. Skipped with the reason where Krita is not installed (CI installs it)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from . import krita_host
+from .server_helpers import start_server
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(krita_host.missing() is not None, reason=str(krita_host.missing()))
+
+
+def _dist():
+    spec = importlib.util.spec_from_file_location("plugins_dist", ROOT / "plugins" / "dist.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    running = start_server(tmp_path_factory.mktemp("krita-server"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def plugin_zip(tmp_path_factory) -> Path:
+    return _dist().build_krita(tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture
+def krita(tmp_path, plugin_zip, server):
+    home = tmp_path / "home"
+    krita_host.install_profile(home, plugin_zip)
+
+    def run(script: str, **extra: str) -> dict:
+        env = krita_host.krita_env(server.env, server.endpoint, server.token, **extra)
+        return krita_host.run_script(home, script, env)
+
+    return run
+
+
+def test_feathered_selection_gives_one_undoable_layer_above_the_source(krita):
+    r = krita("selection_undo.py")
+    assert r["before"] == ["Background", "Top"]
+    assert r["after"] == ["Background", r["name"], "Top"]  # directly above the source
+    assert r["name"] == "The Starry Night (van Gogh)"
+    assert r["locked"] is False
+    assert r["after_undo"] == r["before"]  # exactly one undo step
+
+    w, h = r["width"], r["height"]
+    res, orig = r["result"], r["original"]
+
+    def px(x, y):
+        return res[y * w + x]
+
+    # outside the selection (+ feather) the new layer is fully transparent
+    for x, y in [(0, 0), (w - 1, h - 1), (5, 40), (90, 10), (20, 30)]:
+        assert px(x, y)[3] == 0, (x, y, px(x, y))
+    # inside: opaque and changed against the source
+    inside = [(x, y) for y in range(24, 40) for x in range(40, 56)]
+    assert all(px(x, y)[3] > 0.95 for x, y in inside)
+    diff = sum(abs(px(x, y)[c] - orig[y * w + x][c]) for x, y in inside for c in range(3))
+    assert diff / (3 * len(inside)) > 0.05
+    # the feathered edge blends: partial alpha along the selection border
+    edge = [px(x, 32)[3] for x in range(24, 40)]
+    assert any(0.05 < a < 0.95 for a in edge), edge
+
+
+def _spread(values: list[float]) -> float:
+    mean = sum(values) / len(values)
+    return (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+
+
+def test_every_depth_gives_a_visibly_stylised_layer_and_cmyk_a_clear_message(krita):
+    r = krita("depths.py")
+    for case in ("RGBA-U8", "RGBA-U16", "RGBA-F16", "RGBA-F32", "GRAYA-U8", "GRAYA-U16"):
+        c = r[case]
+        model, depth = case.split("-")
+        assert (c["model"], c["depth"]) == (model, depth), case  # the document's own format
+        res, orig = c["result"], c["original"]
+        colour = len(res[0]) - 1
+        assert all(p[-1] > 0.99 for p in res), f"{case}: result not opaque"
+        # not blank, not garbled: varied content, changed against the source, in range
+        assert all(-0.01 <= v <= 1.01 for p in res for v in p), case
+        assert _spread([p[0] for p in res]) > 0.03, f"{case}: flat result"
+        change = sum(
+            abs(a[i] - b[i]) for a, b in zip(res, orig, strict=True) for i in range(colour)
+        )
+        assert change / (colour * len(res)) > 0.04, f"{case}: result equals the source"
+    for depth in ("F16", "F32"):  # Krita stores float RGBA in R, G, B, A order
+        red, green, blue, alpha = r["order-" + depth]
+        assert red > 0.9 and green < 0.1 and blue < 0.1 and alpha > 0.99, r["order-" + depth]
+    assert "CMYK" in r["cmyk"] and "Convert" in r["cmyk"], r["cmyk"]
+    assert r["cmyk_layers"] == ["Background"]  # nothing added
