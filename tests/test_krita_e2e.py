@@ -3,13 +3,19 @@ server on loopback. Skipped with the reason where Krita is not installed (CI ins
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import json
+import os
+import signal
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from . import krita_host
-from .server_helpers import start_server
+from .server_helpers import free_port, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(krita_host.missing() is not None, reason=str(krita_host.missing()))
@@ -99,3 +105,50 @@ def test_every_depth_gives_a_visibly_stylised_layer_and_cmyk_a_clear_message(kri
         assert red > 0.9 and green < 0.1 and blue < 0.1 and alpha > 0.99, r["order-" + depth]
     assert "CMYK" in r["cmyk"] and "Convert" in r["cmyk"], r["cmyk"]
     assert r["cmyk_layers"] == ["Background"]  # nothing added
+
+
+def test_cancel_mid_job_stops_the_server_job_and_leaves_no_layer(krita):
+    r = krita("cancel.py")
+    assert r["during"] == ["Background", "The Starry Night (van Gogh) (stylising...)"]
+    assert r["preview_locked"] is True
+    assert r["preview_opaque"] > 0.99  # preview frames were drawn into the layer
+    assert r["after"] == r["before"] == ["Background"]
+    assert r["removed_after"] < 0.5
+    assert r["job_cancelled"] is True
+    assert r["confirmed_after"] < 2.0  # the server stopped the job within 2 s
+    assert r["server_running"] is None and r["server_queue"] == []
+
+
+def test_dialog_offers_to_start_the_server_then_applies(tmp_path, plugin_zip):
+    home = tmp_path / "home"
+    krita_host.install_profile(home, plugin_zip)
+    runtime = tmp_path / "runtime"  # no server here: the dialog must say so
+    runtime.mkdir(mode=0o700)
+    command = (
+        f"{sys.executable} -m stylebridge.server.cli serve --listen tcp://127.0.0.1:{free_port()}"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STYLEBRIDGE_")}
+    env.update(STYLEBRIDGE_RUNTIME_DIR=str(runtime), SB_SERVER_CMD=command)
+    try:
+        r = krita_host.run_script(home, "dialog_flow.py", env)
+    finally:
+        _stop_server_in(runtime)
+    assert "not running" in r["down_text"] and r["start_enabled"] is True
+    assert "ready on cpu" in r["ready_text"]
+    assert r["progress_events"] >= 1 and "step" in r["running_text"]
+    done = r["done_text"]
+    assert done.startswith("Done: new layer 'The Starry Night (van Gogh)'"), done
+    assert r["after"] == [*r["before"], "The Starry Night (van Gogh)"]
+    assert r["saved_strength"] == "85"  # choices persist in Krita's settings
+    assert "starry_night.jpg" in r["recent"]
+
+
+def _stop_server_in(runtime: Path) -> None:
+    info = runtime / "server.json"
+    if info.is_file():
+        pid = json.loads(info.read_text())["pid"]
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while info.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)

@@ -45,7 +45,7 @@ def resolve(name: str | os.PathLike[str]) -> Style:
     key = text.strip().lower()
     for style in builtin_styles():
         stem = Path(style.path).stem
-        if key in (style.title.lower(), stem, stem.split("_")[0]) or (
+        if key in (style.title.lower(), stem, stem.split("_")[0], style.path.lower()) or (
             key and style.title.lower().startswith(key)
         ):
             return style

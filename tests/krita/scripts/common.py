@@ -92,3 +92,26 @@ def activate(doc, node):
             raise RuntimeError("Krita did not activate " + node.name())
         QApplication.processEvents()
         time.sleep(0.01)
+
+
+def pump_until(predicate, timeout):
+    """Run Krita's event loop until ``predicate()`` holds; returns the seconds it took."""
+    import time
+
+    from PyQt5.QtWidgets import QApplication
+
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        QApplication.processEvents()
+        time.sleep(0.01)
+    return time.monotonic() - start
+
+
+def grab_screen(path):
+    """A screenshot of the whole (virtual) screen, as a user sees it."""
+    from PyQt5.QtWidgets import QApplication
+
+    QApplication.processEvents()
+    return QApplication.primaryScreen().grabWindow(0).save(path)
