@@ -6,7 +6,7 @@ PIP := $(BIN)/pip --disable-pip-version-check
 # torch/torchvision first, at the versions this workplace keeps on disk; pyproject keeps ranges.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench lint dist hosts clean
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,16 @@ test: install
 bench: install
 	$(BIN)/python -m benchmarks.engine
 	$(BIN)/python -m benchmarks.bridge
+
+# The plug-in zips: dist/stylebridge-krita-VERSION.zip and dist/stylebridge-gimp-VERSION.zip
+dist:
+	$(PYTHON) plugins/dist.py dist
+
+# The real hosts the end-to-end tests drive (CI runs this before `make test`): Krita 5 from
+# Debian 12, GIMP 3 in an isolated Debian 13 root under .hosts/. Needs root (or sudo).
+hosts:
+	scripts/install-krita.sh
+	scripts/install-gimp.sh
 
 lint: install
 	$(BIN)/ruff check .

@@ -109,6 +109,10 @@ def test_every_depth_gives_a_visibly_stylised_layer_and_cmyk_a_clear_message(kri
 
 def test_cancel_mid_job_stops_the_server_job_and_leaves_no_layer(krita):
     r = krita("cancel.py")
+    print(
+        f"cancel: preview removed after {r['removed_after']:.3f} s, "
+        f"server confirmed after {r['confirmed_after']:.3f} s"
+    )
     assert r["during"] == ["Background", "The Starry Night (van Gogh) (stylising...)"]
     assert r["preview_locked"] is True
     assert r["preview_opaque"] > 0.99  # preview frames were drawn into the layer

@@ -20,7 +20,7 @@ socket is closed, and the next call connects again with a new one).
 
 Poll at least every few seconds while a job runs: the socket only answers the server's
 transport heartbeats inside calls, and the server drops a connection that stays silent for
-10 s (the job is then cancelled and `poll` raises `ServerUnavailable`). An idle client whose
+60 s (the job is then cancelled and `poll` raises `ServerUnavailable`). An idle client whose
 connection was dropped reconnects by itself on its next request.
 
 One client (and its jobs) belongs to one thread. Only relative imports: the package is

@@ -1,0 +1,457 @@
+#!/usr/bin/env python3
+"""stylebridge for GIMP 3: neural style transfer in Filters > Artistic, and in the PDB.
+
+Procedure ``plug-in-stylebridge`` (an image procedure on the selected drawables). Each drawable
+is read through GEGL as float, sent with the style image(s) and the selection to the warm
+stylebridge server, and its result becomes a new layer right above it (same offsets, named
+after the style, transparent outside the selection). All result layers are added at the end
+in one undo group, so an error or a missing server leaves the image untouched.
+
+This file is the thin edge that talks to Gimp, Gegl and GimpUi; the logic lives in
+``stylebridge_gimp`` and the server protocol in the vendored ``stylebridge_wire``, both next
+to this file. Cancelling from GIMP's progress bar makes GIMP kill this process; the server then
+cancels the job of the vanished connection.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)  # the vendored bridge and the logic module live next to this file
+
+import gi  # noqa: E402
+import stylebridge_gimp as sg  # noqa: E402
+from stylebridge_wire import ClientError, Image, PluginClient  # noqa: E402
+from stylebridge_wire.pixels import is_blank  # noqa: E402
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
+
+RW = GObject.ParamFlags.READWRITE
+STYLES_DIR = os.path.join(HERE, "styles")
+# The dialog's frames: (id, title, arguments).
+DIALOG_FRAMES = (
+    ("style", "Style", ["style-file", "builtin-style", "more-styles"]),
+    ("result", "Result", ["strength", "preserve-colors"]),
+    ("optimiser", "Optimisation", ["preset", "size", "time-budget", "seed", "steps"]),
+)
+
+
+# ============================================================================ registration
+
+
+def _choice(items: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> Gimp.Choice:
+    choice = Gimp.Choice.new()
+    for number, (nick, label) in enumerate(items):
+        choice.add(nick, number, label, "")
+    return choice
+
+
+def _builtin_choice() -> tuple[Gimp.Choice, str]:
+    builtins = sg.builtin_styles(STYLES_DIR)
+    items = [(key, style.title) for key, style in builtins.items()]
+    if not items:  # a broken install: the argument still exists, the run explains
+        items = [(sg.DEFAULT_BUILTIN, "The Starry Night (not installed)")]
+    keys = [key for key, _ in items]
+    default = sg.DEFAULT_BUILTIN if sg.DEFAULT_BUILTIN in keys else keys[0]
+    return _choice(items), default
+
+
+def add_arguments(procedure: Gimp.Procedure) -> None:
+    procedure.add_file_argument(
+        "style-file",
+        "Style _image",
+        "A painting or photo whose style to transfer (any image GIMP opens); "
+        "none: the built-in painting below",
+        Gimp.FileChooserAction.OPEN,
+        True,
+        None,
+        RW,
+    )
+    builtins, default = _builtin_choice()
+    procedure.add_choice_argument(
+        "builtin-style",
+        "_Built-in painting",
+        "The painting used when no style image is given",
+        builtins,
+        default,
+        RW,
+    )
+    procedure.add_string_argument(
+        "more-styles",
+        "_More style images",
+        f"Further style image paths to blend in, one per line or separated by {os.pathsep!r}",
+        "",
+        RW,
+    )
+    procedure.add_double_argument(
+        "strength", "_Strength", "0: the layer unchanged, 1: fully stylised", 0.0, 1.0, 1.0, RW
+    )
+    procedure.add_choice_argument(
+        "preserve-colors",
+        "_Colour preservation",
+        "Keep the layer's colours and take only the painting's texture",
+        _choice(sg.PRESERVE_COLORS),
+        "none",
+        RW,
+    )
+    procedure.add_choice_argument(
+        "preset", "_Quality preset", "How hard the optimiser works", _choice(sg.PRESETS), "fast", RW
+    )
+    procedure.add_int_argument(
+        "size",
+        "Wor_king size, px (0: preset)",
+        "Long side in px the optimisation works at (0: the preset's); the result is scaled "
+        "back to the layer's size",
+        0,
+        sg.MAX_SIZE,
+        0,
+        RW,
+    )
+    procedure.add_double_argument(
+        "time-budget",
+        "_Time budget, s (0: none)",
+        "Stop after this many seconds with the best image so far (0: no limit)",
+        0.0,
+        sg.MAX_TIME_BUDGET,
+        0.0,
+        RW,
+    )
+    procedure.add_int_argument(
+        "seed", "S_eed", "Random seed, for repeatable results", 0, 2**31 - 1, 0, RW
+    )
+    procedure.add_int_argument(
+        "steps",
+        "Ste_ps (0: preset)",
+        "Optimisation steps (0: the preset's)",
+        0,
+        sg.MAX_STEPS,
+        0,
+        RW,
+    )
+
+
+class StyleBridge(Gimp.PlugIn):
+    def do_set_i18n(self, name: str) -> tuple[bool, str | None, str | None]:
+        return False, None, None
+
+    def do_query_procedures(self) -> list[str]:
+        return [sg.PROCEDURE]
+
+    def do_create_procedure(self, name: str) -> Gimp.Procedure:
+        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
+        procedure.set_image_types("RGB*, GRAY*")
+        procedure.set_sensitivity_mask(
+            Gimp.ProcedureSensitivityMask.DRAWABLE | Gimp.ProcedureSensitivityMask.DRAWABLES
+        )
+        procedure.set_menu_label(sg.MENU_LABEL)
+        procedure.add_menu_path(sg.MENU_PATH)
+        procedure.set_documentation(
+            "Repaint layers in the style of a painting (neural style transfer)",
+            "Sends each selected layer, the style image(s) and the selection to the stylebridge "
+            "server (start it with: stylebridge serve) and adds each result as a new layer "
+            "directly above its layer, named after the style and transparent outside the "
+            "selection; the new layers end up selected. All of it is one undo step. Fails "
+            "with a message, leaving the image untouched, when the server is not running.",
+            name,
+        )
+        procedure.set_attribution("stylebridge", "MIT licence", "2025")
+        add_arguments(procedure)
+        return procedure
+
+
+# ===================================================================================== run
+
+
+def run(
+    procedure: Gimp.Procedure,
+    run_mode: Gimp.RunMode,
+    image: Gimp.Image,
+    drawables: list[Gimp.Drawable],
+    config: Gimp.ProcedureConfig,
+    data: Any,
+) -> Gimp.ValueArray:
+    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config):
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    try:
+        styles, settings = read_config(config)
+        targets = [Target.of(image, d) for d in check_drawables(image, drawables)]
+        results = stylise(targets, styles, settings)
+        add_result_layers(image, results, sg.layer_name(styles))
+    except Exception as exc:  # every failure becomes a message, never a traceback
+        calling = isinstance(exc, sg.PluginError) and exc.calling
+        status = Gimp.PDBStatusType.CALLING_ERROR if calling else Gimp.PDBStatusType.EXECUTION_ERROR
+        return procedure.new_return_values(status, GLib.Error(sg.describe_error(exc)))
+    finally:
+        Gimp.progress_end()
+    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+
+
+def read_config(config: Gimp.ProcedureConfig) -> tuple[list[sg.Style], sg.Settings]:
+    file = config.get_property("style-file")
+    styles = sg.resolve_styles(
+        file.get_path() if file is not None else None,
+        config.get_property("more-styles"),
+        config.get_property("builtin-style"),
+        sg.builtin_styles(STYLES_DIR),
+    )
+    settings = sg.Settings(
+        strength=config.get_property("strength"),
+        preserve_colors=config.get_property("preserve-colors"),
+        preset=config.get_property("preset"),
+        size=config.get_property("size"),
+        time_budget=config.get_property("time-budget"),
+        seed=config.get_property("seed"),
+        steps=config.get_property("steps"),
+    ).check()
+    return styles, settings
+
+
+def check_drawables(image: Gimp.Image, drawables: list[Gimp.Drawable]) -> list[Gimp.Drawable]:
+    """The drawables, if every one is a pixel layer of a supported image; else a clear error
+    before anything is sent."""
+    if image is None or not drawables:
+        raise sg.PluginError("Select at least one layer to stylise.", calling=True)
+    if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
+        raise sg.PluginError(
+            "Indexed images are not supported; convert the image to RGB first "
+            "(Image > Mode > RGB).",
+            calling=True,
+        )
+    for drawable in drawables:
+        name = drawable.get_name()
+        if not drawable.is_layer():
+            raise sg.PluginError(
+                f"{name!r} is a channel or a layer mask; select the layer itself.", calling=True
+            )
+        if drawable.is_group():
+            raise sg.PluginError(
+                f"{name!r} is a layer group; select the layers inside it.", calling=True
+            )
+    return drawables
+
+
+# ================================================================================== pixels
+
+
+@dataclass
+class Target:
+    """One drawable to stylise: where it is, the box to send, its layout."""
+
+    drawable: Gimp.Drawable
+    name: str
+    size: tuple[int, int]
+    offsets: tuple[int, int]
+    area: sg.WorkArea
+    layout: sg.Layout
+
+    @classmethod
+    def of(cls, image: Gimp.Image, drawable: Gimp.Drawable) -> Target:
+        name = drawable.get_name()
+        size = (drawable.get_width(), drawable.get_height())
+        _, ox, oy = drawable.get_offsets()
+        selection = None
+        if not Gimp.Selection.is_empty(image):
+            _, _, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
+            selection = (x1, y1, x2, y2)
+        area = sg.work_area(size, (ox, oy), selection, f"the layer {name!r}")
+        layout = sg.layout_for(image.get_base_type() == Gimp.ImageBaseType.GRAY)
+        return cls(drawable, name, size, (ox, oy), area, layout)
+
+    def content(self) -> Image:
+        _, _, w, h = self.area.box
+        data = read_buffer(self.drawable.get_buffer(), self.area.box, self.layout.babl)
+        image = Image(w, h, self.layout.channels, self.layout.dtype, data)
+        if is_blank(image):
+            raise sg.PluginError(f"The layer {self.name!r} is empty where it would be stylised.")
+        return image
+
+    def mask(self, image: Gimp.Image) -> Image | None:
+        if not self.area.masked:
+            return None
+        box = self.area.image_box(self.offsets)
+        data = read_buffer(image.get_selection().get_buffer(), box, sg.MASK_FORMAT)
+        mask = Image(box[2], box[3], 1, "float32", data)
+        if is_blank(mask):
+            raise sg.PluginError(f"The selection is empty over the layer {self.name!r}.")
+        return mask
+
+
+def read_buffer(buffer: Gegl.Buffer, box: tuple[int, int, int, int], babl: str) -> bytes:
+    """Pixels of ``box`` in ``babl`` format; outside the buffer (a layer beyond the canvas
+    against the selection) reads as zero."""
+    rect = Gegl.Rectangle.new(*box)
+    return bytes(buffer.get(rect, 1.0, babl, Gegl.AbyssPolicy.NONE))
+
+
+def load_style(style: sg.Style) -> Image:
+    """A style image through GIMP's own loaders, at most MAX_STYLE_SIDE px, as 8-bit RGB."""
+    try:
+        loaded = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(style.path))
+    except GLib.Error as exc:
+        raise sg.PluginError(f"Cannot open the style image {style.path!r}: {exc.message}") from None
+    if loaded is None:
+        raise sg.PluginError(f"Cannot open the style image {style.path!r}.")
+    try:
+        width, height = sg.style_scale(loaded.get_width(), loaded.get_height())
+        if (width, height) != (loaded.get_width(), loaded.get_height()):
+            loaded.scale(width, height)
+        layer = loaded.flatten()
+        data = read_buffer(layer.get_buffer(), (0, 0, width, height), sg.STYLE_FORMAT)
+        return Image(width, height, 3, "uint8", data)
+    finally:
+        loaded.delete()
+
+
+# ================================================================================= server
+
+
+def stylise(
+    targets: list[Target], styles: list[sg.Style], settings: sg.Settings
+) -> list[tuple[Target, Image]]:
+    """Every target's result, one job at a time, before the image is touched."""
+    title = sg.layer_name(styles)
+    Gimp.progress_init(sg.progress_text(None, 0, len(targets), title))
+    client = PluginClient()
+    try:
+        client.ping()  # fail fast, before reading anything, when no server answers
+        style_images = [load_style(style) for style in styles]
+        image = targets[0].drawable.get_image()
+        results = []
+        for index, target in enumerate(targets):
+            progress = Progress(index, len(targets), title)
+            content, mask = target.content(), target.mask(image)
+            job = client.submit(
+                content,
+                style_images,
+                preset=settings.preset,
+                mask=mask,
+                **settings.controls(),
+            )
+            results.append((target, wait(job, progress)))
+        return results
+    finally:
+        client.close()
+
+
+class Progress:
+    """GIMP's progress bar for job ``index`` of ``count``, updated a few times a second."""
+
+    def __init__(self, index: int, count: int, title: str) -> None:
+        self.index, self.count, self.title = index, count, title
+        self._shown: tuple[str, float] | None = None
+        self._last = 0.0
+
+    def show(self, event: dict[str, Any], position: int | None) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.2:
+            return
+        self._last = now
+        text = sg.progress_text(event, self.index, self.count, self.title, position)
+        fraction = sg.progress_fraction(event, self.index, self.count)
+        if (text, fraction) != self._shown:
+            self._shown = (text, fraction)
+            Gimp.progress_set_text(text)
+            Gimp.progress_update(fraction)
+
+
+def wait(job: Any, progress: Progress) -> Image:
+    """Poll ``job`` (at least every POLL_INTERVAL s, so heartbeats are answered) to its end."""
+    while not job.poll(sg.POLL_INTERVAL):
+        progress.show(job.progress, job.position)
+    if job.error is not None:
+        raise job.error
+    if job.cancelled or job.result is None:
+        raise ClientError("the server cancelled the job (was it stopped?)")
+    return job.result
+
+
+# ================================================================================= results
+
+
+def add_result_layers(image: Gimp.Image, results: list[tuple[Target, Image]], name: str) -> None:
+    """One new layer per result, right above its drawable, all in one undo group."""
+    with_alpha = (
+        Gimp.ImageType.GRAYA_IMAGE
+        if image.get_base_type() == Gimp.ImageBaseType.GRAY
+        else Gimp.ImageType.RGBA_IMAGE
+    )
+    layers = []
+    image.undo_group_start()
+    try:
+        for target, result in results:
+            layer = Gimp.Layer.new(
+                image, name, *target.size, with_alpha, 100.0, Gimp.LayerMode.NORMAL
+            )
+            layer.set_offsets(*target.offsets)
+            layer.fill(Gimp.FillType.TRANSPARENT)
+            write_result(layer, target, result)
+            drawable = target.drawable
+            image.insert_layer(layer, drawable.get_parent(), image.get_item_position(drawable))
+            layers.append(layer)
+        image.set_selected_layers(layers)
+    finally:
+        image.undo_group_end()
+    Gimp.displays_flush()
+
+
+def write_result(layer: Gimp.Layer, target: Target, result: Image) -> None:
+    x, y, w, h = target.area.box
+    if (result.width, result.height, result.channels) != (w, h, target.layout.channels):
+        raise ClientError(
+            f"the server answered {result.width}x{result.height}x{result.channels}, "
+            f"expected {w}x{h}x{target.layout.channels}"
+        )
+    buffer = layer.get_buffer()
+    buffer.set(Gegl.Rectangle.new(x, y, w, h), target.layout.babl, result.data)
+    buffer.flush()
+    layer.update(x, y, w, h)
+
+
+# ================================================================================== dialog
+
+
+def show_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig) -> bool:
+    """GIMP's procedure dialog for the arguments; False when the user cancels."""
+    gi.require_version("GimpUi", "3.0")
+    from gi.repository import GimpUi
+
+    GimpUi.init(sg.PROCEDURE)
+    dialog = GimpUi.ProcedureDialog.new(procedure, config, sg.DIALOG_TITLE)
+    dialog.get_label("server-status", server_status(), False, False)
+    for frame, title, arguments in DIALOG_FRAMES:
+        dialog.fill_box(f"{frame}-box", arguments)
+        dialog.get_label(f"{frame}-title", title, False, False)
+        dialog.fill_frame(f"{frame}-frame", f"{frame}-title", False, f"{frame}-box")
+    dialog.fill(["server-status", *(f"{frame}-frame" for frame, _, _ in DIALOG_FRAMES)])
+    try:
+        return bool(dialog.run())
+    finally:
+        dialog.destroy()
+
+
+def server_status() -> str:
+    """One line for the dialog: whether a server answers, and where."""
+    try:
+        client = PluginClient(timeout=2)
+    except ClientError:
+        return "Server: not running. Start it with: stylebridge serve"
+    try:
+        info = client.status()
+        device = info.get("device", "?")
+        return f"Server: ready at {client.endpoint} on {device}."
+    except ClientError:
+        return f"Server: no answer at {client.endpoint}. Start it with: stylebridge serve"
+    finally:
+        client.close()
+
+
+if __name__ == "__main__":
+    Gimp.main(StyleBridge.__gtype__, sys.argv)
