@@ -6,7 +6,7 @@ PIP := $(BIN)/pip --disable-pip-version-check
 # torch/torchvision first, at the versions this workplace keeps on disk; pyproject keeps ranges.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test bench lint dist hosts clean
+.PHONY: install demo test bench bench-large lint dist hosts clean
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,10 @@ dist:
 hosts:
 	scripts/install-krita.sh
 	scripts/install-gimp.sh
+
+# 4000x3000 RGBA through the server, tiled vs untiled in the same time (about 25 min on 2 cores)
+bench-large: install
+	$(BIN)/python -m benchmarks.large
 
 lint: install
 	$(BIN)/ruff check .

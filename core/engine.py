@@ -21,6 +21,7 @@ from .images import MIN_SIDE, Layer
 from .losses import Targets, blend_grams, content_target, style_grams
 from .optimize import StepReport, run_stage
 from .settings import Settings
+from .tiles import Box, refine_in_tiles, tile_boxes
 from .vgg import VGGFeatures, normalize
 from .weights import resolve_weights
 
@@ -220,11 +221,18 @@ class Engine:
         steps = split_steps(settings.steps, len(sides))
         # per-stage cost ~ steps x pixels: used for time budgets and the ETA
         costs = [n * (side / sides[-1]) ** 2 for n, side in zip(steps, sides, strict=True)]
+        boxes = refinement_tiles(settings, h, w, sides[-1])
+        plan = list(steps)  # the tracker's stages: the scales, then the tiles as one stage
+        if boxes:
+            work_h, work_w = resize_long_side(full[..., :1, :, :], sides[-1]).shape[-2:]
+            tile_cost = boxes[0][2] * boxes[0][3] / (work_h * work_w)
+            plan.append(settings.refine_steps * len(boxes))
+            costs.append(plan[-1] * tile_cost)
         deadline = start + settings.time_budget if settings.time_budget else None
 
         # hashed once per job, not once per stage: a style image may be many megapixels
         prints = [style_fingerprint(s) if self.style_cache is not None else None for s in styles]
-        tracker = _Tracker(start, costs, steps, deadline, on_progress, preview_interval)
+        tracker = _Tracker(start, costs, plan, deadline, on_progress, preview_interval)
         image = None
         stopped = False
         result_losses: dict[str, float] = {}
@@ -265,6 +273,11 @@ class Engine:
                 break
 
         assert image is not None
+        if boxes and not stopped:
+            image, stopped = self._refine(
+                full, resize_to(image, (h, w)), boxes, styles, prints, weights, match,
+                settings, sides[-1], tracker, deadline, should_stop,
+            )  # fmt: skip
         rgb = resize_to(image, (h, w))
         if settings.preserve_colors == "luminance":
             rgb = transfer_luminance(rgb, full)
@@ -278,6 +291,76 @@ class Engine:
         out = content.with_rgb(rgb)
         elapsed = time.monotonic() - start
         return Result(out, tracker.done, elapsed, result_losses, stopped, settings)
+
+    def _refine(
+        self,
+        full: torch.Tensor,
+        out: torch.Tensor,
+        boxes: list[Box],
+        styles: Sequence[Layer],
+        prints: list[str | None],
+        weights: list[float],
+        match: torch.Tensor | None,
+        settings: Settings,
+        working_side: int,
+        tracker: _Tracker,
+        deadline: float | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> tuple[torch.Tensor, bool]:
+        """Optimise the upsampled result ``out`` at full resolution, tile by tile, in place."""
+        h, w = full.shape[-2:]
+        # strokes keep their size relative to the picture: the style is seen as much larger,
+        # but never beyond its own pixels (upsampling a style adds no statistics)
+        scale = settings.style_size * settings.style_scale / working_side
+        grams = blend_grams(
+            [
+                self.style_targets(
+                    s, min(round(scale * max(h, w)), max(s.rgb.shape[-2:])), match, p
+                )
+                for s, p in zip(styles, prints, strict=True)
+            ],
+            weights,
+        )
+        first = boxes[0]
+        tracker.begin_stage(len(tracker.steps) - 1, tracker.costs[-1] / tracker.steps[-1],
+                            first[3], first[2])  # fmt: skip
+        per_tile = settings.refine_steps
+        done: list[int] = []  # steps of each finished tile
+
+        def optimise_tile(tile: torch.Tensor, box: Box, index: int) -> tuple[torch.Tensor, bool]:
+            top, left, bh, bw = box
+            content = full[..., top : top + bh, left : left + bw]
+            targets = Targets(content_target(self.model, normalize(content)), grams)
+            offset = sum(done)  # the stage's step count so far: progress and ETA within it
+
+            def on_step(report: StepReport) -> None:
+                tracker.step(StepReport(offset + report.step, report.losses, lambda: out))
+
+            n, tile_deadline = per_tile, None
+            if deadline is not None:  # the time left, shared by the tiles left
+                now = time.monotonic()
+                tile_deadline = now + max(0.0, deadline - now) / (len(boxes) - index)
+                n = 10**9
+            stage = run_stage(
+                self.model, tile, targets, settings, n,
+                deadline=tile_deadline, on_step=on_step, should_stop=should_stop,
+            )  # fmt: skip
+            done.append(stage.steps)
+            return stage.image, stage.stopped
+
+        stopped = refine_in_tiles(out, boxes, optimise_tile)
+        tracker.done += sum(done)
+        return out, stopped
+
+
+REFINE_MIN_RATIO = 1.25  # a layer this much larger than the working size gets refined
+
+
+def refinement_tiles(settings: Settings, height: int, width: int, working_side: int) -> list[Box]:
+    """The tiles of full-resolution refinement, or [] when the working size already suffices."""
+    if settings.refine_steps <= 0 or max(height, width) < REFINE_MIN_RATIO * working_side:
+        return []
+    return tile_boxes(height, width, settings.tile_size, settings.tile_overlap)
 
 
 def style_fingerprint(layer: Layer) -> str:

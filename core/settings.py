@@ -45,6 +45,10 @@ class Settings:
     precision: str = "bf16"  # network precision; Grams and losses stay float32
     scales: tuple[float, ...] = (1.0,)  # coarse-to-fine fractions of size, ending at 1.0
     allow_upscale: bool = False  # paper resizes small images up to `size`; the others do not
+    # layers larger than `size`: full-resolution refinement in overlapping tiles (core/tiles.py)
+    refine_steps: int = 0  # optimiser steps per tile; 0: the working-size result is upsampled
+    tile_size: int = 512  # the largest side one optimisation sees: bounds memory, not the canvas
+    tile_overlap: int = 64  # px shared by neighbouring tiles, blended across
     preset: str = field(default="custom", compare=False)
 
 
@@ -69,6 +73,7 @@ PRESETS: dict[str, Settings] = {
         lr=0.1,
         precision="bf16",
         scales=(0.5, 1.0),
+        refine_steps=6,
         preset="fast",
     ),
     # More time, coarse-to-fine up to the requested size, for the lowest loss.
@@ -80,6 +85,7 @@ PRESETS: dict[str, Settings] = {
         lr=0.05,
         precision="bf16",
         scales=(0.25, 0.5, 1.0),
+        refine_steps=24,
         preset="quality",
     ),
 }
@@ -118,6 +124,7 @@ def validate(s: Settings) -> Settings:
         or scales[-1] != 1
     ):
         raise InputError(f"scales: {scales!r} must rise from above 0 to exactly 1.0")
+    tile = _number("tile_size", s.tile_size, 64, MAX_SIZE, int)
     budget = s.time_budget
     if budget is not None:
         budget = _number("time_budget", budget, 0.1, 7 * 24 * 3600.0)
@@ -141,6 +148,9 @@ def validate(s: Settings) -> Settings:
         lr=_number("lr", s.lr, 1e-6, 10.0),
         precision=_choice("precision", s.precision, PRECISIONS),
         scales=tuple(float(v) for v in scales),
+        refine_steps=_number("refine_steps", s.refine_steps, 0, MAX_STEPS, int),
+        tile_size=tile,
+        tile_overlap=_number("tile_overlap", s.tile_overlap, 0, tile // 2, int),
     )
 
 

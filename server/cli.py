@@ -52,6 +52,13 @@ def add_control_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tv-weight", type=float, help="total-variation smoothing")
     p.add_argument("--style-size", type=int, help="style image long side in px")
     p.add_argument(
+        "--refine-steps",
+        type=int,
+        help="layers well above --size: steps per full-resolution tile (0: upsample only)",
+    )
+    p.add_argument("--tile-size", type=int, help="largest tile side: bounds memory (px)")
+    p.add_argument("--tile-overlap", type=int, help="px blended between neighbouring tiles")
+    p.add_argument(
         "--blend",
         type=float,
         nargs="+",

@@ -35,6 +35,9 @@ CONTROLS = (
     "style_weight",
     "tv_weight",
     "style_size",
+    "refine_steps",
+    "tile_size",
+    "tile_overlap",
 )
 
 

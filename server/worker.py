@@ -27,6 +27,7 @@ from stylebridge.core.settings import make_settings
 from .protocol import CONTROLS, SubmitRequest, encode_image, error_header
 
 Emit = Callable[[bytes, dict[str, Any], list], None]
+Final = tuple[dict[str, Any], list]  # a job's last message: header and blobs
 PROGRESS_INTERVAL = 0.1  # seconds: at most 10 progress events a second
 
 
@@ -195,14 +196,19 @@ class Worker(threading.Thread):
 
     def run(self) -> None:
         while (job := self._next_job()) is not None:
+            final: Final | None = None
             try:
-                self._run_job(job)
+                final = self._run_job(job)
             finally:
                 with self.lock:
                     self.running = None
                     self.last_job_end = time.monotonic()
+                # after clearing `running`: a client holding its result sees the server idle
+                if final is not None:
+                    self.emit(job.peer, *final)
 
-    def _run_job(self, job: Job) -> None:
+    def _run_job(self, job: Job) -> Final:
+        """Run one job; returns its final message (result, cancelled or error)."""
         header = {"id": job.request_id, "job": job.id}
         try:
             engine = self.load()
@@ -223,31 +229,18 @@ class Worker(threading.Thread):
         except InputError as exc:
             name = str(exc).split(":", 1)[0]
             field_name = f"controls.{name}" if name in CONTROLS else None
-            self.emit(
-                job.peer,
-                error_header("bad_field", str(exc), field_name, job.request_id, job.id),
-                [],
-            )
-            return
+            return error_header("bad_field", str(exc), field_name, job.request_id, job.id), []
         except Exception as exc:
             # the model itself is untouched by a failed job (e.g. out of memory): the next runs
-            self.emit(
-                job.peer,
-                error_header(
-                    "engine_error", f"{type(exc).__name__}: {exc}", None, job.request_id, job.id
-                ),
-                [],
-            )
-            return
+            message = f"{type(exc).__name__}: {exc}"
+            return error_header("engine_error", message, None, job.request_id, job.id), []
         layer = apply_mask(result.layer, req.mask)
         spec, blob = encode_image(layer_to_array(layer, req.content.dtype), 1)
         stats = {"steps": result.steps, "elapsed": result.elapsed, "losses": result.losses}
         kind = "cancelled" if result.cancelled else "result"
-        self.emit(
-            job.peer,
-            {"type": kind, **header, "image": spec, "cancelled": result.cancelled, **stats},
-            [blob],
-        )
+        return {"type": kind, **header, "image": spec, "cancelled": result.cancelled, **stats}, [
+            blob
+        ]
 
 
 def apply_mask(layer: Layer, mask: np.ndarray | None) -> Layer:

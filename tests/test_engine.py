@@ -33,7 +33,10 @@ def test_fast_preset_lowers_the_paper_loss(engine, style, assets):
     content = load_image(assets.DEFAULT_CONTENT)
     seen = []
     result = engine.stylize(
-        content, [style], make_settings("fast", size=160, steps=20), on_progress=seen.append
+        content,
+        [style],
+        make_settings("fast", size=160, steps=20, refine_steps=0),
+        on_progress=seen.append,
     )
     assert result.layer.size == content.size  # full size back, never distorted
     assert not result.cancelled and result.steps == 20
@@ -99,11 +102,12 @@ def test_cancel_takes_effect_within_one_step_and_returns_best(engine, style):
 def test_time_budget_returns_within_budget(engine, style):
     start = time.monotonic()
     result = engine.stylize(
-        layer(), [style], make_settings("fast", size=64, steps=10, time_budget=1.5)
+        layer(), [style], make_settings("fast", size=64, steps=3, time_budget=1.5)
     )
     elapsed = time.monotonic() - start
     assert elapsed < 1.5 + 1.0  # budget plus at most one step and the set-up
-    assert result.steps > 10  # the budget, not the step count, decides
+    # the budget, not the step count, decides (a 64 px step takes ~0.03 s; >3 even when loaded)
+    assert result.steps > 3
     assert not result.cancelled
 
 

@@ -1,0 +1,122 @@
+"""Full-resolution refinement in overlapping tiles: memory bounded by the tile, not the canvas.
+
+Tiles are optimised one after another in raster order, each starting from the current full
+image (so its overlap with earlier tiles already holds their result: the optimisation sees
+that context) and written back with a linear ramp across those overlaps, so each border fades
+from the earlier tile's pixels into this one's: no seam. Style targets are the whole style
+image's Gram matrices (global), so every tile aims at the same statistics.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+Box = tuple[int, int, int, int]  # top, left, height, width
+
+
+def axis_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Tile starts along one axis: evenly spread, each overlapping the next by >= ``overlap``."""
+    if length <= tile:
+        return [0]
+    count = math.ceil((length - overlap) / (tile - overlap))
+    stride = (length - tile) / (count - 1)
+    return [round(i * stride) for i in range(count)]
+
+
+def tile_boxes(height: int, width: int, tile: int, overlap: int) -> list[Box]:
+    """Raster-ordered tiles of at most ``tile`` px a side covering a ``height`` x ``width`` area."""
+    if not 0 <= overlap < tile:
+        raise ValueError(f"tile overlap {overlap} must be >= 0 and below the tile size {tile}")
+    th, tw = min(tile, height), min(tile, width)
+    return [
+        (top, left, th, tw)
+        for top in axis_starts(height, tile, overlap)
+        for left in axis_starts(width, tile, overlap)
+    ]
+
+
+def ramp(box: Box, done: list[Box]) -> torch.Tensor:
+    """(1, 1, h, w) blend weights: 0 -> 1 across the overlaps with tiles already written.
+
+    Only the top and left edges can overlap earlier tiles in raster order; elsewhere the weight
+    is 1 (later tiles will fade over it).
+    """
+    top, left, h, w = box
+    over_top = max(
+        (t + th - top for t, lft, th, tw in done if t < top and _cols(box, lft, tw)), default=0
+    )
+    over_left = max(
+        (lft + tw - left for t, lft, th, tw in done if lft < left and _rows(box, t, th)), default=0
+    )
+    wy = _edge(h, min(over_top, h))
+    wx = _edge(w, min(over_left, w))
+    return (wy[:, None] * wx[None, :])[None, None]
+
+
+def _rows(box: Box, top: int, height: int) -> bool:
+    return top < box[0] + box[2] and box[0] < top + height
+
+
+def _cols(box: Box, left: int, width: int) -> bool:
+    return left < box[1] + box[3] and box[1] < left + width
+
+
+def _edge(length: int, overlap: int) -> torch.Tensor:
+    weights = torch.ones(length)
+    if overlap > 0:
+        # from just above 0 at the outer edge to just below 1 at the inner one
+        weights[:overlap] = (torch.arange(overlap, dtype=torch.float32) + 0.5) / overlap
+    return weights
+
+
+def refine_in_tiles(
+    out: torch.Tensor,
+    boxes: list[Box],
+    optimise_tile: Callable[[torch.Tensor, Box, int], tuple[torch.Tensor, bool]],
+) -> bool:
+    """Optimise each box of ``out`` (1, C, H, W) in turn and blend it back, in place.
+
+    ``optimise_tile(tile_pixels, box, index) -> (new_pixels, stopped)`` does the optimisation
+    (the engine runs ``run_stage`` with the tile's content target). Returns whether a stop
+    request ended it early; the tiles done by then are kept.
+    """
+    done: list[Box] = []
+    for index, box in enumerate(boxes):
+        top, left, h, w = box
+        current = out[..., top : top + h, left : left + w]
+        new, stopped = optimise_tile(current.clone(), box, index)
+        weight = ramp(box, done).to(out)
+        current.copy_(torch.lerp(current, new.to(out), weight))
+        done.append(box)
+        if stopped:
+            return True
+    return False
+
+
+def seam_score(image: torch.Tensor, boxes: list[Box]) -> float:
+    """Gradient energy across tile borders over the image's average (1.0: no visible seam).
+
+    Measured where a seam would be: at each tile's left/top edge and where its blend ends
+    (the previous tile's right/bottom edge), for tiles that have a neighbour there.
+    """
+    gray = image.float().mean(dim=-3)  # (..., H, W)
+    dx = (gray[..., :, 1:] - gray[..., :, :-1]).abs()  # dx[..., x] spans columns x-1 | x
+    dy = (gray[..., 1:, :] - gray[..., :-1, :]).abs()
+    cols = {c for t, lft, h, w in boxes if lft > 0 for c in (lft, _prev_end(boxes, lft, 1))}
+    rows = {r for t, lft, h, w in boxes if t > 0 for r in (t, _prev_end(boxes, t, 0))}
+    border = [dx[..., :, c - 1].mean() for c in sorted(cols)] + [
+        dy[..., r - 1, :].mean() for r in sorted(rows)
+    ]
+    if not border:
+        return 1.0
+    average = (dx.mean() + dy.mean()) / 2
+    return float(torch.stack(border).mean() / average)
+
+
+def _prev_end(boxes: list[Box], start: int, axis: int) -> int:
+    """Where the tile before ``start`` along ``axis`` (0 rows, 1 columns) ends."""
+    ends = [b[axis] + b[axis + 2] for b in boxes if b[axis] < start]
+    return max(e for e in ends if e > start) if any(e > start for e in ends) else start

@@ -1,0 +1,119 @@
+"""Full-resolution refinement in tiles: coverage, seamless blending, and the engine's use."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from stylebridge.core.engine import refinement_tiles
+from stylebridge.core.images import Layer, load_image
+from stylebridge.core.settings import make_settings
+from stylebridge.core.tiles import axis_starts, ramp, refine_in_tiles, seam_score, tile_boxes
+
+
+@pytest.fixture(scope="module")
+def style(assets):
+    return load_image(assets.DEFAULT_STYLE)
+
+
+@pytest.mark.parametrize(
+    ("length", "tile", "overlap"),
+    [(100, 512, 64), (1000, 512, 64), (4000, 512, 64), (3000, 300, 0)],
+)
+def test_tiles_cover_the_axis_with_at_least_the_overlap(length, tile, overlap):
+    starts = axis_starts(length, tile, overlap)
+    size = min(tile, length)
+    assert starts[0] == 0 and starts[-1] + size == length
+    assert all(b - a <= size - overlap for a, b in itertools.pairwise(starts))
+
+
+def test_tile_boxes_are_raster_ordered_and_bounded_by_the_tile_size():
+    boxes = tile_boxes(3000, 4000, 512, 64)
+    assert len(boxes) == 7 * 9
+    assert all(h <= 512 and w <= 512 for _, _, h, w in boxes)
+    assert boxes == sorted(boxes)
+    with pytest.raises(ValueError, match="overlap"):
+        tile_boxes(100, 100, 64, 64)
+
+
+def test_ramp_fades_in_only_across_overlaps_with_earlier_tiles():
+    boxes = tile_boxes(200, 200, 120, 40)  # 2 x 2 tiles, overlap 40
+    first = ramp(boxes[0], [])
+    assert torch.equal(first, torch.ones_like(first))
+    second = ramp(boxes[1], boxes[:1])[0, 0]  # right of the first: ramps along x only
+    assert second[:, 0].max() < 0.05 and torch.all(second[:, 40:] == 1)
+    assert torch.all(second[:, 1:40] > second[:, :39])
+
+
+def test_blended_tiles_leave_no_step_where_neighbours_disagree():
+    # each tile's "optimisation" paints a different flat value: blending must not step
+    image = torch.zeros(1, 3, 300, 400)
+    boxes = tile_boxes(300, 400, 160, 48)
+
+    def paint(tile, box, index):
+        return torch.full_like(tile, (index % 3) / 2), False
+
+    assert refine_in_tiles(image, boxes, paint) is False
+    jumps_x = (image[..., :, 1:] - image[..., :, :-1]).abs().max()
+    jumps_y = (image[..., 1:, :] - image[..., :-1, :]).abs().max()
+    assert jumps_x <= 1 / 48 + 1e-4 and jumps_y <= 1 / 48 + 1e-4  # spread over the overlap
+    # without the ramps, the same tiles make hard seams: the score sees them
+    hard = torch.zeros(1, 3, 300, 400)
+    for index, (t, lft, h, w) in enumerate(boxes):
+        hard[..., t : t + h, lft : lft + w] = (index % 3) / 2
+    hard += 0.01 * torch.rand_like(hard)
+    image += 0.01 * torch.rand_like(image)
+    assert seam_score(hard, boxes) > 3 > 1.1 > seam_score(image, boxes)
+
+
+def test_stop_request_keeps_the_tiles_done_so_far():
+    image = torch.zeros(1, 3, 100, 100)
+    boxes = tile_boxes(100, 100, 60, 10)
+    calls = []
+
+    def paint(tile, box, index):
+        calls.append(index)
+        return torch.ones_like(tile), index == 1
+
+    assert refine_in_tiles(image, boxes, paint) is True
+    assert calls == [0, 1] and image[0, 0, 0, 0] == 1 and image[0, 0, -1, -1] == 0
+
+
+def test_refinement_only_for_layers_well_above_the_working_size():
+    s = make_settings("fast", refine_steps=4, tile_size=128, tile_overlap=16)
+    assert refinement_tiles(s, 400, 300, 384) == []  # < 1.25x the working size
+    assert len(refinement_tiles(s, 600, 200, 384)) == 6 * 2  # rows x columns
+    assert refinement_tiles(make_settings("paper"), 4000, 3000, 384) == []  # the recipe, exact
+
+
+def test_engine_refines_a_large_layer_tile_by_tile_with_truthful_progress(engine, style):
+    gen = torch.Generator().manual_seed(0)
+    content = Layer(torch.rand(3, 200, 330, generator=gen))
+    seen = []
+    settings = make_settings(
+        "fast", size=128, steps=6, refine_steps=3, tile_size=128, tile_overlap=16, style_size=64
+    )
+    result = engine.stylize(content, [style], settings, on_progress=seen.append)
+    tiles = len(tile_boxes(200, 330, 128, 16))  # 2 x 3
+    assert result.steps == 6 + 3 * tiles and not result.cancelled
+    assert result.layer.size == (330, 200)
+    assert [p.step for p in seen] == list(range(1, result.steps + 1))
+    assert {p.total_steps for p in seen} == {result.steps}  # the plan held from the first step
+    assert seen[-1].stage == seen[-1].stages == 3  # two scales, then the tiles
+    assert max(max(p.width, p.height) for p in seen) <= 128  # memory bounded by the tile
+    assert seen[-1].eta == pytest.approx(0, abs=1.0)
+
+
+def test_cancel_during_refinement_returns_the_image_so_far(engine, style):
+    content = Layer(torch.rand(3, 200, 330, generator=torch.Generator().manual_seed(1)))
+    settings = make_settings(
+        "fast", size=128, steps=4, refine_steps=5, tile_size=128, tile_overlap=16, style_size=64
+    )
+    seen = []
+    result = engine.stylize(
+        content, [style], settings, on_progress=seen.append, should_stop=lambda: len(seen) >= 9
+    )
+    assert result.cancelled and result.steps == 9 and seen[-1].stage == 3
+    assert result.layer.size == (330, 200)
