@@ -73,7 +73,7 @@ PRESETS: dict[str, Settings] = {
         lr=0.1,
         precision="bf16",
         scales=(0.5, 1.0),
-        refine_steps=6,
+        refine_steps=5,
         preset="fast",
     ),
     # More time, coarse-to-fine up to the requested size, for the lowest loss.
