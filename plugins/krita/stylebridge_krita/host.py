@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .formats import PixelFormat, UnsupportedFormat, alpha8
-from .qt import QtGui
+from .qt import Qt, QtGui, image_bytes
 from .stylebridge_wire import Image
 from .stylebridge_wire.pixels import Box, context_margin, expand_box, intersect_box, is_blank
 
@@ -142,11 +142,11 @@ class ResultLayer:
         small = QtGui.QImage(
             frame.data, frame.width, frame.height, 3 * frame.width, fmt.Format_RGB888
         )
-        scaled = small.scaled(w, h, transformMode=_smooth()).convertToFormat(fmt.Format_ARGB32)
+        smooth = Qt.TransformationMode.SmoothTransformation
+        scaled = small.scaled(w, h, transformMode=smooth).convertToFormat(fmt.Format_ARGB32)
         scaled.setAlphaChannel(self._alpha)
-        from .qt import image_bytes
-
-        self.node.setPixelData(self.cap.fmt.from_rgba8(image_bytes(scaled)), x, y, w, h)
+        straight = scaled.convertToFormat(fmt.Format_ARGB32)  # Qt may premultiply: undo that
+        self.node.setPixelData(self.cap.fmt.from_rgba8(image_bytes(straight)), x, y, w, h)
         self.cap.document.refreshProjection()
 
     def finish(self, result: Image) -> Any:
@@ -170,9 +170,3 @@ class ResultLayer:
 
 def _contains(node: Any, uid: Any) -> bool:
     return any(c.uniqueId() == uid or _contains(c, uid) for c in node.childNodes())
-
-
-def _smooth() -> Any:
-    from .qt import Qt
-
-    return Qt.TransformationMode.SmoothTransformation
