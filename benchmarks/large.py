@@ -91,6 +91,10 @@ def full_image_loss(engine: Engine, content: np.ndarray, style, result: np.ndarr
     return total.item()
 
 
+def rgb(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(image[..., :3].astype(np.float32) / 255).permute(2, 0, 1)[None]
+
+
 def main() -> None:
     torch.set_num_threads(2)
     content = make_content()
@@ -118,7 +122,6 @@ def main() -> None:
             f"  untiled at {BASELINE_SIZE} px, same time: {untiled['wall']:.0f} s wall, "
             f"peak RSS {untiled['rss']:.2f} GiB, {untiled['steps']} steps"
         )
-    rgb = lambda a: torch.from_numpy(a[..., :3].astype(np.float32) / 255).permute(2, 0, 1)[None]  # noqa: E731
     print(
         f"  seam score (target <= 1.1): tiled {seam_score(rgb(tiled['result']), boxes):.3f}, "
         f"untiled at the same borders {seam_score(rgb(untiled['result']), boxes):.3f}"

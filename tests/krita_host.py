@@ -92,7 +92,7 @@ def run_script(
     return report["result"]
 
 
-def krita_env(server_env: dict[str, str], endpoint: str, token: str, **extra: str) -> dict:
+def krita_env(endpoint: str, token: str, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STYLEBRIDGE_")}
     env.update(STYLEBRIDGE_ENDPOINT=endpoint, STYLEBRIDGE_TOKEN=token, **extra)
     return env

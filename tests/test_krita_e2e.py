@@ -46,7 +46,7 @@ def krita(tmp_path, plugin_zip, server):
     krita_host.install_profile(home, plugin_zip)
 
     def run(script: str, **extra: str) -> dict:
-        env = krita_host.krita_env(server.env, server.endpoint, server.token, **extra)
+        env = krita_host.krita_env(server.endpoint, server.token, **extra)
         return krita_host.run_script(home, script, env)
 
     return run

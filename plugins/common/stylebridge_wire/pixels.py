@@ -43,21 +43,6 @@ def intersect_box(a: Box, b: Box) -> Box | None:
     return left, top, right - left, bottom - top
 
 
-def crop(image: Image, box: Box) -> Image:
-    """The ``box`` (in the image's own coordinates) of ``image``."""
-    x, y, w, h = box
-    if x < 0 or y < 0 or w < 1 or h < 1 or x + w > image.width or y + h > image.height:
-        raise ValueError(f"crop box {box} is outside the {image.width}x{image.height} image")
-    if (x, y, w, h) == (0, 0, image.width, image.height):
-        return image
-    pixel = image.channels * image.itemsize
-    stride, row = image.width * pixel, w * pixel
-    view = memoryview(image.data)
-    start = y * stride + x * pixel
-    data = b"".join(view[start + r * stride : start + r * stride + row] for r in range(h))
-    return Image(w, h, image.channels, image.dtype, data)
-
-
 def swap_red_blue(data: bytes, itemsize: int) -> bytes:
     """BGRA <-> RGBA for 4-channel interleaved samples of ``itemsize`` bytes."""
     out = bytearray(data)

@@ -16,7 +16,6 @@ from .qt import Qt, QtGui, image_bytes
 from .stylebridge_wire import Image
 from .stylebridge_wire.pixels import Box, context_margin, expand_box, intersect_box, is_blank
 
-SOURCES = ("layer", "visible")
 PREVIEW_SUFFIX = " (stylising...)"
 
 
@@ -58,8 +57,6 @@ def _rect(rect: Any) -> Box:
 
 def capture(document: Any, node: Any, source: str = "layer") -> Capture:
     """Read the active layer (or the visible image) and the selection of ``document``."""
-    if source not in SOURCES:
-        raise HostError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
     if document is None:
         raise HostError("No document is open.")
     canvas: Box = (0, 0, document.width(), document.height())
