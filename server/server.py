@@ -226,7 +226,7 @@ class Server:
         request = parse_submit(header, frames, self.limits)
         if self.stopping.is_set():
             raise ProtocolError("shutting_down", "the server is stopping")
-        if len(self.worker.queue) >= self.limits.max_queue:
+        if self.worker.pending() >= self.limits.max_queue:
             raise ProtocolError("queue_full", f"{self.limits.max_queue} jobs are already waiting")
         # the frames are zmq buffers that live only as long as this message: copy the pixels
         request.content = request.content.copy()
@@ -246,7 +246,7 @@ class Server:
                 "job",
             )
         self._send(peer, {"type": "cancelling", "id": rid, "job": job.id})
-        if job is not self.worker.running:  # was queued: it ends here; a running one reports
+        if not job.started:  # was queued: it ends here; a running one reports
             self._send(
                 peer,
                 {

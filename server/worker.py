@@ -25,6 +25,7 @@ from stylebridge.core.images import Layer, layer_from_array, layer_to_array
 from stylebridge.core.settings import make_settings
 
 from .protocol import CONTROLS, SubmitRequest, encode_image, error_header
+from .scheduler import FairQueue
 
 Emit = Callable[[bytes, dict[str, Any], list], None]
 Final = tuple[dict[str, Any], list]  # a job's last message: header and blobs
@@ -69,6 +70,7 @@ class Job:
     request: SubmitRequest
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     cancel: threading.Event = field(default_factory=threading.Event)
+    started: bool = False  # taken from the queue: it ends with its own final message
 
 
 class Worker(threading.Thread):
@@ -87,7 +89,7 @@ class Worker(threading.Thread):
         self.engine_factory = engine_factory
         self.engine: Engine | None = None
         self.cache = StyleCache()
-        self.queue: collections.deque[Job] = collections.deque()
+        self.queue = FairQueue()
         self.running: Job | None = None
         self.lock = threading.Condition()
         self.stopping = False
@@ -108,20 +110,27 @@ class Worker(threading.Thread):
         return engine
 
     def submit(self, job: Job) -> int:
+        """Queue ``job``; returns how many jobs are ahead of it (the running one included)."""
         with self.lock:
-            self.queue.append(job)
-            position = len(self.queue) - (0 if self.running else 1)
+            position = self.queue.push(job) + (1 if self.running else 0)
             self.lock.notify()
         return position
+
+    def pending(self) -> int:
+        with self.lock:
+            return len(self.queue)
+
+    def idle(self) -> bool:
+        with self.lock:
+            return self.running is None and not self.queue
 
     def cancel(self, peer: bytes, job_id: str) -> Job | None:
         """Cancel a queued job (removed now) or the running one (stops within a step)."""
         with self.lock:
-            for job in self.queue:
-                if job.id == job_id and job.peer == peer:
-                    self.queue.remove(job)
-                    self._announce_positions()
-                    return job
+            job = self.queue.remove(peer, job_id)
+            if job is not None:
+                self._announce_positions()
+                return job
             if self.running and self.running.id == job_id and self.running.peer == peer:
                 self.running.cancel.set()
                 return self.running
@@ -130,9 +139,7 @@ class Worker(threading.Thread):
     def cancel_peer(self, peer: bytes) -> None:
         """A client vanished: drop its queued jobs and stop its running one."""
         with self.lock:
-            kept = [job for job in self.queue if job.peer != peer]
-            if len(kept) != len(self.queue):
-                self.queue = collections.deque(kept)
+            if self.queue.drop_peer(peer):
                 self._announce_positions()
             if self.running and self.running.peer == peer:
                 self.running.cancel.set()
@@ -141,8 +148,7 @@ class Worker(threading.Thread):
         """Stop taking jobs, cancel the running one; returns the queued jobs it dropped."""
         with self.lock:
             self.stopping = True
-            dropped = list(self.queue)
-            self.queue.clear()
+            dropped = self.queue.clear()
             if self.running:
                 self.running.cancel.set()
             self.lock.notify()
@@ -182,7 +188,8 @@ class Worker(threading.Thread):
                 self.lock.wait(timeout)
             if self.stopping:
                 return None
-            self.running = self.queue.popleft()
+            self.running = self.queue.pop()
+            self.running.started = True
             self._announce_positions()
             return self.running
 
@@ -208,39 +215,52 @@ class Worker(threading.Thread):
                     self.emit(job.peer, *final)
 
     def _run_job(self, job: Job) -> Final:
-        """Run one job; returns its final message (result, cancelled or error)."""
-        header = {"id": job.request_id, "job": job.id}
         try:
             engine = self.load()
-            req = job.request
-            settings = make_settings(req.preset, **req.controls)
-            content = layer_from_array(req.content)
-            styles = [layer_from_array(s) for s in req.styles]
-            reporter = _Reporter(self.emit, job, req.preview)
-            result = engine.stylize(
-                content,
-                styles,
-                dataclasses.replace(settings, device="auto"),
-                style_weights=req.style_weights,
-                on_progress=reporter,
-                should_stop=job.cancel.is_set,
-                preview_interval=req.preview,
-            )
-        except InputError as exc:
-            name = str(exc).split(":", 1)[0]
-            field_name = f"controls.{name}" if name in CONTROLS else None
-            return error_header("bad_field", str(exc), field_name, job.request_id, job.id), []
         except Exception as exc:
-            # the model itself is untouched by a failed job (e.g. out of memory): the next runs
-            message = f"{type(exc).__name__}: {exc}"
-            return error_header("engine_error", message, None, job.request_id, job.id), []
-        layer = apply_mask(result.layer, req.mask)
-        spec, blob = encode_image(layer_to_array(layer, req.content.dtype), 1)
-        stats = {"steps": result.steps, "elapsed": result.elapsed, "losses": result.losses}
-        kind = "cancelled" if result.cancelled else "result"
-        return {"type": kind, **header, "image": spec, "cancelled": result.cancelled, **stats}, [
-            blob
-        ]
+            return engine_error(job, exc), []
+        return run_job(engine, job, self.emit)
+
+
+def engine_error(job: Job, exc: BaseException) -> dict[str, Any]:
+    return error_header(
+        "engine_error", f"{type(exc).__name__}: {exc}", None, job.request_id, job.id
+    )
+
+
+def run_job(engine: Engine, job: Job, emit: Emit) -> Final:
+    """Run one job on a warm engine; returns its final message (result, cancelled or error).
+
+    Progress and previews go out through ``emit`` as they happen. Shared by the local worker
+    thread and the cluster's actors.
+    """
+    header = {"id": job.request_id, "job": job.id}
+    req = job.request
+    try:
+        settings = make_settings(req.preset, **req.controls)
+        content = layer_from_array(req.content)
+        styles = [layer_from_array(s) for s in req.styles]
+        result = engine.stylize(
+            content,
+            styles,
+            dataclasses.replace(settings, device="auto"),
+            style_weights=req.style_weights,
+            on_progress=_Reporter(emit, job, req.preview),
+            should_stop=job.cancel.is_set,
+            preview_interval=req.preview,
+        )
+    except InputError as exc:
+        name = str(exc).split(":", 1)[0]
+        field_name = f"controls.{name}" if name in CONTROLS else None
+        return error_header("bad_field", str(exc), field_name, job.request_id, job.id), []
+    except Exception as exc:
+        # the model itself is untouched by a failed job (e.g. out of memory): the next runs
+        return engine_error(job, exc), []
+    layer = apply_mask(result.layer, req.mask)
+    spec, blob = encode_image(layer_to_array(layer, req.content.dtype), 1)
+    stats = {"steps": result.steps, "elapsed": result.elapsed, "losses": result.losses}
+    kind = "cancelled" if result.cancelled else "result"
+    return {"type": kind, **header, "image": spec, "cancelled": result.cancelled, **stats}, [blob]
 
 
 def apply_mask(layer: Layer, mask: np.ndarray | None) -> Layer:
