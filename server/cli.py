@@ -239,8 +239,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
     limits = Limits(max_pixels=args.max_pixels, max_queue=args.max_queue)
     idle = None if args.idle_unload <= 0 else args.idle_unload
+    backend = None
+    if args.cluster:
+        from .cluster import cluster_backend  # needs the optional extra stylebridge[cluster]
+
+        backend = cluster_backend(args.cluster, actors=args.actors, weights_path=args.weights)
     return run_server(
-        args.listen, device=args.device, weights_path=args.weights, limits=limits, idle_unload=idle
+        args.listen,
+        device=args.device,
+        weights_path=args.weights,
+        limits=limits,
+        idle_unload=idle,
+        backend=backend,
     )
 
 
@@ -327,6 +337,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-pixels", type=int, default=8192 * 8192)
     p.add_argument("--max-queue", type=int, default=32)
+    p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run jobs on warm actors of this Ray cluster ('local': start one here); "
+        "needs pip install 'stylebridge[cluster]'",
+    )
+    p.add_argument(
+        "--actors",
+        type=int,
+        metavar="N",
+        help="with --cluster: how many actors (default: one per GPU of the cluster, at least 1)",
+    )
     p.set_defaults(func=cmd_serve)
 
     for name, func, text in (

@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -34,7 +35,7 @@ from .protocol import (
     require,
     unpack_header,
 )
-from .worker import Job, Worker
+from .worker import Backend, Emit, Job, Worker
 
 POLL_MS = 100
 
@@ -50,6 +51,7 @@ class Server:
         idle_unload: float | None = 600.0,
         token: str | None = None,
         discovery: bool = True,
+        backend: Callable[[Emit], Backend] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.limits = limits or Limits()
@@ -71,8 +73,13 @@ class Server:
         self.events_in = self.ctx.socket(zmq.PULL)
         self.events_in.bind(f"inproc://events-{id(self)}")
         self._events_out = threading.local()
-        self.worker = Worker(
-            self._emit, device=device, weights_path=weights_path, idle_unload=idle_unload
+        # jobs run in this process (Worker) or on a cluster's actors (cluster.ClusterWorker)
+        self.worker: Backend = (
+            backend(self._emit)
+            if backend
+            else Worker(
+                self._emit, device=device, weights_path=weights_path, idle_unload=idle_unload
+            )
         )
         self.stopping = threading.Event()
 

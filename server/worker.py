@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -30,6 +30,24 @@ from .scheduler import FairQueue
 Emit = Callable[[bytes, dict[str, Any], list], None]
 Final = tuple[dict[str, Any], list]  # a job's last message: header and blobs
 PROGRESS_INTERVAL = 0.1  # seconds: at most 10 progress events a second
+
+
+class Backend(Protocol):
+    """What the server needs of whatever runs its jobs: this module's ``Worker`` thread, or the
+    cluster's dispatcher. Every method is called from the server's socket thread; results,
+    progress and previews go back through the ``emit`` callback given at construction."""
+
+    def load(self) -> Any: ...  # warm up (model or actors); raises if that is impossible
+    def start(self) -> None: ...
+    def is_alive(self) -> bool: ...
+    def join(self, timeout: float | None = None) -> None: ...
+    def submit(self, job: Job) -> int: ...  # how many jobs are ahead of it
+    def pending(self) -> int: ...  # jobs waiting, not running
+    def idle(self) -> bool: ...  # nothing running, nothing waiting
+    def cancel(self, peer: bytes, job_id: str) -> Job | None: ...
+    def cancel_peer(self, peer: bytes) -> None: ...
+    def stop(self) -> list[Job]: ...  # cancel running jobs, return the queued ones dropped
+    def snapshot(self) -> dict[str, Any]: ...  # the status reply's worker fields
 
 
 class StyleCache(collections.OrderedDict):
