@@ -7,6 +7,7 @@ content ``Layer`` and style ``Layer``s into a stylised ``Layer`` of the content'
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -71,10 +72,23 @@ def resize_to(pixels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return out.clamp(0, 1)
 
 
-def stage_sides(long_side: int, scales: Sequence[float]) -> list[int]:
-    """Working long side of each coarse-to-fine stage, skipping ones VGG cannot see."""
+MAX_ASPECT = 64  # a thinner layer or style would need a huge working size to show VGG 32 px
+
+
+def min_long_side(name: str, height: int, width: int) -> int:
+    """The long side at which the short side is MIN_SIDE: VGG's pooling needs that much."""
+    if max(height, width) > MAX_ASPECT * min(height, width):
+        raise InputError(
+            f"{name}: {width}x{height} px is too thin to stylise (at most {MAX_ASPECT}:1)"
+        )
+    return math.ceil(MIN_SIDE * max(height, width) / min(height, width))
+
+
+def stage_sides(long_side: int, scales: Sequence[float], floor: int = MIN_SIDE) -> list[int]:
+    """Working long side of each coarse-to-fine stage, skipping ones VGG cannot see well
+    (``floor``: the least long side at which the short side is still MIN_SIDE)."""
     sides = [round(long_side * s) for s in scales]
-    return [s for s in sides[:-1] if s >= 2 * MIN_SIDE] + [sides[-1]]
+    return [s for s in sides[:-1] if s >= max(2 * MIN_SIDE, floor)] + [sides[-1]]
 
 
 def split_steps(total: int, stages: int) -> list[int]:
@@ -185,7 +199,7 @@ class Engine:
         pixels = self.pixels(style)
         if match_to is not None:
             pixels = match_color_statistics(pixels[0], match_to[0]).unsqueeze(0)
-        side = max(MIN_SIDE, long_side)
+        side = max(min_long_side("style", *pixels.shape[-2:]), long_side)
         grams = style_grams(self.model, normalize(resize_long_side(pixels, side)))
         if key is not None:
             self.style_cache[key] = grams
@@ -216,8 +230,12 @@ class Engine:
 
         full = self.pixels(content)
         h, w = full.shape[-2:]
+        floor = min_long_side("content", h, w)
+        for i, style in enumerate(styles):
+            min_long_side(f"styles.{i}", *style.rgb.shape[-2:])
         long_side = settings.size if settings.allow_upscale else min(settings.size, max(h, w))
-        sides = stage_sides(long_side, settings.scales)
+        # a small or thin layer is worked on larger and its result resized back
+        sides = stage_sides(max(long_side, floor), settings.scales, floor)
         steps = split_steps(settings.steps, len(sides))
         # per-stage cost ~ steps x pixels: used for time budgets and the ETA
         costs = [n * (side / sides[-1]) ** 2 for n, side in zip(steps, sides, strict=True)]
@@ -358,7 +376,11 @@ REFINE_MIN_RATIO = 1.25  # a layer this much larger than the working size gets r
 
 def refinement_tiles(settings: Settings, height: int, width: int, working_side: int) -> list[Box]:
     """The tiles of full-resolution refinement, or [] when the working size already suffices."""
-    if settings.refine_steps <= 0 or max(height, width) < REFINE_MIN_RATIO * working_side:
+    if (
+        settings.refine_steps <= 0
+        or max(height, width) < REFINE_MIN_RATIO * working_side
+        or min(height, width) < MIN_SIDE  # a tile must be as wide as VGG needs
+    ):
         return []
     return tile_boxes(height, width, settings.tile_size, settings.tile_overlap)
 

@@ -214,7 +214,10 @@ def write_cache(state: dict[str, torch.Tensor], origin: str, target: Path | None
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
     try:
-        save_file(state, str(tmp))
+        try:
+            save_file(state, str(tmp))
+        except Exception as exc:  # safetensors reports a full disk as its own error type
+            raise OSError(f"cannot write {tmp}: {exc}") from exc
         digest = sha256_of(tmp)
         meta_tmp = tmp.with_suffix(".json.tmp")
         meta_tmp.write_text(json.dumps({"sha256": digest, "converted_from": origin}, indent=1))

@@ -251,6 +251,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         limits=limits,
         idle_unload=idle,
         backend=backend,
+        drain=args.drain,
     )
 
 
@@ -276,8 +277,9 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
     with Client(args.endpoint, timeout=5) as client:
         pid = client.status()["pid"]
-        client.shutdown()
-    print(f"stylebridge: asked the server (pid {pid}) to stop")
+        pending = client.shutdown(0 if args.now else None)
+    after = "after its current jobs" if pending else "now"
+    print(f"stylebridge: asked the server (pid {pid}) to stop {after}")
     return 0
 
 
@@ -338,6 +340,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=int, default=8192 * 8192)
     p.add_argument("--max-queue", type=int, default=32)
     p.add_argument(
+        "--drain",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="on stop, let running and queued jobs finish this long before cancelling them",
+    )
+    p.add_argument(
         "--cluster",
         metavar="ADDRESS",
         help="run jobs on warm actors of this Ray cluster ('local': start one here); "
@@ -353,10 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func, text in (
         ("status", cmd_status, "show the running server"),
-        ("stop", cmd_stop, "stop the running server"),
+        ("stop", cmd_stop, "stop the running server once its jobs are done (see serve --drain)"),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("--endpoint", help="server endpoint (default: discovery file)")
+        if name == "stop":
+            p.add_argument("--now", action="store_true", help="cancel running and queued jobs")
         p.set_defaults(func=func)
 
     p = sub.add_parser("demo", help="stylise the embedded demo photo with a built-in painting")

@@ -125,14 +125,28 @@ class Client:
         self.endpoint, self.token = find_server(endpoint, token)
         self.timeout = timeout  # seconds of silence before pinging, then before giving up
         self.ctx = context or zmq.Context.instance()
-        self.sock = self.ctx.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(self.endpoint)
+        self.sock = self._connect()
         self.ids = itertools.count(1)
         self.jobs: dict[int, Job] = {}
         self.replies: dict[int, tuple[dict[str, Any], list[bytes]]] = {}
         self.last_heard = time.monotonic()
         self.ping_sent: float | None = None
+
+    def _connect(self) -> zmq.Socket:
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.endpoint)
+        return sock
+
+    def _unavailable(self, message: str) -> ServerUnavailable:
+        """Lazy Pirate: a server that stopped answering gets a fresh socket, so nothing stale
+        is sent to it when it comes back; the jobs on the old connection are lost to us."""
+        self.sock.close(linger=0)
+        self.sock = self._connect()
+        self.jobs.clear()
+        self.replies.clear()
+        self.last_heard, self.ping_sent = time.monotonic(), None
+        return ServerUnavailable(message)
 
     def close(self) -> None:
         self.sock.close(linger=0)
@@ -173,7 +187,7 @@ class Client:
             self.ping_sent = time.monotonic()
             self._send({"type": "ping"})
         elif self.ping_sent is not None and time.monotonic() - self.ping_sent > self.timeout:
-            raise ServerUnavailable(
+            raise self._unavailable(
                 f"the server at {self.endpoint} stopped answering ({quiet:.0f} s of silence)"
             )
 
@@ -184,7 +198,7 @@ class Client:
         deadline = time.monotonic() + self.timeout
         while rid not in self.replies:
             if time.monotonic() > deadline:
-                raise ServerUnavailable(
+                raise self._unavailable(
                     f"no answer from the server at {self.endpoint} within {self.timeout:.0f} s"
                 )
             self._pump(0.05)
@@ -201,8 +215,14 @@ class Client:
     def status(self) -> dict[str, Any]:
         return self._request({"type": "status"})[0]
 
-    def shutdown(self) -> None:
-        self._request({"type": "shutdown"})
+    def shutdown(self, drain: float | None = None) -> bool:
+        """Ask the server to stop after its jobs (at most ``drain`` s; None: the server's
+        default, 0: cancel them now). True when jobs were still running or queued."""
+        request: dict[str, Any] = {"type": "shutdown"}
+        if drain is not None:
+            request["drain"] = drain
+        reply, _ = self._request(request)
+        return bool(reply.get("pending"))
 
     def echo(self, image: ImageLike) -> np.ndarray:
         spec, blob = encode_image(np.asarray(image), 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -30,12 +31,12 @@ def discovery_path() -> Path:
 def write_discovery(info: dict[str, Any], path: Path | None = None) -> Path:
     """Write atomically with mode 0600 in a 0700 folder; refuse to go on if that fails."""
     path = path or discovery_path()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         folder = path.parent.stat()
         if stat.S_IMODE(folder.st_mode) & 0o077:
             os.chmod(path.parent, 0o700)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             if hasattr(os, "fchmod"):  # POSIX; on Windows the user's profile folder protects it
@@ -45,6 +46,8 @@ def write_discovery(info: dict[str, Any], path: Path | None = None) -> Path:
             raise OSError("the file system does not keep mode 0600")
         os.replace(tmp, path)
     except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)  # never leave the token behind in a loose file
         raise StyleBridgeError(
             f"cannot write the discovery file {path} with mode 0600 ({exc}); "
             "set STYLEBRIDGE_RUNTIME_DIR to a private folder"

@@ -38,6 +38,7 @@ from .protocol import (
 from .worker import Backend, Emit, Job, Worker
 
 POLL_MS = 100
+DRAIN_SECONDS = 60.0  # on stop, queued and running jobs get this long to finish
 
 
 class Server:
@@ -52,6 +53,7 @@ class Server:
         token: str | None = None,
         discovery: bool = True,
         backend: Callable[[Emit], Backend] | None = None,
+        drain: float = DRAIN_SECONDS,
     ) -> None:
         self.endpoint = endpoint
         self.limits = limits or Limits()
@@ -82,6 +84,8 @@ class Server:
             )
         )
         self.stopping = threading.Event()
+        self.drain = drain
+        self.drain_deadline = float("inf")
 
     # --- worker -> socket ------------------------------------------------------------------------
 
@@ -133,7 +137,7 @@ class Server:
             self.worker.start()
             if ready:
                 ready.set()
-            while not self.stopping.is_set():
+            while not (self.stopping.is_set() and self._drained()):
                 for sock, _ in poller.poll(POLL_MS):
                     if sock is self.events_in:
                         self._forward(self.events_in.recv_multipart(copy=False))
@@ -159,12 +163,28 @@ class Server:
         # the worker's PUSH socket lives in its (finished) thread: destroy closes everything
         self.ctx.destroy(linger=500)
 
-    def stop(self) -> None:
+    def stop(self, drain: float | None = None) -> None:
+        """Take no new jobs; let the running and queued ones finish for up to ``drain`` seconds
+        (default: the server's), then cancel what is left. A second call can only shorten it."""
+        deadline = time.monotonic() + (self.drain if drain is None else drain)
+        self.drain_deadline = min(self.drain_deadline, deadline)
         self.stopping.set()
+
+    def _drained(self) -> bool:
+        return self.worker.idle() or time.monotonic() >= self.drain_deadline
 
     def install_signal_handlers(self) -> None:
         def handler(signum: int, _frame: object) -> None:
+            if self.stopping.is_set():  # asked twice: stop now
+                self.stop(0)
+                return
             self.stop()
+            if not self.worker.idle():
+                print(
+                    f"stylebridge: stopping after the current jobs (at most {self.drain:.0f} s); "
+                    "interrupt again to cancel them",
+                    flush=True,
+                )
 
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
@@ -220,6 +240,7 @@ class Server:
                 "memory": memory,
                 "uptime": time.monotonic() - self.started,
                 "limits": self.limits.as_dict(),
+                "draining": self.stopping.is_set(),
                 **self.worker.snapshot(),
             },
         )
@@ -266,8 +287,15 @@ class Server:
             )
 
     def _on_shutdown(self, peer: bytes, rid: Any, header: dict, frames: list) -> None:
-        self._send(peer, {"type": "bye", "id": rid})
-        self.stop()
+        drain = header.get("drain")
+        if drain is not None and (
+            isinstance(drain, bool)
+            or not isinstance(drain, int | float)
+            or not 0 <= drain <= 24 * 3600
+        ):
+            raise ProtocolError("bad_field", "drain: seconds, 0..86400", "drain")
+        self.stop(drain)
+        self._send(peer, {"type": "bye", "id": rid, "pending": 0 if self._drained() else 1})
 
 
 def current_rss() -> int:

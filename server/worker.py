@@ -241,9 +241,13 @@ class Worker(threading.Thread):
 
 
 def engine_error(job: Job, exc: BaseException) -> dict[str, Any]:
-    return error_header(
-        "engine_error", f"{type(exc).__name__}: {exc}", None, job.request_id, job.id
-    )
+    message = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
+        message = (
+            "out of memory while stylising: lower size or tile_size, or close other work "
+            f"({message})"
+        )
+    return error_header("engine_error", message, None, job.request_id, job.id)
 
 
 def run_job(engine: Engine, job: Job, emit: Emit) -> Final:
@@ -270,6 +274,8 @@ def run_job(engine: Engine, job: Job, emit: Emit) -> Final:
     except InputError as exc:
         name = str(exc).split(":", 1)[0]
         field_name = f"controls.{name}" if name in CONTROLS else None
+        if name == "content" or name.startswith("styles."):
+            field_name = name
         return error_header("bad_field", str(exc), field_name, job.request_id, job.id), []
     except Exception as exc:
         # the model itself is untouched by a failed job (e.g. out of memory): the next runs

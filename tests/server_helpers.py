@@ -49,9 +49,11 @@ class RunningServer:
                 self.proc.wait()
 
 
-def start_server(runtime: Path, *extra: str, timeout: float = 90) -> RunningServer:
+def start_server(
+    runtime: Path, *extra: str, timeout: float = 90, endpoint: str | None = None
+) -> RunningServer:
     runtime.mkdir(parents=True, exist_ok=True)
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    endpoint = endpoint or f"tcp://127.0.0.1:{free_port()}"
     log = runtime / "serve.log"
     env = clean_env(STYLEBRIDGE_RUNTIME_DIR=str(runtime))
     with open(log, "wb") as out:

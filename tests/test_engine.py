@@ -105,7 +105,7 @@ def test_time_budget_returns_within_budget(engine, style):
         layer(), [style], make_settings("fast", size=64, steps=3, time_budget=1.5)
     )
     elapsed = time.monotonic() - start
-    assert elapsed < 1.5 + 1.0  # budget plus at most one step and the set-up
+    assert elapsed < 1.5 + 5.0  # without the budget it would run 10**9 steps; slack for load
     # the budget, not the step count, decides (a 64 px step takes ~0.03 s; >3 even when loaded)
     assert result.steps > 3
     assert not result.cancelled
@@ -209,3 +209,17 @@ def test_lbfgs_optimizer_option_runs_and_lowers_the_loss(engine, style):
     )
     assert result.steps == SMALL["steps"]
     assert result.losses["total"] < seen[0].losses["total"]
+
+
+@pytest.mark.parametrize(("h", "w"), [(48, 13), (5, 5), (40, 800), (900, 30)])
+def test_small_and_thin_layers_are_worked_larger_and_come_back_at_their_size(engine, style, h, w):
+    # VGG pools 4 times before relu5_3: a short side under 32 px used to crash the network
+    result = engine.stylize(layer(h, w), [style], make_settings("fast", **SMALL))
+    assert result.layer.rgb.shape == (3, h, w) and result.steps >= SMALL["steps"]
+
+
+def test_a_layer_or_style_too_thin_to_stylise_is_refused_by_name(engine, style):
+    with pytest.raises(InputError, match=r"content: 6500x100 px is too thin .*64:1"):
+        engine.stylize(layer(100, 6500), [style], make_settings("fast", **SMALL))
+    with pytest.raises(InputError, match=r"styles.1: 700x10 px is too thin"):
+        engine.stylize(layer(), [style, layer(10, 700)], make_settings("fast", **SMALL))
