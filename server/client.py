@@ -48,6 +48,15 @@ def find_server(endpoint: str | None = None, token: str | None = None) -> tuple[
     return endpoint or info["endpoint"], token or info["token"]
 
 
+def find_server_key(endpoint: str) -> str | None:
+    """The server's CURVE public key: STYLEBRIDGE_SERVER_KEY, else the discovery file's when
+    it describes this endpoint; None: a plain (loopback or trusted-LAN) server."""
+    if key := os.environ.get("STYLEBRIDGE_SERVER_KEY"):
+        return key
+    info = read_discovery()
+    return info.get("server_key") if info and info["endpoint"] == endpoint else None
+
+
 def decode_array(spec: dict[str, Any], frames: list[bytes]) -> np.ndarray:
     dtype = DTYPES[spec["dtype"]]
     data = np.frombuffer(frames[spec["frame"]], dtype=dtype)
@@ -121,8 +130,10 @@ class Client:
         *,
         timeout: float = 15.0,
         context: zmq.Context | None = None,
+        server_key: str | None = None,
     ) -> None:
         self.endpoint, self.token = find_server(endpoint, token)
+        self.server_key = server_key or find_server_key(self.endpoint)
         self.timeout = timeout  # seconds of silence before pinging, then before giving up
         self.ctx = context or zmq.Context.instance()
         self.sock = self._connect()
@@ -135,6 +146,10 @@ class Client:
     def _connect(self) -> zmq.Socket:
         sock = self.ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDTIMEO, int(self.timeout * 1000))  # never hang on a send
+        if self.server_key:  # CURVE with a throwaway key pair of our own
+            sock.curve_serverkey = self.server_key.encode()
+            sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()
         sock.connect(self.endpoint)
         return sock
 
@@ -162,7 +177,13 @@ class Client:
     def _send(self, header: dict[str, Any], blobs: Sequence = (), rid: int | None = None) -> int:
         rid = next(self.ids) if rid is None else rid
         frames = pack({"v": VERSION, "id": rid, "token": self.token, **header}, list(blobs))
-        self.sock.send_multipart(frames, copy=False)
+        try:
+            self.sock.send_multipart(frames, copy=False)
+        except zmq.Again:  # no connection to queue on: e.g. a CURVE handshake that failed
+            raise self._unavailable(
+                f"cannot reach the server at {self.endpoint} within {self.timeout:.0f} s"
+                + (" (is its CURVE server key right?)" if self.server_key else "")
+            ) from None
         return rid
 
     def _dispatch(self, frames: list[bytes]) -> None:

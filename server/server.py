@@ -54,6 +54,7 @@ class Server:
         discovery: bool = True,
         backend: Callable[[Emit], Backend] | None = None,
         drain: float = DRAIN_SECONDS,
+        curve: tuple[bytes, bytes] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.limits = limits or Limits()
@@ -72,6 +73,12 @@ class Server:
         # a host UI thread may stall for a while between polls: only a minute of silence from a
         # peer (ZMTP heartbeats unanswered) drops its connection and so cancels its jobs
         self.router.setsockopt(zmq.HEARTBEAT_TIMEOUT, 60000)
+        # CURVE: encrypted, and clients know they reach this server (by its public key); who
+        # may use it is still decided by the token
+        self.server_key = curve[0].decode() if curve else None
+        if curve:
+            self.router.curve_server = True
+            self.router.curve_publickey, self.router.curve_secretkey = curve
         self.events_in = self.ctx.socket(zmq.PULL)
         self.events_in.bind(f"inproc://events-{id(self)}")
         self._events_out = threading.local()
@@ -125,6 +132,7 @@ class Server:
                     "token": self.token,
                     "version": __version__,
                     "protocol": VERSION,
+                    "server_key": self.server_key,
                 }
             )
 
@@ -332,3 +340,5 @@ def _announce(server: Server, ready: threading.Event) -> None:
     engine = server.worker.engine
     where = f"{engine.device}, weights: {engine.weights_source}" if engine else "model not loaded"
     print(f"stylebridge: ready on {server.endpoint} ({where})", flush=True)
+    if server.server_key:
+        print(f"stylebridge: CURVE encryption on; server key {server.server_key}", flush=True)

@@ -1,0 +1,491 @@
+"""Jobs on warm actors of a Ray cluster, behind the same ZeroMQ front door.
+
+``stylebridge serve --cluster ADDRESS`` swaps the local worker thread for ``ClusterWorker``: the
+server's socket thread still validates, queues and answers; this backend hands each job to one of
+N Ray actors (one per GPU), each holding a warm ``Engine``. One dispatcher thread per actor takes
+the next job from the fair queue, runs it on its actor as a streaming generator (progress and
+previews come back message by message and go out through ``emit``), forwards a cancel, and, when
+the actor dies mid-job, puts the job back at the head of the queue and starts a new actor so the
+pool stays at N. The socket thread never calls Ray; it only touches this object's lock.
+
+Needs the optional extra: ``pip install 'stylebridge[cluster]'``.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import functools
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, NamedTuple
+
+from stylebridge.core.errors import StyleBridgeError
+
+from .protocol import SubmitRequest, error_header
+from .scheduler import FairQueue
+from .worker import Emit, Final, Job, StyleCache, engine_error, run_job
+
+READY_TIMEOUT = 600.0  # seconds for an actor to start and load its model (a cold node is slow)
+MAX_ATTEMPTS = 3  # a job whose actor dies runs at most this many times, then fails
+POLL = 0.05  # how often a dispatcher waiting on its actor looks for a cancel to forward
+RETRY_PAUSE = 5.0  # between attempts to start an actor that would not start
+INSTALL_HINT = "pip install 'stylebridge[cluster]'"
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise StyleBridgeError(f"--cluster needs Ray: {INSTALL_HINT}") from None
+    return ray
+
+
+def cluster_backend(
+    address: str, *, actors: int | None = None, weights_path: str | None = None
+) -> Callable[[Emit], ClusterWorker]:
+    """The server's ``backend`` factory. ``address``: a Ray address (``auto``, ``host:6379``)
+    or ``local`` (start a Ray instance in this process)."""
+    import_ray()  # fail now, in one line, if the extra is missing
+    if address.startswith("ray://"):
+        raise StyleBridgeError(
+            f"--cluster {address}: Ray Client addresses cannot stream a job's progress "
+            "(Ray's streaming generators need a driver inside the cluster); run the server on "
+            "a node of the cluster with --cluster auto, or give the head's HOST:6379"
+        )
+    if actors is not None and actors < 1:
+        raise StyleBridgeError(f"--actors: {actors} is not a number of actors (1 or more)")
+    return functools.partial(
+        ClusterWorker, address=address, actors=actors, weights_path=weights_path
+    )
+
+
+# --- the actor (runs in a Ray worker process, on any node) ---------------------------------------
+
+
+class Message(NamedTuple):
+    """One message of a job, actor -> dispatcher; the last one has ``final`` set."""
+
+    header: dict[str, Any]
+    blobs: list[bytes]
+    final: bool = False
+    cache: dict[str, int] | None = None  # the actor's style cache, reported with the final
+
+
+class StyleActor:
+    """One warm engine. ``run`` streams a job's messages; ``cancel`` reaches it mid-job because
+    the actor runs several calls at once (``max_concurrency``)."""
+
+    def __init__(self, weights_path: str | None, threads: int | None) -> None:
+        import torch
+
+        from stylebridge.core.engine import Engine
+
+        if threads:  # Ray sets OMP_NUM_THREADS=1 in CPU actors: give each its share of cores
+            torch.set_num_threads(threads)
+        self.cache = StyleCache()
+        self.engine = Engine(weights_path=weights_path, style_cache=self.cache)
+        self.jobs: dict[str, Job] = {}
+        self.cancelled: set[str] = set()  # a cancel can overtake its job's ``run`` call
+        self.threads = torch.get_num_threads()
+
+    def describe(self) -> dict[str, Any]:
+        import ray
+
+        return {
+            "pid": os.getpid(),
+            "node": ray.util.get_node_ip_address(),
+            "device": str(self.engine.device),
+            "weights": self.engine.weights_source,
+            "threads": self.threads,
+        }
+
+    def run(self, job_id: str, request_id: Any, request: SubmitRequest) -> Iterator[Message]:
+        job = Job(b"", request_id, request, id=job_id, started=True)
+        self.jobs[job_id] = job
+        if job_id in self.cancelled:
+            job.cancel.set()
+        out: queue.SimpleQueue[Message] = queue.SimpleQueue()
+
+        def emit(_peer: bytes, header: dict[str, Any], blobs: list) -> None:
+            out.put(Message(header, [bytes(b) for b in blobs]))  # memoryviews do not pickle
+
+        def work() -> None:
+            try:
+                header, blobs = run_job(self.engine, job, emit)
+            except BaseException as exc:  # run_job reports its own errors; this is a last guard
+                header, blobs = engine_error(job, exc), []
+            cache = {"entries": len(self.cache), "bytes": self.cache.bytes}
+            out.put(Message(header, [bytes(b) for b in blobs], True, cache))
+
+        # the engine runs in its own thread so that this generator can yield while it works
+        threading.Thread(target=work, name=f"job-{job_id}", daemon=True).start()
+        try:
+            while not (message := out.get()).final:
+                yield message
+            yield message
+        finally:
+            job.cancel.set()  # the dispatcher went away: stop the engine within a step
+            self.jobs.pop(job_id, None)
+            self.cancelled.discard(job_id)
+
+    def cancel(self, job_id: str) -> None:
+        job = self.jobs.get(job_id)
+        if job is None:
+            self.cancelled.add(job_id)
+        else:
+            job.cancel.set()
+
+
+# --- the dispatcher (in the front server's process) ----------------------------------------------
+
+
+@dataclass
+class Slot:
+    """One actor of the pool and what its dispatcher thread is doing with it."""
+
+    name: str
+    handle: Any = None  # the Ray actor
+    info: dict[str, Any] = field(default_factory=dict)  # its describe(), once warm
+    alive: bool = False
+    job: Job | None = None
+    jobs_done: int = 0
+    restarts: int = 0
+    cache: dict[str, int] = field(default_factory=lambda: {"entries": 0, "bytes": 0})
+    thread: threading.Thread | None = None
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "alive": self.alive,
+            "busy": self.job.id if self.job else None,
+            "jobs_done": self.jobs_done,
+            "restarts": self.restarts,
+            **{k: self.info.get(k) for k in ("node", "pid", "device", "threads")},
+        }
+
+
+class ClusterWorker:
+    """The server's ``Backend`` (see worker.py) on a pool of Ray actors."""
+
+    def __init__(
+        self, emit: Emit, *, address: str, actors: int | None, weights_path: str | None
+    ) -> None:
+        self.emit, self.address = emit, address
+        self.actors, self.weights_path = actors, weights_path
+        self.ray: Any = None  # the module, once connected
+        self.actor_class: Any = None
+        self.options: dict[str, Any] = {}
+        self.threads: int | None = None
+        self.slots: list[Slot] = []
+        self.queue = FairQueue()
+        self.retries: collections.deque[Job] = collections.deque()  # served before the queue
+        self.attempts: dict[str, int] = {}  # job id -> runs started, once its first actor died
+        self.lock = threading.Condition()
+        self.stopping = False
+        self.engine: Any = None  # what the server's "ready on" line prints: set by load()
+
+    # --- lifecycle (server thread) ---------------------------------------------------------------
+
+    def load(self) -> Any:
+        """Connect to Ray, start the actors, and return once each has its model warm."""
+        if self.slots:
+            return self.engine
+        self._connect()
+        self.slots = [Slot(f"actor-{i}") for i in range(self.actors or 1)]
+        for slot in self.slots:  # all start at once, then wait for each
+            slot.handle = self._spawn()
+        for slot in self.slots:
+            self._wait_ready(slot)
+        devices = ", ".join(sorted({s.info["device"] for s in self.slots}))
+        self.engine = SimpleNamespace(
+            device=f"Ray actors: {len(self.slots)} on {devices}, cluster {self.address}",
+            weights_source=self.slots[0].info["weights"],
+        )
+        return self.engine
+
+    def _connect(self) -> None:
+        ray = import_ray()
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"address": self.address}
+            if self.address == "local":  # a new private instance, even where one is running
+                kwargs["include_dashboard"] = False
+            try:
+                with keep_signal_handlers():
+                    ray.init(logging_level="WARNING", **kwargs)
+            except Exception as exc:
+                raise StyleBridgeError(f"cannot join Ray at {self.address}: {exc}") from None
+        self.ray = ray
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        self.actors = self.actors or max(1, gpus)
+        self.options = {"num_gpus": 1} if gpus else {"num_cpus": 1}
+        # CPU actors share the cluster's cores; on GPUs torch's CPU threads hardly matter
+        self.threads = None if gpus else max(1, int(resources.get("CPU", 1)) // self.actors)
+        # max_concurrency: a cancel (or describe) call runs while ``run`` is busy
+        self.actor_class = ray.remote(StyleActor).options(max_concurrency=4, **self.options)
+
+    def _spawn(self) -> Any:
+        return self.actor_class.remote(self.weights_path, self.threads)
+
+    def _wait_ready(self, slot: Slot) -> None:
+        """Until ``slot``'s actor has its model loaded; raises StyleBridgeError if it cannot."""
+        ref = slot.handle.describe.remote()
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not self.ray.wait([ref], timeout=POLL * 10)[0]:
+            if self.stopping:
+                raise StyleBridgeError("stopping")
+            if time.monotonic() > deadline:
+                raise StyleBridgeError(
+                    f"{slot.name} did not start within {READY_TIMEOUT:.0f} s: does the cluster "
+                    f"have a free {self.options} for it?"
+                )
+        try:
+            slot.info = self.ray.get(ref)
+        except self.ray.exceptions.RayError as exc:
+            raise StyleBridgeError(f"{slot.name} could not start: {exc}") from None
+        slot.alive = True
+
+    def start(self) -> None:
+        for slot in self.slots:
+            slot.thread = threading.Thread(
+                target=self._serve, args=(slot,), name=f"stylebridge-{slot.name}", daemon=True
+            )
+            slot.thread.start()
+
+    def is_alive(self) -> bool:
+        # alive while connected: join() is what disconnects (and stops a local Ray)
+        return self.ray is not None or any(s.thread and s.thread.is_alive() for s in self.slots)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the dispatchers (after stop()), then leave Ray: its actors end with us."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for slot in self.slots:
+            if slot.thread and slot.thread.is_alive():
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                slot.thread.join(left)
+        if self.ray is not None:
+            for slot in self.slots:
+                with contextlib.suppress(Exception):
+                    self.ray.kill(slot.handle)
+            with keep_signal_handlers():  # shutdown resets them too
+                self.ray.shutdown()  # a local instance (``--cluster local``) stops here too
+            self.ray = None
+
+    # --- called from the server thread -----------------------------------------------------------
+
+    def submit(self, job: Job) -> int:
+        with self.lock:
+            ahead = len(self.retries) + self.queue.push(job)
+            busy = all(s.job is not None or not s.alive for s in self.slots)
+            self.lock.notify()
+        return ahead + (1 if busy else 0)
+
+    def pending(self) -> int:
+        with self.lock:
+            return len(self.retries) + len(self.queue)
+
+    def idle(self) -> bool:
+        with self.lock:
+            return not self.retries and not self.queue and all(s.job is None for s in self.slots)
+
+    def cancel(self, peer: bytes, job_id: str) -> Job | None:
+        """Remove a waiting job now, or ask the actor running it to stop (within a step)."""
+        with self.lock:
+            job = self.queue.remove(peer, job_id) or self._remove_retry(peer, job_id)
+            if job is not None:
+                self.attempts.pop(job.id, None)
+                self._announce_positions()
+                return job
+            for slot in self.slots:
+                if slot.job and slot.job.id == job_id and slot.job.peer == peer:
+                    slot.job.cancel.set()  # its dispatcher forwards it to the actor
+                    return slot.job
+        return None
+
+    def cancel_peer(self, peer: bytes) -> None:
+        """A client vanished: drop its waiting jobs and stop its running ones."""
+        with self.lock:
+            dropped = self.queue.drop_peer(peer) + [j for j in self.retries if j.peer == peer]
+            self.retries = collections.deque(j for j in self.retries if j.peer != peer)
+            for slot in self.slots:
+                if slot.job and slot.job.peer == peer:
+                    slot.job.cancel.set()
+            if dropped:
+                self._announce_positions()
+
+    def stop(self) -> list[Job]:
+        """Take no more jobs, cancel the running ones; returns the waiting jobs it dropped."""
+        with self.lock:
+            self.stopping = True
+            dropped = [*self.retries, *self.queue.clear()]
+            self.retries.clear()
+            for slot in self.slots:
+                if slot.job:
+                    slot.job.cancel.set()
+            self.lock.notify_all()
+        return dropped
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            live = [s for s in self.slots if s.alive]
+            running = [s.job.id for s in self.slots if s.job]
+            return {
+                "device": ", ".join(sorted({s.info["device"] for s in live})) or "none",
+                "model_loaded": bool(live),
+                "weights": live[0].info["weights"] if live else None,
+                "queue": [j.id for j in self._waiting()],
+                "running": running[0] if running else None,  # the local worker's field
+                "running_jobs": running,
+                "style_cache": {
+                    k: sum(s.cache[k] for s in self.slots) for k in ("entries", "bytes")
+                },
+                "cluster": self.address,
+                "actors": [s.status() for s in self.slots],
+            }
+
+    # --- under the lock --------------------------------------------------------------------------
+
+    def _waiting(self) -> list[Job]:
+        return [*self.retries, *self.queue]
+
+    def _remove_retry(self, peer: bytes, job_id: str) -> Job | None:
+        for job in self.retries:
+            if job.id == job_id and job.peer == peer:
+                self.retries.remove(job)
+                return job
+        return None
+
+    def _announce_positions(self) -> None:
+        for position, job in enumerate(self._waiting(), start=1):
+            header = {"type": "queued", "id": job.request_id, "job": job.id, "position": position}
+            if job.id in self.attempts:  # its actor died: it runs again, from step 0
+                header["retry"] = self.attempts[job.id] - 1
+            self.emit(job.peer, header, [])
+
+    # --- the dispatcher threads, one per actor ---------------------------------------------------
+
+    def _serve(self, slot: Slot) -> None:
+        while (job := self._next_job(slot)) is not None:
+            final = self._run(slot, job)
+            with self.lock:
+                slot.job = None
+            # after freeing the slot: a client holding its result sees the server idle
+            if final is not None:
+                self.emit(job.peer, *final)
+            if not slot.alive:
+                self._replace(slot)
+
+    def _next_job(self, slot: Slot) -> Job | None:
+        with self.lock:
+            while not self.stopping and not (self.retries or self.queue):
+                self.lock.wait()
+            if self.stopping:
+                return None
+            job = self.retries.popleft() if self.retries else self.queue.pop()
+            job.started = True
+            slot.job = job
+            self._announce_positions()
+            return job
+
+    def _run(self, slot: Slot, job: Job) -> Final | None:
+        """Run ``job`` on ``slot``'s actor, emitting its messages; returns its final message,
+        or None when the actor died and the job went back to the queue."""
+        ray = self.ray
+        stream = slot.handle.run.options(num_returns="streaming").remote(
+            job.id, job.request_id, job.request
+        )
+        cancel_sent = False
+        try:
+            while True:
+                if job.cancel.is_set() and not cancel_sent:
+                    slot.handle.cancel.remote(job.id)
+                    cancel_sent = True
+                if not ray.wait([stream], timeout=POLL)[0]:
+                    continue
+                message = ray.get(next(stream))
+                if message.final:
+                    slot.jobs_done += 1
+                    slot.cache = message.cache
+                    self.attempts.pop(job.id, None)
+                    return message.header, message.blobs
+                self.emit(job.peer, message.header, message.blobs)
+        except ray.exceptions.RayActorError as exc:
+            return self._actor_died(slot, job, exc)
+        except Exception as exc:  # anything else fails this job, never the dispatcher
+            self.attempts.pop(job.id, None)
+            return engine_error(job, exc), []
+
+    def _actor_died(self, slot: Slot, job: Job, exc: Exception) -> Final | None:
+        """Hand the job back for another actor (at most MAX_ATTEMPTS runs), else fail it."""
+        slot.alive = False
+        where = f"{slot.name} (pid {slot.info.get('pid')} on {slot.info.get('node')})"
+        cause = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        with self.lock:
+            slot.job = None
+            attempt = self.attempts.get(job.id, 1)
+            if job.cancel.is_set() or self.stopping:
+                self.attempts.pop(job.id, None)
+                return cancelled_without_image(job), []
+            if attempt >= MAX_ATTEMPTS:
+                self.attempts.pop(job.id, None)
+                message = f"{where} died running this job, {attempt} actors in a row: {cause}"
+                return error_header("engine_error", message, None, job.request_id, job.id), []
+            self.attempts[job.id] = attempt + 1
+            job.started = False  # waiting again: a cancel now ends it at once
+            self.retries.append(job)
+            self._announce_positions()
+            self.lock.notify()
+        print(f"stylebridge: {where} died ({cause}); job {job.id} runs again", flush=True)
+        return None
+
+    def _replace(self, slot: Slot) -> None:
+        """Start a new actor in place of the dead one, so the pool stays at N."""
+        while not self.stopping:
+            with contextlib.suppress(Exception):
+                self.ray.kill(slot.handle)  # whatever is left of the old one
+            try:
+                slot.handle = self._spawn()
+                self._wait_ready(slot)
+            except Exception as exc:  # e.g. no node has the resources right now
+                if not self.stopping:
+                    print(f"stylebridge: {slot.name} did not restart ({exc})", flush=True)
+                    time.sleep(RETRY_PAUSE)
+                continue
+            slot.restarts += 1
+            print(f"stylebridge: {slot.name} is back (pid {slot.info['pid']})", flush=True)
+            return
+
+
+@contextlib.contextmanager
+def keep_signal_handlers() -> Iterator[None]:
+    """ray.init installs its own SIGTERM/SIGINT handlers (exit at once, no drain) and
+    ray.shutdown resets them: put the server's back, so a signal still drains the jobs and then
+    shuts Ray down cleanly."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+
+
+def cancelled_without_image(job: Job) -> dict[str, Any]:
+    return {
+        "type": "cancelled",
+        "id": job.request_id,
+        "job": job.id,
+        "image": None,
+        "steps": 0,
+        "cancelled": True,
+    }
