@@ -9,9 +9,10 @@ import argparse
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from stylebridge.core import __version__
 from stylebridge.core.errors import StyleBridgeError
@@ -65,6 +66,19 @@ def add_control_arguments(p: argparse.ArgumentParser) -> None:
         metavar="W",
         help="one blend weight per style image (default: equal)",
     )
+
+
+def positive(kind: type) -> Callable[[str], Any]:
+    """An argparse type: a number above 0 (argparse names the option in its error)."""
+
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if not value > 0 or value != value:
+            raise argparse.ArgumentTypeError(f"{text} is not above 0")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -250,7 +264,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "the token and the pictures cross the network unencrypted",
             file=sys.stderr,
         )
-    limits = Limits(max_pixels=args.max_pixels, max_queue=args.max_queue)
+    ceiling = None if args.max_memory is None else round(args.max_memory * 2**30)
+    limits = Limits(
+        max_frame_bytes=args.max_frame_mb << 20,
+        max_pixels=args.max_pixels,
+        max_queue=args.max_queue,
+        max_memory=ceiling,
+    )
     idle = None if args.idle_unload <= 0 else args.idle_unload
     backend = None
     if args.cluster:
@@ -393,8 +413,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="free the model after this long without jobs (0: never)",
     )
-    p.add_argument("--max-pixels", type=int, default=8192 * 8192)
-    p.add_argument("--max-queue", type=int, default=32)
+    p.add_argument("--max-pixels", type=positive(int), default=8192 * 8192)
+    p.add_argument("--max-queue", type=positive(int), default=32, help="jobs waiting, all clients")
+    p.add_argument(
+        "--max-frame-mb",
+        type=positive(int),
+        default=1024,
+        metavar="MB",
+        help="largest frame accepted; a bigger one drops its connection",
+    )
+    p.add_argument(
+        "--max-memory",
+        type=positive(float),
+        metavar="GIB",
+        help="refuse jobs estimated to need more than this (process memory on a CPU)",
+    )
     p.add_argument(
         "--drain",
         type=float,

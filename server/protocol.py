@@ -47,6 +47,7 @@ class Limits:
     max_pixels: int = 8192 * 8192
     max_styles: int = 8
     max_queue: int = 32
+    max_memory: int | None = None  # bytes one job may need (core/memory.py); None: no ceiling
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)

@@ -19,7 +19,9 @@ from typing import Any
 import zmq
 
 from stylebridge.core import __version__
-from stylebridge.core.errors import StyleBridgeError
+from stylebridge.core.errors import InputError, StyleBridgeError
+from stylebridge.core.memory import estimate_peak_bytes
+from stylebridge.core.settings import make_settings
 
 from .discovery import remove_discovery, write_discovery
 from .protocol import (
@@ -35,7 +37,7 @@ from .protocol import (
     require,
     unpack_header,
 )
-from .worker import Backend, Emit, Job, Worker
+from .worker import Backend, Emit, Job, Worker, input_field
 
 POLL_MS = 100
 DRAIN_SECONDS = 60.0  # on stop, queued and running jobs get this long to finish
@@ -260,6 +262,21 @@ class Server:
 
     def _on_submit(self, peer: bytes, rid: Any, header: dict, frames: list) -> None:
         request = parse_submit(header, frames, self.limits)
+        try:  # bad controls are refused now, not after the job has waited in the queue
+            settings = make_settings(request.preset, **request.controls)
+            need = estimate_peak_bytes(
+                settings, *request.content.shape[:2], [s.shape[:2] for s in request.styles]
+            )
+        except InputError as exc:
+            raise ProtocolError("bad_field", str(exc), input_field(exc)) from None
+        ceiling = self.limits.max_memory
+        if ceiling is not None and need > ceiling:
+            raise ProtocolError(
+                "too_large",
+                f"this job needs about {need / 2**30:.1f} GiB, over the server's memory ceiling "
+                f"of {ceiling / 2**30:.1f} GiB: lower size (or tile_size for a large layer)",
+                "controls.size",
+            )
         if self.stopping.is_set():
             raise ProtocolError("shutting_down", "the server is stopping")
         if self.worker.pending() >= self.limits.max_queue:

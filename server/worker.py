@@ -240,6 +240,14 @@ class Worker(threading.Thread):
         return run_job(engine, job, self.emit)
 
 
+def input_field(exc: InputError) -> str | None:
+    """The protocol field an engine ``InputError`` ("name: what is wrong") is about."""
+    name = str(exc).split(":", 1)[0]
+    if name in CONTROLS:
+        return f"controls.{name}"
+    return name if name == "content" or name.startswith("styles.") else None
+
+
 def engine_error(job: Job, exc: BaseException) -> dict[str, Any]:
     message = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, torch.OutOfMemoryError | MemoryError):
@@ -272,11 +280,7 @@ def run_job(engine: Engine, job: Job, emit: Emit) -> Final:
             preview_interval=req.preview,
         )
     except InputError as exc:
-        name = str(exc).split(":", 1)[0]
-        field_name = f"controls.{name}" if name in CONTROLS else None
-        if name == "content" or name.startswith("styles."):
-            field_name = name
-        return error_header("bad_field", str(exc), field_name, job.request_id, job.id), []
+        return error_header("bad_field", str(exc), input_field(exc), job.request_id, job.id), []
     except Exception as exc:
         # the model itself is untouched by a failed job (e.g. out of memory): the next runs
         return engine_error(job, exc), []
