@@ -6,6 +6,7 @@ raises ``ProtocolError`` with the error code of docs/protocol.md and the offendi
 
 from __future__ import annotations
 
+import hmac
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -136,8 +137,15 @@ def _names(kinds: type | tuple[type, ...]) -> str:
     return " or ".join(k.__name__ for k in kinds)
 
 
+def check_token(header: dict[str, Any], token: str) -> None:
+    """Every request carries the token; compared in constant time, nothing else told."""
+    given = header.get("token")
+    if not isinstance(given, str) or not hmac.compare_digest(given.encode(), token.encode()):
+        raise ProtocolError("bad_token", "missing or wrong token", "token")
+
+
 def check_envelope(header: dict[str, Any]) -> tuple[str, Any]:
-    """Version, id and type of a request (the token is checked by the server)."""
+    """Version, id and type of a request (the token is checked first, by check_token)."""
     version = header.get("v")
     if version != VERSION or isinstance(version, bool):
         raise ProtocolError(

@@ -10,7 +10,6 @@ vanishes has its jobs cancelled there too.
 from __future__ import annotations
 
 import collections
-import hmac
 import os
 import secrets
 import signal
@@ -23,7 +22,16 @@ from stylebridge.core import __version__
 from stylebridge.core.errors import StyleBridgeError
 
 from .discovery import remove_discovery, write_discovery
-from .protocol import VERSION, Limits, ProtocolError, error_header, pack, unpack_header
+from .protocol import (
+    VERSION,
+    Limits,
+    ProtocolError,
+    check_token,
+    error_header,
+    pack,
+    unpack_header,
+)
+from .sockets import front_door
 
 POLL_MS = 200
 MAX_CLIENTS = 256  # local connections kept open upstream; the least recently used goes first
@@ -46,12 +54,7 @@ class Relay:
         self.discovery = discovery
         self.limits = limits or Limits()
         self.ctx = zmq.Context()
-        self.front = self.ctx.socket(zmq.ROUTER)
-        self.front.setsockopt(zmq.LINGER, 0)
-        self.front.setsockopt(zmq.MAXMSGSIZE, self.limits.max_frame_bytes)
-        self.front.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self.front.setsockopt(zmq.HEARTBEAT_IVL, 2000)
-        self.front.setsockopt(zmq.HEARTBEAT_TIMEOUT, 60000)
+        self.front = front_door(self.ctx, self.limits)
         self.poller = zmq.Poller()
         self.poller.register(self.front, zmq.POLLIN)
         # local peer -> its own upstream connection, least recently used first
@@ -125,11 +128,7 @@ class Relay:
                 raise ProtocolError("bad_message", "a message needs a header frame")
             header = unpack_header(parts[1].bytes)
             request_id = header.get("id") if isinstance(header.get("id"), int | str) else None
-            token = header.get("token")
-            if not isinstance(token, str) or not hmac.compare_digest(
-                token.encode(), self.token.encode()
-            ):
-                raise ProtocolError("bad_token", "missing or wrong token", "token")
+            check_token(header, self.token)
         except ProtocolError as exc:
             self._to_client([peer, *pack(exc.reply(request_id))])
             return

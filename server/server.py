@@ -6,7 +6,6 @@ touches the ROUTER socket (ZeroMQ sockets are not thread-safe).
 
 from __future__ import annotations
 
-import hmac
 import os
 import secrets
 import signal
@@ -29,6 +28,7 @@ from .protocol import (
     Limits,
     ProtocolError,
     check_envelope,
+    check_token,
     decode_image,
     encode_image,
     error_header,
@@ -37,6 +37,7 @@ from .protocol import (
     require,
     unpack_header,
 )
+from .sockets import front_door
 from .worker import Backend, Emit, Job, Worker, input_field
 
 POLL_MS = 100
@@ -64,17 +65,7 @@ class Server:
         self.discovery = discovery
         self.started = time.monotonic()
         self.ctx = zmq.Context()
-        self.router = self.ctx.socket(zmq.ROUTER)
-        self.router.setsockopt(zmq.LINGER, 0)
-        self.router.setsockopt(zmq.MAXMSGSIZE, self.limits.max_frame_bytes)
-        self.router.setsockopt(zmq.SNDHWM, 1000)  # a client that never reads loses messages
-        # sending to a vanished peer raises EHOSTUNREACH instead of dropping silently: that is
-        # how a killed client's jobs are found and cancelled
-        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self.router.setsockopt(zmq.HEARTBEAT_IVL, 2000)
-        # a host UI thread may stall for a while between polls: only a minute of silence from a
-        # peer (ZMTP heartbeats unanswered) drops its connection and so cancels its jobs
-        self.router.setsockopt(zmq.HEARTBEAT_TIMEOUT, 60000)
+        self.router = front_door(self.ctx, self.limits)
         # CURVE: encrypted, and clients know they reach this server (by its public key); who
         # may use it is still decided by the token
         self.server_key = curve[0].decode() if curve else None
@@ -211,11 +202,7 @@ class Server:
                 raise ProtocolError("too_large", f"{len(parts) - 1} frames is too many")
             header = unpack_header(parts[1].bytes)
             request_id = header.get("id") if isinstance(header.get("id"), int | str) else None
-            token = header.get("token")
-            if not isinstance(token, str) or not hmac.compare_digest(
-                token.encode(), self.token.encode()
-            ):
-                raise ProtocolError("bad_token", "missing or wrong token", "token")
+            check_token(header, self.token)
             kind, request_id = check_envelope(header)
             frames = [p.buffer for p in parts[1:]]
             getattr(self, f"_on_{kind}")(peer, request_id, header, frames)

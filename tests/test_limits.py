@@ -158,17 +158,18 @@ def test_wrong_token_is_refused_for_every_request_type(server):
 
 
 def test_token_is_compared_in_constant_time():
-    """The server and the relay compare tokens with hmac.compare_digest, nothing else."""
-    for name in ("server.py", "relay.py"):
-        tree = ast.parse((ROOT / "server" / name).read_text())
+    """The server and the relay check tokens with protocol.check_token (hmac.compare_digest),
+    and nothing compares a token with == anywhere."""
+    for name in ("server.py", "relay.py", "protocol.py"):
+        text = (ROOT / "server" / name).read_text()
         compares = [
             node
-            for node in ast.walk(tree)
+            for node in ast.walk(ast.parse(text))
             if isinstance(node, ast.Compare)
             and any("token" in ast.unparse(side) for side in (node.left, *node.comparators))
         ]
         assert compares == [], f"{name}: {[ast.unparse(c) for c in compares]}"
-        assert "hmac.compare_digest(" in (ROOT / "server" / name).read_text()
+        assert ("hmac.compare_digest(" if name == "protocol.py" else "check_token(") in text
 
 
 UNSAFE_CALLS = {
