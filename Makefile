@@ -6,7 +6,7 @@ PIP := $(BIN)/pip --disable-pip-version-check
 # torch/torchvision first, at the versions this workplace keeps on disk; pyproject keeps ranges.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test bench bench-large bench-cluster quality lint dist hosts clean
+.PHONY: install demo test bench bench-large bench-cluster quality soak lint dist hosts clean
 
 install: $(VENV)/.installed
 
@@ -50,6 +50,10 @@ bench-cluster: install
 # docs/quality/: contact sheets and numbers of every preset against the paper recipe (~75 min)
 quality: install
 	$(BIN)/python -m benchmarks.quality
+
+# 12,000 hostile requests + 2,000 raw TCP connections, then 8 clients x 50 jobs: figures (~4 min)
+soak: install
+	$(BIN)/python -m benchmarks.soak
 
 lint: install
 	$(BIN)/ruff check .

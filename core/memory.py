@@ -40,7 +40,10 @@ def estimate_peak_bytes(
         work = max(work, min(settings.tile_size, height) * min(settings.tile_size, width))
     style_side = round(settings.style_size * settings.style_scale)
     for h, w in styles:
-        work = max(work, _pixels(min(style_side, max(h, w)), h, w))
+        # every stage resizes each style to style_side, up as well as down (Engine.stylize):
+        # an 8 px style with style_size 1536 costs what a 1536 px one does
+        side = max(style_side, min_long_side("style", h, w))
+        work = max(work, _pixels(side, h, w))
     canvas = height * width + sum(h * w for h, w in styles)
     return (
         BASE_BYTES

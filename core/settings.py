@@ -125,6 +125,14 @@ def validate(s: Settings) -> Settings:
     ):
         raise InputError(f"scales: {scales!r} must rise from above 0 to exactly 1.0")
     tile = _number("tile_size", s.tile_size, 64, MAX_SIZE, int)
+    style_side = _number("style_size", s.style_size, 32, MAX_SIZE, int) * _number(
+        "style_scale", s.style_scale, 0.1, 8.0
+    )
+    if style_side > MAX_SIZE:  # the side each style is resized to, up as well as down
+        raise InputError(
+            f"style_scale: style_size {s.style_size} x style_scale {s.style_scale} = "
+            f"{style_side:.0f} px, over {MAX_SIZE}"
+        )
     budget = s.time_budget
     if budget is not None:
         budget = _number("time_budget", budget, 0.1, 7 * 24 * 3600.0)

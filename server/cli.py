@@ -6,6 +6,7 @@ Bad input ends with one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -264,7 +265,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "the token and the pictures cross the network unencrypted",
             file=sys.stderr,
         )
-    ceiling = None if args.max_memory is None else round(args.max_memory * 2**30)
+    ceiling = round(args.max_memory * 2**30) if args.max_memory else default_memory_ceiling()
     limits = Limits(
         max_frame_bytes=args.max_frame_mb << 20,
         max_pixels=args.max_pixels,
@@ -290,9 +291,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
 
 
-def cmd_relay(args: argparse.Namespace) -> int:
-    import os
+def default_memory_ceiling() -> int | None:
+    """80% of physical memory: one request can then never get the server OOM-killed."""
+    try:
+        return int(0.8 * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # not on Windows: no default ceiling
+        return None
 
+
+def cmd_relay(args: argparse.Namespace) -> int:
     from .credentials import is_local
     from .relay import run_relay
 
@@ -426,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-memory",
         type=positive(float),
         metavar="GIB",
-        help="refuse jobs estimated to need more than this (process memory on a CPU)",
+        help="refuse jobs estimated to need more than this (default: 80%% of the machine's memory)",
     )
     p.add_argument(
         "--drain",

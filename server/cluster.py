@@ -30,7 +30,7 @@ from stylebridge.core.errors import StyleBridgeError
 
 from .protocol import SubmitRequest, error_header
 from .scheduler import FairQueue
-from .worker import Emit, Final, Job, StyleCache, engine_error, run_job
+from .worker import Emit, Final, Job, StyleCache, engine_error, release_free_memory, run_job
 
 READY_TIMEOUT = 600.0  # seconds for an actor to start and load its model (a cold node is slow)
 MAX_ATTEMPTS = 3  # a job whose actor dies runs at most this many times, then fails
@@ -123,6 +123,7 @@ class StyleActor:
                 header, blobs = engine_error(job, exc), []
             cache = {"entries": len(self.cache), "bytes": self.cache.bytes}
             out.put(Message(header, [bytes(b) for b in blobs], True, cache))
+            release_free_memory()
 
         # the engine runs in its own thread so that this generator can yield while it works
         threading.Thread(target=work, name=f"job-{job_id}", daemon=True).start()

@@ -88,12 +88,21 @@ def pack(header: dict[str, Any], blobs: list[bytes | memoryview] = ()) -> list[b
     return [msgpack.packb(header, use_bin_type=True), *blobs]
 
 
-def _depth(obj: Any, level: int = 1) -> int:
-    if isinstance(obj, dict):
-        return max((_depth(v, level + 1) for v in obj.values()), default=level)
-    if isinstance(obj, list):
-        return max((_depth(v, level + 1) for v in obj), default=level)
-    return level
+def _depth(obj: Any) -> int:
+    """Levels of values, the header being 1; iterative, so no nesting can exhaust the stack."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack and deepest <= MAX_HEADER_DEPTH:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(node, dict):
+            stack.extend((v, level + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, level + 1) for v in node)
+    return deepest
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    raise ValueError(f"ext type {code} is not part of the protocol")
 
 
 def unpack_header(frame: bytes) -> dict[str, Any]:
@@ -102,7 +111,12 @@ def unpack_header(frame: bytes) -> dict[str, Any]:
         raise ProtocolError("too_large", f"header is {len(frame)} bytes, over {MAX_HEADER_BYTES}")
     try:
         header = msgpack.unpackb(
-            frame, raw=False, strict_map_key=True, max_bin_len=0, max_ext_len=0
+            frame,
+            raw=False,
+            strict_map_key=True,
+            max_bin_len=0,
+            max_ext_len=0,
+            ext_hook=_no_ext,  # max_ext_len=0 still lets an empty ext through
         )
     except Exception as exc:
         raise ProtocolError("bad_message", f"header is not valid msgpack: {exc}") from None
@@ -147,7 +161,7 @@ def check_token(header: dict[str, Any], token: str) -> None:
 def check_envelope(header: dict[str, Any]) -> tuple[str, Any]:
     """Version, id and type of a request (the token is checked first, by check_token)."""
     version = header.get("v")
-    if version != VERSION or isinstance(version, bool):
+    if type(version) is not int or version != VERSION:  # not True, not 1.0
         raise ProtocolError(
             "bad_version", f"v: {version!r} is not supported; this server speaks 1", "v"
         )
@@ -180,8 +194,9 @@ def decode_image(
     chans = require(spec, "channels", int, where)
     dtype_name = require(spec, "dtype", str, where)
     frame = require(spec, "frame", int, where)
-    if width < 1 or height < 1:
-        raise ProtocolError("bad_field", f"{where}width/height: must be >= 1", f"{where}width")
+    for name, value in (("width", width), ("height", height)):
+        if value < 1:
+            raise ProtocolError("bad_field", f"{where}{name}: must be >= 1", f"{where}{name}")
     if width * height > limits.max_pixels:
         raise ProtocolError(
             "too_large",

@@ -178,6 +178,7 @@ def test_several_styles_blend(engine, style, assets):
         ({"scales": (1.0, 0.5)}, "scales"),
         ({"colour": 1}, "colour"),
         ({"seed": "x"}, "seed"),
+        ({"style_size": 4096, "style_scale": 4}, "style_scale"),  # a 16384 px style
     ],
 )
 def test_bad_controls_name_the_field(controls, field):
