@@ -1,0 +1,114 @@
+"""The pure measures behind docs/quality (benchmarks/quality.py): no engine, no network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.quality import (
+    autocorrelation_half_width,
+    block_mean,
+    chroma_distance,
+    fmt_loss,
+    grain_size,
+    loss_at,
+    srgb_to_lab,
+    ssim,
+    stroke_length,
+    synthetic_content,
+)
+
+
+def test_lab_of_white_black_and_grey():
+    lab = srgb_to_lab(np.array([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [0.5, 0.5, 0.5]]))
+    assert lab[0] == pytest.approx([100, 0, 0], abs=0.05)
+    assert lab[1] == pytest.approx([0, 0, 0], abs=0.05)
+    assert lab[2, 0] == pytest.approx(53.39, abs=0.05)  # sRGB 0.5 grey
+    assert np.abs(lab[2, 1:]).max() < 0.05
+
+
+def test_chroma_distance_ignores_tone_and_sees_colour():
+    rng = np.random.default_rng(0)
+    grey = np.repeat(rng.uniform(0.2, 0.6, (16, 16, 1)), 3, axis=2)
+    assert chroma_distance(grey, grey) == 0
+    assert chroma_distance(grey, grey + 0.3) < 0.1  # brighter, still grey: no chroma change
+    red = grey.copy()
+    red[..., 0] += 0.3
+    assert chroma_distance(grey, red) > 10
+
+
+def test_ssim_is_one_for_the_same_image_and_lower_for_noise():
+    rng = np.random.default_rng(1)
+    image = rng.uniform(0, 1, (32, 32))
+    assert ssim(image, image) == pytest.approx(1.0)
+    noisy = np.clip(image + rng.normal(0, 0.2, image.shape), 0, 1)
+    assert ssim(image, noisy) < 0.9
+    assert ssim(image, rng.uniform(0, 1, image.shape)) < 0.1
+
+
+def blobs(size: int, seed: int = 0) -> np.ndarray:
+    """Random squares of side ``size`` tiled over a 128x128 field: blobs of a known size."""
+    rng = np.random.default_rng(seed)
+    cells = rng.uniform(0, 1, (128 // size + 1, 128 // size + 1))
+    return np.kron(cells, np.ones((size, size)))[:128, :128]
+
+
+def test_half_width_grows_with_blob_size():
+    widths = [autocorrelation_half_width(blobs(s)) for s in (2, 4, 8)]
+    assert widths[0] < widths[1] < widths[2]
+    assert widths[2] == pytest.approx(4, rel=0.35)  # half-width of a square's autocorrelation
+
+
+def oriented_patches(cell: int, seed: int = 0) -> np.ndarray:
+    """Stripes of period 4 px whose direction changes at random every ``cell`` px: strokes
+    that keep one direction for about ``cell`` px."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.indices((192, 192))
+    angles = rng.uniform(0, np.pi, (192 // cell + 1, 192 // cell + 1))
+    theta = np.kron(angles, np.ones((cell, cell)))[:192, :192]
+    return 0.5 + 0.25 * np.sin(2 * np.pi / 4 * (xx * np.cos(theta) + yy * np.sin(theta)))
+
+
+def test_stroke_length_grows_with_how_far_strokes_keep_their_direction():
+    content = np.full((192, 192, 3), 0.5)
+    lengths = [
+        stroke_length(np.repeat(oriented_patches(c)[..., None], 3, axis=2), content)
+        for c in (8, 24, 64)
+    ]
+    assert lengths[0] < lengths[1] < lengths[2]
+    assert stroke_length(content, content) == 0  # nothing added: no strokes
+
+
+def test_grain_size_sees_the_finest_texture():
+    content = np.full((128, 128, 3), 0.5)
+    fine = np.repeat(blobs(2)[..., None], 3, axis=2)
+    coarse = np.repeat(blobs(5)[..., None], 3, axis=2)
+    assert grain_size(fine, content) < grain_size(coarse, content)
+
+
+def test_loss_at_is_the_best_so_far():
+    curve = [(1.0, 0.5, 10.0), (2.0, 1.0, 8.0), (3.0, 1.5, 9.0), (4.0, 2.0, 5.0)]
+    assert loss_at(curve, 0.5) is None
+    assert loss_at(curve, 2.5) == 8.0
+    assert loss_at(curve, 3.5) == 8.0  # a worse step does not count: the engine keeps the best
+    assert loss_at(curve, 10) == 5.0
+
+
+def test_synthetic_content_is_deterministic():
+    a, b = np.asarray(synthetic_content()), np.asarray(synthetic_content())
+    assert a.shape == (256, 384, 3)
+    assert np.array_equal(a, b)
+    assert a.std() > 40  # shapes and edges, not a flat field
+
+
+def test_fmt_loss():
+    assert fmt_loss(None) == "-"
+    assert fmt_loss(12345.6) == "12,346"
+    assert fmt_loss(1.234) == "1.23"
+
+
+def test_block_mean():
+    x = np.arange(36, dtype=float).reshape(6, 6)
+    assert block_mean(x, 2).shape == (3, 3)
+    assert block_mean(x, 2)[0, 0] == (0 + 1 + 6 + 7) / 4
+    assert block_mean(x, 4).shape == (1, 1)  # edge rows and columns that do not fill a block
