@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -41,11 +42,12 @@ from stylebridge.core import assets
 from stylebridge.core.engine import Engine, resize_long_side
 from stylebridge.core.images import Layer, layer_from_pil, layer_to_pil, load_image
 from stylebridge.core.losses import objective
-from stylebridge.core.settings import PRESETS, make_settings
+from stylebridge.core.settings import PRESETS, Settings, make_settings
 from stylebridge.core.vgg import normalize
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "quality"
+RUNS = ROOT / ".cache" / "quality-runs"  # every run's record and image (see Runner)
 SHARED = ROOT.parent / "shared" / "images"
 PAPER_WEIGHTS = (1.0, 1e6)  # content, style: the objective every image is scored by
 
@@ -73,7 +75,7 @@ PAIRS = (
 )
 PAIR_NAMES = tuple(p.name for p in PAIRS)
 PAIR_BY_NAME = {p.name: p for p in PAIRS}
-PARTS = ("sweep", "pairs", "colour", "scale")
+PARTS = ("lr", "sweep", "pairs", "colour", "scale")
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,13 @@ class Plan:
         ("astronaut-the_scream", ((3e5, 0), (1e6, 0))),
         ("astronaut-woman_with_hat", ((3e5, 0), (1e6, 0))),
     )
+    # the learning rates of `fast` and `quality` tried on these pairs (the presets' own values
+    # included): scored by the paper loss and by how much of the subject stays (SSIM)
+    lr_pairs: tuple[str, ...] = ("chelsea-starry_night", "astronaut-the_scream")
+    lrs: tuple[tuple[str, tuple[float, ...]], ...] = (
+        ("fast", (0.01, 0.02, 0.03, 0.05, 0.1)),
+        ("quality", (0.01, 0.02, 0.03, 0.05)),
+    )
     colour_pair: str = "chelsea-starry_night"
     scale_pair: str = "chelsea-starry_night"
     style_scales: tuple[float, ...] = (0.5, 1.0, 2.0)
@@ -106,6 +115,8 @@ SMOKE = Plan(
     sample_every=1,
     sweep_side=64,
     sweep=(("chelsea-starry_night", ((1e3, 0), (1e6, 0))), ("synthetic-shipwreck", ((1e6, 0),))),
+    lr_pairs=("chelsea-starry_night",),
+    lrs=(("fast", (0.02, 0.1)), ("quality", (0.02,))),
 )
 
 
@@ -247,12 +258,6 @@ def grain_size(result: np.ndarray, content: np.ndarray, scale: float = 1.0) -> f
     residual = luma(result) - luma(content)
     residual = residual - gaussian_blur(residual, 8.0 * scale)
     return autocorrelation_half_width(residual, max_lag=max(8, round(32 * scale)))
-
-
-def loss_at(curve: Sequence[Sequence[float]], cpu: float) -> float | None:
-    """Best loss in a (cpu_s, wall_s, loss) curve up to ``cpu`` seconds, None before its start."""
-    seen = [point[2] for point in curve if point[0] <= cpu]
-    return min(seen) if seen else None
 
 
 def fmt_loss(value: float | None) -> str:
@@ -448,12 +453,51 @@ class Run:
 
 
 class Runner:
-    """Runs the engine through its public API, times it, scores it; remembers what it ran."""
+    """Runs the engine through its public API, times it, scores it; remembers what it ran, in
+    memory and, when ``cache`` is a folder, on disk (a record and a lossless PNG per run, keyed
+    by the images, the settings and the machine), so a part whose configuration changed only
+    measures the runs that changed: the paper recipe's 1000 steps are not run again."""
 
-    def __init__(self, engine: Engine, plan: Plan) -> None:
-        self.engine, self.plan = engine, plan
+    def __init__(self, engine: Engine, plan: Plan, cache: Path | None = None) -> None:
+        self.engine, self.plan, self.cache = engine, plan, cache
         self.memo: dict[tuple, Run] = {}
         self.warmed: set[tuple] = set()
+        self.force = False  # measure again, ignoring (and replacing) the disk cache
+
+    def cache_path(self, content: Layer, style: Layer, settings: Settings) -> Path | None:
+        if self.cache is None:
+            return None
+        h = hashlib.sha256()
+        for layer in (content, style):
+            for plane in (layer.rgb, layer.alpha):
+                if plane is not None:
+                    h.update(repr(tuple(plane.shape)).encode())
+                    h.update(plane.numpy().tobytes())
+        record = {
+            "settings": dataclasses.asdict(settings),
+            "machine": {k: v for k, v in machine().items() if k != "date"},
+        }
+        h.update(json.dumps(record, sort_keys=True, default=str).encode())
+        return self.cache / h.hexdigest()[:24]
+
+    def load(self, path: Path | None, label: str) -> Run | None:
+        if path is None or self.force:
+            return None
+        try:
+            data = json.loads(path.with_suffix(".json").read_text())
+            with Image.open(path.with_suffix(".png")) as img:
+                image = img.copy()
+        except (OSError, ValueError):
+            return None
+        data["curve"] = [tuple(p) for p in data["curve"]]
+        return Run(**{**data, "label": label, "image": image})
+
+    def save(self, path: Path | None, run: Run) -> None:
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        run.image.save(path.with_suffix(".png"))
+        write_json(path.with_suffix(".json"), run.record())
 
     def run(
         self,
@@ -471,6 +515,11 @@ class Runner:
         if memo_key in self.memo:
             return dataclasses.replace(self.memo[memo_key], label=label)
         settings = make_settings(preset, device=str(self.engine.device.type), **overrides)
+        path = self.cache_path(content, style, settings)
+        if (cached := self.load(path, label)) is not None:
+            self.memo[memo_key] = cached
+            print(f"  {label:24s} cached: {path}", flush=True)
+            return cached
         # Untimed warm-up at the same sizes: the first convolution at a new shape pays for
         # kernel selection (measured: up to 15 CPU s at 96 px), which no timed run should carry.
         shapes = (key, settings.size, settings.scales, settings.style_scale, settings.precision)
@@ -504,6 +553,7 @@ class Runner:
             image=layer_to_pil(result.layer),
         )
         self.memo[memo_key] = run
+        self.save(path, run)
         p = run.paper
         print(
             f"  {label:24s} {run.steps:5d} steps  CPU {cpu:7.1f} s  wall {wall:7.1f} s  "
@@ -601,10 +651,21 @@ def run_pair(ctx: Context, pair: Pair) -> dict:
     key = f"{pair.name}@{plan.side}"
     runs = [ctx.runner.run(key, content, style, score, lab, p, **o) for lab, p, o in variants]
     paper = runs[0]
+    # The paper recipe stopped where a preset stopped: the same run cut at the step its CPU
+    # time reached the preset's (the optimisation is deterministic), so the picture and the
+    # score of "the paper at equal time" are of a real image, not read off a curve.
+    stopped = {}
+    for run in runs[1:3]:
+        n = max(1, sum(1 for c, _, _ in paper.curve if c <= run.cpu_s))
+        label = f"paper, stopped at {run.label}'s CPU s"
+        stopped[run.label] = ctx.runner.run(
+            key, content, style, score, label, "paper", size=plan.side, steps=n
+        )
     target = paper.paper["total"]
+    ordered = [paper, runs[1], stopped[runs[1].label], runs[2], stopped[runs[2].label], runs[3]]
     rows = []
-    for run in runs:
-        same_time = loss_at(paper.curve, run.cpu_s)
+    for run in ordered:
+        same = stopped.get(run.label)
         row = {
             "label": run.label,
             "preset": run.preset,
@@ -614,26 +675,26 @@ def run_pair(ctx: Context, pair: Pair) -> dict:
             "paper_loss": run.paper["total"],
             "content": run.paper["content"],
             "style": run.paper["style"],
-            "paper_run_at_same_cpu": same_time if run is not paper else run.paper["total"],
+            "paper_run_at_same_cpu": same.paper["total"] if same else None,
             "chroma_to_content": chroma_distance(np.asarray(run.image) / 255, to_array(content)),
             **fidelity(np.asarray(run.image) / 255, to_array(content)),
         }
         if run is paper:
             row["x_sooner"] = 1.0
             row["reached_paper_final_cpu_s"] = run.cpu_s
-        elif run.overrides.get("preserve_colors", "none") == "none":
+        elif same is not None:
             reached = first_time_below([(c, loss) for c, _, loss in run.curve], target)
             row["reached_paper_final_cpu_s"] = reached
             row["x_sooner"] = paper.cpu_s / reached if reached else None
             row["reported_over_scored"] = run.reported / run.paper["total"]
-        else:  # its curve is of the image before the colour transfer: not comparable
+        else:  # the paper cut short, or colour kept: its paper loss is not the point
             row["reached_paper_final_cpu_s"] = None
             row["x_sooner"] = None
         rows.append(row)
-        if run is not paper:
+        if same is not None:
             line = (
                 f"  {run.label:24s} paper loss {fmt_loss(row['paper_loss'])} vs the paper run at "
-                f"the same CPU time {fmt_loss(same_time)}"
+                f"the same CPU time {fmt_loss(row['paper_run_at_same_cpu'])}"
             )
             if row["x_sooner"]:
                 line += f"; below the paper's final loss {row['x_sooner']:.1f}x sooner"
@@ -646,12 +707,13 @@ def run_pair(ctx: Context, pair: Pair) -> dict:
         "paper_final_scored": target,
         "paper_final_reported": paper.reported,
         "rows": rows,
-        "runs": [r.record(plan.sample_every) for r in runs],
+        "runs": [r.record(plan.sample_every) for r in ordered],
     }
-    # the sheet: content, style, paper / fast, quality, colour-preserving
+    # the sheet: content, style, paper, colour-preserving / each preset beside the paper
+    # recipe stopped at the same CPU time
     h = plan.tile
-    tiles = [
-        tile(
+    tiles = {
+        "content": tile(
             layer_to_pil(content),
             [
                 f"content: {content_source}",
@@ -659,33 +721,99 @@ def run_pair(ctx: Context, pair: Pair) -> dict:
             ],
             h,
         ),
-        tile(
+        "style": tile(
             layer_to_pil(style),
             [f"style: {STYLE_TITLES[pair.style]}", style_source, "scored with its Grams at 256 px"],
             h,
         ),
-    ]
-    for run, row in zip(runs, rows, strict=True):
+    }
+    for run, row in zip(ordered, rows, strict=True):
         lines = [
             f"{run.label}: {run.steps} steps",
             f"paper loss {fmt_loss(row['paper_loss'])}"
             f" (content {fmt_loss(row['content'])} + style {fmt_loss(row['style'])})",
-            f"CPU {run.cpu_s:.0f} s, wall {run.wall_s:.0f} s",
+            f"CPU {run.cpu_s:.0f} s; SSIM to content {row['ssim_luma']:.2f}"
+            f" (1/4 size {row['ssim_quarter']:.2f})",
         ]
-        if run is not paper:
-            lines.append(
-                f"paper run at the same CPU time: {fmt_loss(row['paper_run_at_same_cpu'])}"
-            )
         if "luminance" in run.label:
             lines.append(f"chroma distance to content {row['chroma_to_content']:.1f} (Lab a*b*)")
-        tiles.append(tile(run.image, lines, h))
+        tiles[run.label] = tile(run.image, lines, h)
+    fast, quality, lum = (r.label for r in runs[1:])
+    layout = [
+        [tiles["content"], tiles["style"], tiles["paper"], tiles[lum]],
+        [
+            tiles[stopped[fast].label],
+            tiles[fast],
+            tiles[stopped[quality].label],
+            tiles[quality],
+        ],
+    ]
     title = [
         f"{pair.name}: paper objective (content 1 x relu5_3 + style 1e6 x Grams at 256 px, fp32) "
         f"of each result at {content.size[0]}x{content.size[1]}; lower is better",
+        "second row: each preset beside the paper recipe stopped at the same CPU time; "
+        "SSIM of the luma to the content: higher keeps more of the subject",
         f"CPU s = process CPU time ({torch.get_num_threads()} threads); {data['machine']['cpu']}, "
         f"torch {torch.__version__}, {data['machine']['date']}",
     ]
-    save_png(sheet([tiles[:3], tiles[3:]], title), png_path)
+    save_png(sheet(layout, title), png_path)
+    write_json(json_path, data)
+    return data
+
+
+def run_lr(ctx: Context) -> dict:
+    """The learning-rate study that chose the `fast` and `quality` defaults (docs/quality.md)."""
+    plan = ctx.plan
+    print(f"\n## learning rate: fast and quality at {plan.side} px", flush=True)
+    config = {
+        "side": plan.side,
+        "pairs": list(plan.lr_pairs),
+        "lrs": [[preset, list(lrs)] for preset, lrs in plan.lrs],
+        "presets": {preset: settings_record(preset) for preset, _ in plan.lrs},
+        "steps": plan.steps,
+    }
+    json_path, png_path = ctx.out / "lr.json", ctx.out / "lr.png"
+    cached = load_cached(json_path, config, ctx.force, png_path)
+    if cached is not None:
+        print(f"  cached: {json_path}")
+        return cached
+    rows, sheet_rows = [], []
+    for name in plan.lr_pairs:
+        pair = PAIR_BY_NAME[name]
+        content, _, style, _, score = ctx.images(pair, plan.side)
+        key = f"{pair.name}@{plan.side}"
+        for preset, lrs in plan.lrs:
+            tiles = []
+            for lr in lrs:
+                label = f"{preset}, lr {lr:g}"
+                run = ctx.runner.run(key, content, style, score, label, preset, lr=lr)
+                row = {
+                    "pair": pair.name,
+                    "preset": preset,
+                    "lr": lr,
+                    "steps": run.steps,
+                    "cpu_s": run.cpu_s,
+                    "paper_loss": run.paper["total"],
+                    "content": run.paper["content"],
+                    "style": run.paper["style"],
+                    **fidelity(np.asarray(run.image) / 255, to_array(content)),
+                }
+                rows.append(row)
+                lines = [
+                    label + (" (the default)" if lr == PRESETS[preset].lr else ""),
+                    f"paper loss {fmt_loss(row['paper_loss'])}, CPU {run.cpu_s:.0f} s",
+                    f"SSIM (luma) {row['ssim_luma']:.2f}, at 1/4 size {row['ssim_quarter']:.2f}",
+                ]
+                tiles.append(tile(run.image, lines, max(64, plan.tile * 3 // 4)))
+            sheet_rows.append(tiles)
+    title = [
+        f"fast and quality at {plan.side} px by learning rate (Adam on pixels in [0, 1]); "
+        "paper loss: lower is closer to the objective",
+        "SSIM of the luma to the content, at full size and of 4x4 block means: higher keeps more "
+        f"of the subject; rows: {', '.join(plan.lr_pairs)}",
+    ]
+    save_png(sheet(sheet_rows, title), png_path)
+    data = {"config": config, "machine": machine(), "rows": rows}
     write_json(json_path, data)
     return data
 
@@ -959,8 +1087,9 @@ def tables(out: Path) -> str:
             "CPU s",
             "wall s",
             "paper loss (content + style)",
-            "paper run at the same CPU s",
+            "paper recipe stopped at the same CPU s",
             "x sooner to the paper's final loss",
+            "SSIM luma (1/4 size)",
         )
         rows = [
             [
@@ -971,10 +1100,39 @@ def tables(out: Path) -> str:
                 f"{fmt_loss(r['paper_loss'])} ({fmt_loss(r['content'])} + {fmt_loss(r['style'])})",
                 fmt_loss(r["paper_run_at_same_cpu"]),
                 f"{r['x_sooner']:.1f}x" if r.get("x_sooner") else "-",
+                f"{r['ssim_luma']:.2f} ({r['ssim_quarter']:.2f})",
             ]
             for r in data["rows"]
         ]
         md += table(name, heads, rows, note)
+    if (path := out / "lr.json").is_file():
+        data = json.loads(path.read_text())
+        heads = (
+            "pair",
+            "preset",
+            "lr",
+            "CPU s",
+            "paper loss",
+            "content",
+            "style",
+            "SSIM luma",
+            "SSIM at 1/4 size",
+        )
+        rows = [
+            [
+                r["pair"],
+                r["preset"],
+                f"{r['lr']:g}",
+                f"{r['cpu_s']:.0f}",
+                fmt_loss(r["paper_loss"]),
+                fmt_loss(r["content"]),
+                fmt_loss(r["style"]),
+                f"{r['ssim_luma']:.3f}",
+                f"{r['ssim_quarter']:.3f}",
+            ]
+            for r in data["rows"]
+        ]
+        md += table(f"learning rate ({data['config']['side']} px)", heads, rows)
     if (path := out / "sweep.json").is_file():
         data = json.loads(path.read_text())
         heads = (
@@ -1110,8 +1268,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     warm = to_side(load_image(assets.DEFAULT_CONTENT), 64)
     for preset in ("paper", "fast"):
         engine.stylize(warm, [warm], make_settings(preset, size=64, steps=2))
-    runner = Runner(engine, plan)
+    runner = Runner(engine, plan, out / "runs" if args.smoke else RUNS)
+    runner.force = args.force
     ctx = Context(runner, plan, out, args.force, {p.name: p for p in PAIRS if p.name in names})
+    if "lr" in parts:
+        run_lr(ctx)
     if "sweep" in parts:
         run_sweep(ctx)
     if "pairs" in parts:

@@ -1,9 +1,15 @@
-"""The pure measures behind docs/quality (benchmarks/quality.py): no engine, no network."""
+"""docs/quality (benchmarks/quality.py): its pure measures, and a smoke run of the real thing."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from benchmarks.quality import (
     autocorrelation_half_width,
@@ -11,12 +17,13 @@ from benchmarks.quality import (
     chroma_distance,
     fmt_loss,
     grain_size,
-    loss_at,
     srgb_to_lab,
     ssim,
     stroke_length,
     synthetic_content,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_lab_of_white_black_and_grey():
@@ -86,14 +93,6 @@ def test_grain_size_sees_the_finest_texture():
     assert grain_size(fine, content) < grain_size(coarse, content)
 
 
-def test_loss_at_is_the_best_so_far():
-    curve = [(1.0, 0.5, 10.0), (2.0, 1.0, 8.0), (3.0, 1.5, 9.0), (4.0, 2.0, 5.0)]
-    assert loss_at(curve, 0.5) is None
-    assert loss_at(curve, 2.5) == 8.0
-    assert loss_at(curve, 3.5) == 8.0  # a worse step does not count: the engine keeps the best
-    assert loss_at(curve, 10) == 5.0
-
-
 def test_synthetic_content_is_deterministic():
     a, b = np.asarray(synthetic_content()), np.asarray(synthetic_content())
     assert a.shape == (256, 384, 3)
@@ -112,3 +111,48 @@ def test_block_mean():
     assert block_mean(x, 2).shape == (3, 3)
     assert block_mean(x, 2)[0, 0] == (0 + 1 + 6 + 7) / 4
     assert block_mean(x, 4).shape == (1, 1)  # edge rows and columns that do not fill a block
+
+
+def _smoke(out, *args: str) -> str:
+    cmd = [sys.executable, "-m", "benchmarks.quality", "--smoke", "--out", str(out), *args]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_smoke_sheet_sets_each_preset_beside_the_paper_stopped_at_its_time_and_reuses_runs(
+    tmp_path,
+):
+    """The real engine at tiny sizes: the pair sheet holds the paper recipe cut at each preset's
+    CPU time, the lr study covers the defaults, and a changed part reruns nothing unchanged."""
+    args = ("--pairs", "chelsea-starry_night", "--threads", "1")
+    first = _smoke(tmp_path, "--only", "pairs", *args)
+    assert "cached: " not in first
+    data = json.loads((tmp_path / "chelsea-starry_night.json").read_text())
+    rows = {r["label"]: r for r in data["rows"]}
+    assert list(rows) == [
+        "paper",
+        "fast",
+        "paper, stopped at fast's CPU s",
+        "quality",
+        "paper, stopped at quality's CPU s",
+        "fast, luminance only",
+    ]
+    for preset in ("fast", "quality"):
+        cut = rows[f"paper, stopped at {preset}'s CPU s"]
+        assert 1 <= cut["steps"] < rows["paper"]["steps"]
+        assert rows[preset]["paper_run_at_same_cpu"] == cut["paper_loss"]
+    assert Image.open(tmp_path / "chelsea-starry_night.png").size[0] > 4 * 96
+    # the pair's sheet is measured again (its file is gone): every run comes from the run cache,
+    # and so does the lr study's run of fast at its default lr
+    (tmp_path / "chelsea-starry_night.json").unlink()
+    second = _smoke(tmp_path, "--only", "lr,pairs", *args)
+    assert second.count("cached: ") == 6 + 1
+    again = json.loads((tmp_path / "chelsea-starry_night.json").read_text())
+    assert [r["paper_loss"] for r in again["rows"]] == [r["paper_loss"] for r in data["rows"]]
+    lr = json.loads((tmp_path / "lr.json").read_text())
+    assert {(r["preset"], r["lr"]) for r in lr["rows"]} == {
+        ("fast", 0.02),
+        ("fast", 0.1),
+        ("quality", 0.02),
+    }
