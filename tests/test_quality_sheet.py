@@ -22,6 +22,7 @@ from benchmarks.quality import (
     stroke_length,
     synthetic_content,
 )
+from stylebridge.core.settings import PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,8 +152,8 @@ def test_smoke_sheet_sets_each_preset_beside_the_paper_stopped_at_its_time_and_r
     again = json.loads((tmp_path / "chelsea-starry_night.json").read_text())
     assert [r["paper_loss"] for r in again["rows"]] == [r["paper_loss"] for r in data["rows"]]
     lr = json.loads((tmp_path / "lr.json").read_text())
-    assert {(r["preset"], r["lr"]) for r in lr["rows"]} == {
-        ("fast", 0.02),
-        ("fast", 0.1),
-        ("quality", 0.02),
+    assert {(r["preset"], r["lr"], r["default"]) for r in lr["rows"]} == {
+        ("fast", 0.1, False),
+        ("fast", PRESETS["fast"].lr, True),
+        ("quality", 0.02, False),  # at the old scales 0.25/0.5/1: not the default
     }
