@@ -362,6 +362,7 @@ class Engine:
             stage = run_stage(
                 self.model, tile, targets, settings, n,
                 deadline=tile_deadline, on_step=on_step, should_stop=should_stop,
+                score_end=False,
             )  # fmt: skip
             done.append(stage.steps)
             return stage.image, stage.stopped

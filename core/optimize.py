@@ -80,8 +80,13 @@ def run_stage(
     deadline: float | None = None,
     on_step: Callable[[StepReport], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    score_end: bool = True,
 ) -> StageResult:
-    """Run up to ``steps`` optimiser steps (or until ``deadline``, a ``time.monotonic`` value)."""
+    """Run up to ``steps`` optimiser steps (or until ``deadline``, a ``time.monotonic`` value).
+
+    ``score_end=False`` returns the end point unscored instead of the best image evaluated: a
+    tile's few steps all lower its loss, and the scoring forward would cost as much as a step.
+    """
     state = _Parametrisation(init, settings.space)
     device = init.device
     amp = autocast_dtype(device, settings.precision)
@@ -130,6 +135,8 @@ def run_stage(
         if on_step:
             on_step(StepReport(step, losses, state.pixels))
 
+    if not score_end and done:
+        return StageResult(state.pixels(), best_losses, done, stopped)
     if not stopped and done:
         # the last update was never scored: score it so a finished run returns its end point
         with torch.no_grad():

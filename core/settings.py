@@ -47,7 +47,9 @@ class Settings:
     allow_upscale: bool = False  # paper resizes small images up to `size`; the others do not
     # layers larger than `size`: full-resolution refinement in overlapping tiles (core/tiles.py)
     refine_steps: int = 0  # optimiser steps per tile; 0: the working-size result is upsampled
-    tile_size: int = 512  # the largest side one optimisation sees: bounds memory, not the canvas
+    # the largest side one optimisation sees: bounds memory, not the canvas. 576: the cheapest
+    # per pixel on 2 CPU cores (5.4 s per MP-step; 512: 5.5 plus a third more tiles; 640: 6.0)
+    tile_size: int = 576
     tile_overlap: int = 64  # px shared by neighbouring tiles, blended across
     preset: str = field(default="custom", compare=False)
 
@@ -75,7 +77,9 @@ PRESETS: dict[str, Settings] = {
         lr=0.03,
         precision="bf16",
         scales=(0.5, 1.0),
-        refine_steps=5,
+        # 4000x3000 on 2 CPU cores: 5 steps a tile took 543-666 s on the same CPU model, too
+        # close to the 10-minute target (docs/benchmarks.md)
+        refine_steps=4,
         preset="fast",
     ),
     # More time, for the lowest loss that still keeps the subject: starting at 1/4 size lost it
