@@ -47,8 +47,8 @@ bench-large: install
 bench-cluster: install
 	$(BIN)/python -m benchmarks.cluster
 
-# docs/quality/: contact sheets and numbers of every preset against the paper recipe (~2.5 h on 2 cores;
-# runs are cached in .cache/quality-runs, so a rerun measures only what changed)
+# docs/quality/: contact sheets and numbers of every preset against the paper recipe (~2.5 h
+# on 2 cores; runs are cached in .cache/quality-runs, so a rerun measures only what changed)
 quality: install
 	$(BIN)/python -m benchmarks.quality
 

@@ -122,3 +122,30 @@ def test_cancel_during_refinement_returns_the_image_so_far(engine, style):
     )
     assert result.cancelled and result.steps == 9 and seen[-1].stage == 3
     assert result.layer.size == (330, 200)
+
+
+def test_a_tile_returns_its_end_point_without_a_scoring_forward(engine):
+    # the tile stage skips the last scoring pass: one network pass per step, not steps + 1
+    from stylebridge.core.losses import Targets, content_target, style_grams
+    from stylebridge.core.optimize import run_stage
+    from stylebridge.core.vgg import normalize
+
+    gen = torch.Generator().manual_seed(2)
+    tile, style_pixels = torch.rand(1, 3, 64, 64, generator=gen), torch.rand(1, 3, 64, 64)
+    targets = Targets(
+        content_target(engine.model, normalize(tile)),
+        style_grams(engine.model, normalize(style_pixels)),
+    )
+    settings = make_settings("fast")
+    calls = []
+    hook = engine.model.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        scored = run_stage(engine.model, tile, targets, settings, 3)
+        passes_scored, calls[:] = len(calls), []
+        end = run_stage(engine.model, tile, targets, settings, 3, score_end=False)
+    finally:
+        hook.remove()
+    assert (passes_scored, len(calls)) == (4, 3)
+    assert end.steps == 3 and not torch.equal(end.image, tile)
+    # the end point is the image the scored run reached and kept (its loss was the lowest)
+    assert torch.allclose(end.image, scored.image)
