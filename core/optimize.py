@@ -135,8 +135,8 @@ def run_stage(
         if on_step:
             on_step(StepReport(step, losses, state.pixels))
 
-    if not score_end and done:
-        return StageResult(state.pixels(), best_losses, done, stopped)
+    if not score_end and done:  # the losses known nearest the end point: its last step's
+        return StageResult(state.pixels(), losses, done, stopped)
     if not stopped and done:
         # the last update was never scored: score it so a finished run returns its end point
         with torch.no_grad():

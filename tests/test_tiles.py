@@ -9,8 +9,11 @@ import torch
 
 from stylebridge.core.engine import refinement_tiles
 from stylebridge.core.images import Layer, load_image
+from stylebridge.core.losses import Targets, content_target, style_grams
+from stylebridge.core.optimize import run_stage
 from stylebridge.core.settings import make_settings
 from stylebridge.core.tiles import axis_starts, ramp, refine_in_tiles, seam_score, tile_boxes
+from stylebridge.core.vgg import normalize
 
 
 @pytest.fixture(scope="module")
@@ -126,10 +129,6 @@ def test_cancel_during_refinement_returns_the_image_so_far(engine, style):
 
 def test_a_tile_returns_its_end_point_without_a_scoring_forward(engine):
     # the tile stage skips the last scoring pass: one network pass per step, not steps + 1
-    from stylebridge.core.losses import Targets, content_target, style_grams
-    from stylebridge.core.optimize import run_stage
-    from stylebridge.core.vgg import normalize
-
     gen = torch.Generator().manual_seed(2)
     tile, style_pixels = torch.rand(1, 3, 64, 64, generator=gen), torch.rand(1, 3, 64, 64)
     targets = Targets(
