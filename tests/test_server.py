@@ -87,6 +87,15 @@ def test_mask_limits_the_effect_to_the_selection(client):
     assert (out[:, :32, 3] == 0).all() and (out[:, 32:, 3] == 255).all()
 
 
+def test_mask_on_a_layer_without_alpha_adds_one(client):
+    content = np.ascontiguousarray(rgba()[:, :, :3])
+    mask = np.zeros((48, 64, 1), np.uint8)
+    mask[:, 32:] = 255
+    out = client.stylize(content, [STYLE], mask=mask, **TINY)
+    assert out.shape == (48, 64, 4)  # RGB -> RGBA: the selection lives in the added alpha
+    assert (out[:, :32, 3] == 0).all() and (out[:, 32:, 3] == 255).all()
+
+
 def test_style_targets_are_cached_across_requests(client):
     client.stylize(rgba(), [STYLE], **TINY)
     before = client.status()["style_cache"]["entries"]
