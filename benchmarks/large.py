@@ -5,10 +5,13 @@ Prints wall time and the server's peak RSS (VmHWM) for each run, the seam score 
 across tile borders over the image's average; 1.0 = no seam) and the full-image paper objective
 of both results: content at the full 4000x3000, style Grams of the whole style image at its own
 resolution, fp32 (the same scoring for both, so the comparison is fair).
+
+    python -m benchmarks.large [--preset quality] [--no-baseline]
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -62,7 +65,15 @@ def through_server(content: np.ndarray, style: np.ndarray, tmp: Path, **controls
             result = job.wait()
             wall = time.perf_counter() - start
             eta_first = next((e["eta"] for e in events if e.get("eta") is not None), None)
+            # predicted end (elapsed + eta) over the real one, at a few points of the job
+            timed = [e for e in events if e.get("eta") is not None]
+            eta_ratio = {
+                f"{q:.0%}": (timed[int(q * (len(timed) - 1))]["elapsed"]
+                             + timed[int(q * (len(timed) - 1))]["eta"]) / wall
+                for q in (0.0, 0.1, 0.25, 0.5, 0.75)
+            } if timed else {}  # fmt: skip
             return {
+                "eta_ratio": eta_ratio,
                 "result": result,
                 "wall": wall,
                 "rss": peak_rss(server.proc.pid),
@@ -96,38 +107,46 @@ def rgb(image: np.ndarray) -> torch.Tensor:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="fast", choices=("fast", "quality"))
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the untiled run at the same time"
+    )
+    args = parser.parse_args()
     torch.set_num_threads(2)
     content = make_content()
     style_layer = load_image(assets.DEFAULT_STYLE)
     style = layer_to_array(style_layer, np.uint8)
-    settings = make_settings("fast")
+    settings = make_settings(args.preset)
     boxes = refinement_tiles(settings, HEIGHT, WIDTH, settings.size)
     print(
-        f"4000x3000 RGBA through the server, fast preset: {len(boxes)} tiles of "
+        f"4000x3000 RGBA through the server, {args.preset} preset: {len(boxes)} tiles of "
         f"{settings.tile_size} px, overlap {settings.tile_overlap}, "
         f"{settings.refine_steps} steps each"
     )
+    runs = {}
     with tempfile.TemporaryDirectory() as tmp:
-        tiled = through_server(content, style, Path(tmp), preset="fast")
+        runs["tiled"] = tiled = through_server(content, style, Path(tmp), preset=args.preset)
         print(
             f"  tiled:    {tiled['wall']:.0f} s wall, server peak RSS {tiled['rss']:.2f} GiB "
             f"(idle {tiled['rss_idle']:.2f}), {tiled['steps']} steps; first ETA "
             f"{tiled['eta_first']:.0f} s at {tiled['elapsed_first']:.0f} s"
         )
-        untiled = through_server(
-            content, style, Path(tmp), preset="fast", refine_steps=0, size=BASELINE_SIZE,
-            steps=100_000, time_budget=max(1.0, tiled["wall"] - 10),
-        )  # fmt: skip
-        print(
-            f"  untiled at {BASELINE_SIZE} px, same time: {untiled['wall']:.0f} s wall, "
-            f"peak RSS {untiled['rss']:.2f} GiB, {untiled['steps']} steps"
-        )
-    print(
-        f"  seam score (target <= 1.1): tiled {seam_score(rgb(tiled['result']), boxes):.3f}, "
-        f"untiled at the same borders {seam_score(rgb(untiled['result']), boxes):.3f}"
-    )
+        ratios = ", ".join(f"{k} {v:.2f}" for k, v in tiled["eta_ratio"].items())
+        print(f"  predicted end / real end, at that share of the progress reports: {ratios}")
+        if not args.no_baseline:
+            runs["untiled"] = untiled = through_server(
+                content, style, Path(tmp), preset=args.preset, refine_steps=0,
+                size=BASELINE_SIZE, steps=100_000, time_budget=max(1.0, tiled["wall"] - 10),
+            )  # fmt: skip
+            print(
+                f"  untiled at {BASELINE_SIZE} px, same time: {untiled['wall']:.0f} s wall, "
+                f"peak RSS {untiled['rss']:.2f} GiB, {untiled['steps']} steps"
+            )
+    seams = ", ".join(f"{k} {seam_score(rgb(r['result']), boxes):.3f}" for k, r in runs.items())
+    print(f"  seam score at the tile borders (target <= 1.1): {seams}")
     engine = Engine("cpu")
-    for name, run in (("tiled", tiled), ("untiled", untiled)):
+    for name, run in runs.items():
         loss = full_image_loss(engine, content, style_layer, run["result"])
         print(f"  full-image paper loss, {name}: {loss:.1f}")
 

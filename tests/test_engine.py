@@ -7,9 +7,11 @@ import time
 import pytest
 import torch
 
+from stylebridge.core import engine as engine_module
 from stylebridge.core.color import luminance, rgb_to_yiq
 from stylebridge.core.errors import InputError
 from stylebridge.core.images import Layer, load_image
+from stylebridge.core.optimize import StepReport
 from stylebridge.core.settings import PRESETS, make_settings
 
 SMALL = {"size": 64, "style_size": 64, "steps": 6}
@@ -226,3 +228,18 @@ def test_a_layer_or_style_too_thin_to_stylise_is_refused_by_name(engine, style):
         engine.stylize(layer(100, 6500), [style], make_settings("fast", **SMALL))
     with pytest.raises(InputError, match=r"styles.1: 700x10 px is too thin"):
         engine.stylize(layer(), [style, layer(10, 700)], make_settings("fast", **SMALL))
+
+
+def test_eta_waits_for_three_steps_and_is_not_thrown_by_one_slow_one(monkeypatch):
+    """The first step at a new shape pays for kernel selection: no ETA until three steps are
+    timed, and then the mean of the recent steps less the slowest one."""
+    clock = iter([0.0, 5.0, 6.0, 7.0, 8.0])  # begin_stage, then a 5 s step and 1 s steps
+    monkeypatch.setattr(engine_module.time, "monotonic", lambda: next(clock))
+    seen = []
+    tracker = engine_module._Tracker(0.0, [10.0], [10], None, seen.append, None)
+    tracker.begin_stage(0, 1.0, 64, 48)
+    for step in range(1, 5):
+        tracker.step(StepReport(step, {"total": 1.0}, lambda: torch.zeros(1, 3, 48, 64)))
+    assert [p.eta for p in seen[:2]] == [None, None]
+    assert seen[2].eta == pytest.approx(7 * 1.0)  # 7 steps left at 1 s, the 5 s one left out
+    assert seen[3].eta == pytest.approx(6 * 1.0)
