@@ -39,7 +39,8 @@ hosts:
 	scripts/install-krita.sh
 	scripts/install-gimp.sh
 
-# 4000x3000 RGBA through the server, tiled vs untiled in the same time (about 18 min on 2 cores)
+# 4000x3000 RGBA through the server, tiled vs untiled in the same time (about 18 min on 2 cores;
+# `python -m benchmarks.large --preset quality --no-baseline` measures quality, about 45 min)
 bench-large: install
 	$(BIN)/python -m benchmarks.large
 
