@@ -64,25 +64,18 @@ def through_server(content: np.ndarray, style: np.ndarray, tmp: Path, **controls
             job = client.submit(content, [style], on_progress=events.append, **controls)
             result = job.wait()
             wall = time.perf_counter() - start
-            eta_first = next((e["eta"] for e in events if e.get("eta") is not None), None)
             # predicted end (elapsed + eta) over the real one, at a few points of the job
             timed = [e for e in events if e.get("eta") is not None]
-            eta_ratio = {
-                f"{q:.0%}": (timed[int(q * (len(timed) - 1))]["elapsed"]
-                             + timed[int(q * (len(timed) - 1))]["eta"]) / wall
-                for q in (0.0, 0.1, 0.25, 0.5, 0.75)
-            } if timed else {}  # fmt: skip
+            at = {f"{q:.0%}": timed[int(q * (len(timed) - 1))] for q in (0, 0.1, 0.25, 0.5, 0.75)}
             return {
-                "eta_ratio": eta_ratio,
+                "eta_ratio": {k: (e["elapsed"] + e["eta"]) / wall for k, e in at.items()},
                 "result": result,
                 "wall": wall,
                 "rss": peak_rss(server.proc.pid),
                 "rss_idle": base,
                 "steps": events[-1]["step"] if events else 0,
-                "eta_first": eta_first,
-                "elapsed_first": next(
-                    (e["elapsed"] for e in events if e.get("eta") is not None), None
-                ),
+                "eta_first": timed[0]["eta"],
+                "elapsed_first": timed[0]["elapsed"],
             }
     finally:
         server.stop()
