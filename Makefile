@@ -34,10 +34,12 @@ dist:
 	$(PYTHON) plugins/dist.py dist
 
 # The real hosts the end-to-end tests drive (CI runs this before `make test`): Krita 5 from
-# Debian 12, GIMP 3 in an isolated Debian 13 root under .hosts/. Needs root (or sudo).
+# Debian 12, GIMP 3.0 in an isolated Debian 13 root under .hosts/, and today's hosts, GIMP 3.2
+# and Krita 6 (PyQt6), in a Debian sid root beside it. Needs root (or sudo).
 hosts:
 	scripts/install-krita.sh
 	scripts/install-gimp.sh
+	scripts/install-sid.sh
 
 # 4000x3000 RGBA through the server, tiled vs untiled in the same time (about 18 min on 2 cores;
 # `python -m benchmarks.large --preset quality --no-baseline` measures quality, about 45 min)

@@ -16,10 +16,7 @@ import numpy as np
 from stylebridge.core import assets
 from stylebridge.core.images import layer_to_array, load_image
 from stylebridge.server.client import Client
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins" / "common"))
-from server_helpers import start_server
+from tests.support.servers import start_server
 
 SMALL_JOBS = ({"size": 256, "steps": 50}, {"size": 128, "steps": 20})
 
@@ -98,13 +95,11 @@ def run(server, tmp_path: Path) -> None:
 
 
 def stdlib_echo(server, big: np.ndarray) -> None:
-    try:
-        from stylebridge_wire import Image, PluginClient
-    except ImportError as exc:  # pragma: no cover - the plug-in bridge is part of the tree
-        print(f"stdlib bridge not available: {exc}")
-        return
+    from stylebridge.wire import Client as StdlibClient
+    from stylebridge.wire import Image
+
     image = Image(big.shape[1], big.shape[0], big.shape[2], "uint16", big.tobytes())
-    client = PluginClient(server.endpoint, server.token, timeout=60)
+    client = StdlibClient(server.endpoint, server.token, timeout=60)  # the plug-ins' client
     try:
         times = []
         for _ in range(3):

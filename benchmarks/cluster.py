@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -23,9 +22,7 @@ from PIL import Image
 from stylebridge.core import assets
 from stylebridge.core.images import layer_to_array, load_image
 from stylebridge.server.client import Client
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from server_helpers import start_server
+from tests.support.servers import start_server
 
 JOB = {"size": 128, "style_size": 128, "steps": 30}
 JOBS, CLIENTS, SINGLE = 12, 4, 5

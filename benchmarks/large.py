@@ -12,7 +12,6 @@ resolution, fp32 (the same scoring for both, so the comparison is fair).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,16 +21,15 @@ import torch
 import torch.nn.functional as F
 
 from stylebridge.core import assets
-from stylebridge.core.engine import Engine, refinement_tiles
+from stylebridge.core.engine import Engine
 from stylebridge.core.images import layer_from_array, layer_to_array, load_image
 from stylebridge.core.losses import Targets, content_target, objective, style_grams
+from stylebridge.core.plan import refinement_tiles
 from stylebridge.core.settings import make_settings
 from stylebridge.core.tiles import seam_score
 from stylebridge.core.vgg import normalize
 from stylebridge.server.client import Client
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from server_helpers import start_server
+from tests.support.servers import start_server
 
 WIDTH, HEIGHT = 4000, 3000
 BASELINE_SIZE = 1536  # largest working size run untiled in bounded memory on this machine
@@ -39,7 +37,7 @@ BASELINE_SIZE = 1536  # largest working size run untiled in bounded memory on th
 
 def make_content() -> np.ndarray:
     """A 4000x3000 RGBA photo: the embedded astronaut, resized, with an alpha gradient."""
-    photo = load_image(assets.HERE / "astronaut.jpg").rgb[None]
+    photo = torch.from_numpy(load_image(assets.HERE / "astronaut.jpg").rgb)[None]
     rgb = F.interpolate(photo, size=(HEIGHT, WIDTH), mode="bicubic").clamp(0, 1)[0]
     alpha = torch.linspace(1.0, 0.6, WIDTH).expand(1, HEIGHT, WIDTH)
     rgba = torch.cat([rgb, alpha]).permute(1, 2, 0).numpy()
@@ -84,8 +82,8 @@ def through_server(content: np.ndarray, style: np.ndarray, tmp: Path, **controls
 @torch.no_grad()
 def full_image_loss(engine: Engine, content: np.ndarray, style, result: np.ndarray) -> float:
     model = engine.model
-    c = layer_from_array(content).rgb[None]
-    r = layer_from_array(result).rgb[None]
+    c = torch.from_numpy(layer_from_array(content).rgb)[None]
+    r = torch.from_numpy(layer_from_array(result).rgb)[None]
     targets = Targets(
         content_target(model, normalize(c)),
         style_grams(model, normalize(engine.pixels(style))),

@@ -1,7 +1,9 @@
-"""Colour preservation (Gatys et al. 2016, "Preserving Color in Neural Artistic Style Transfer").
+"""Colour statistics (Gatys et al. 2016, "Preserving Color in Neural Artistic Style Transfer").
 
 - luminance: keep the content's chroma and take only the luminance of the stylised result;
-- histogram: before optimising, give each style image the content's colour mean and covariance.
+- histogram: before optimising, give each style image the content's colour mean and covariance;
+- recolour (the product presets' start): the other way round, the content takes the styles'
+  colour mean and covariance and keeps its own luma.
 """
 
 from __future__ import annotations
@@ -48,11 +50,30 @@ def _sqrtm(cov: torch.Tensor, inverse: bool = False) -> torch.Tensor:
     return vectors @ torch.diag(values) @ vectors.T
 
 
+def _map_moments(image: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
+    """Linearly map ``image``'s colours (3, H, W) to the given mean and covariance."""
+    i_mean, i_cov = _mean_cov(image)
+    transform = _sqrtm(cov) @ _sqrtm(i_cov, inverse=True)
+    out = transform @ (image.reshape(3, -1).double() - i_mean) + mean
+    return out.reshape(image.shape).to(image.dtype).clamp(0, 1)
+
+
 def match_color_statistics(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     """Linearly map ``style``'s colours (3, H, W) to the content's mean and covariance."""
-    s_mean, s_cov = _mean_cov(style)
-    c_mean, c_cov = _mean_cov(content)
-    transform = _sqrtm(c_cov) @ _sqrtm(s_cov, inverse=True)
-    flat = style.reshape(3, -1).double()
-    out = transform @ (flat - s_mean) + c_mean
-    return out.reshape(style.shape).to(style.dtype).clamp(0, 1)
+    return _map_moments(style, *_mean_cov(content))
+
+
+def recolour(
+    content: torch.Tensor, styles: list[torch.Tensor], weights: list[float]
+) -> torch.Tensor:
+    """``content`` (N, 3, H, W) with the blended styles' colour mean and covariance and its own
+    luma: a start whose colours are already the painting's, so the optimiser spends its steps
+    on texture (measured in docs/quality.md, "The objective")."""
+    total = sum(weights)
+    moments = [_mean_cov(s) for s in styles]
+    mean = sum(w / total * m for w, (m, _) in zip(weights, moments, strict=True))
+    second = sum(w / total * (c + m @ m.T) for w, (m, c) in zip(weights, moments, strict=True))
+    out = torch.stack([_map_moments(image, mean, second - mean @ mean.T) for image in content])
+    yiq = rgb_to_yiq(out)
+    yiq[:, :1] = luminance(content)
+    return yiq_to_rgb(yiq).clamp(0, 1)

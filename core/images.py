@@ -1,9 +1,10 @@
 """Image files in and out of ``Layer``s: every format Pillow reads, 16-bit PNG through pypng.
 
 A ``Layer`` is what the engine works on: RGB as float32 in [0, 1] plus what it needs to write the
-result back the way the source was (straight alpha, grayscale, bit depth). Loading validates the
-file and its size from the header before decoding anything, and every failure is an
-``InputError`` whose message is one line naming the file and what is wrong.
+result back the way the source was (straight alpha, grayscale, bit depth). It holds numpy
+arrays: file I/O and the client paths never import torch; the engine makes tensors of them.
+Loading validates the file and its size from the header before decoding anything, and every
+failure is an ``InputError`` whose message is one line naming the file and what is wrong.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from typing import IO
 
 import numpy as np
 import png
-import torch
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from .errors import InputError
@@ -53,7 +53,7 @@ _FORMAT_NAMES = {
 }
 
 
-@dataclass(frozen=True, eq=False)  # eq=False: == on tensors is elementwise, not a bool
+@dataclass(frozen=True, eq=False)  # eq=False: == on arrays is elementwise, not a bool
 class Layer:
     """One image as the engine sees it.
 
@@ -62,24 +62,24 @@ class Layer:
     ``grayscale``: the source had no colour; ``bit_depth``: 8, 16, or 32 for float sources.
     """
 
-    rgb: torch.Tensor
-    alpha: torch.Tensor | None = None
+    rgb: np.ndarray
+    alpha: np.ndarray | None = None
     grayscale: bool = False
     bit_depth: int = 8
 
     def __post_init__(self) -> None:
         rgb, alpha = self.rgb, self.alpha
-        if not isinstance(rgb, torch.Tensor) or rgb.dim() != 3 or rgb.shape[0] != 3:
-            raise ValueError(f"Layer.rgb must be a (3, H, W) tensor, got {_shape(rgb)}")
-        if rgb.dtype != torch.float32:
+        if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[0] != 3:
+            raise ValueError(f"Layer.rgb must be a (3, H, W) array, got {_shape(rgb)}")
+        if rgb.dtype != np.float32:
             raise ValueError(f"Layer.rgb must be float32, got {rgb.dtype}")
         if alpha is not None:
-            if not isinstance(alpha, torch.Tensor) or tuple(alpha.shape) != (1, *rgb.shape[1:]):
+            if not isinstance(alpha, np.ndarray) or alpha.shape != (1, *rgb.shape[1:]):
                 raise ValueError(
-                    f"Layer.alpha must be a (1, {rgb.shape[1]}, {rgb.shape[2]}) tensor, "
+                    f"Layer.alpha must be a (1, {rgb.shape[1]}, {rgb.shape[2]}) array, "
                     f"got {_shape(alpha)}"
                 )
-            if alpha.dtype != torch.float32:
+            if alpha.dtype != np.float32:
                 raise ValueError(f"Layer.alpha must be float32, got {alpha.dtype}")
         if self.bit_depth not in (8, 16, 32):
             raise ValueError(f"Layer.bit_depth must be 8, 16 or 32, got {self.bit_depth}")
@@ -89,17 +89,17 @@ class Layer:
         """(width, height), Pillow's order."""
         return int(self.rgb.shape[2]), int(self.rgb.shape[1])
 
-    def with_rgb(self, rgb: torch.Tensor) -> Layer:
+    def with_rgb(self, rgb: np.ndarray) -> Layer:
         """The same layer (alpha, grayscale, bit depth) with new colour of the same size."""
-        if not isinstance(rgb, torch.Tensor) or tuple(rgb.shape) != tuple(self.rgb.shape):
+        if not isinstance(rgb, np.ndarray) or rgb.shape != self.rgb.shape:
             raise ValueError(
-                f"with_rgb needs a tensor of shape {tuple(self.rgb.shape)}, got {_shape(rgb)}"
+                f"with_rgb needs an array of shape {self.rgb.shape}, got {_shape(rgb)}"
             )
         return dataclasses.replace(self, rgb=rgb)
 
 
 def _shape(x: object) -> str:
-    return str(tuple(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__
+    return str(tuple(x.shape)) if isinstance(x, np.ndarray) else type(x).__name__
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,9 +226,9 @@ def layer_to_array(layer: Layer, dtype: np.dtype | type) -> np.ndarray:
     if dt not in (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)):
         raise ValueError(f"layer_to_array supports uint8, uint16 and float32, not {dt}")
     colour = _gray_plane(layer.rgb) if layer.grayscale else layer.rgb
-    planes = colour if layer.alpha is None else torch.cat([colour, layer.alpha.to(colour)])
+    planes = colour if layer.alpha is None else np.concatenate([colour, layer.alpha])
     # A C-ordered copy, (H, W, C), edited in place below: the arrays can be large.
-    x = np.array(planes.detach().to("cpu", torch.float32).permute(1, 2, 0).numpy(), order="C")
+    x = np.array(planes.transpose(1, 2, 0), dtype=np.float32, order="C")
     np.nan_to_num(x, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
     if dt == np.float32:
         return np.clip(x, 0.0, 1.0, out=x)
@@ -295,7 +295,7 @@ def _write_png(layer: Layer, f: IO[bytes]) -> None:
 
 def _write_jpeg(layer: Layer, f: IO[bytes]) -> None:
     if layer.alpha is not None:
-        a = layer.alpha.to(layer.rgb)
+        a = layer.alpha
         layer = Layer(layer.rgb * a + (1 - a), None, layer.grayscale, layer.bit_depth)
     layer_to_pil(layer).save(f, format="JPEG", quality=JPEG_QUALITY)
 
@@ -508,21 +508,22 @@ def _layer_from_planes(planes: np.ndarray, grayscale: bool, has_alpha: bool, dep
     full = _FULL_SCALE.get(planes.dtype)
     if full is not None:
         # float32 division is correctly rounded, so rint(v * full) gives x back exactly.
-        values = torch.from_numpy(planes.astype(np.float32)).div_(full)  # astype copied
-    else:  # clip makes a copy too: the caller's array is never shared or changed
-        values = torch.from_numpy(np.clip(planes, 0.0, 1.0).astype(np.float32, copy=False))
-    values = values.permute(2, 0, 1)
-    colour = values[:1].expand(3, -1, -1) if grayscale else values[:3]
-    alpha = values[-1:].contiguous() if has_alpha else None
-    return Layer(colour.contiguous(), alpha, grayscale, depth)
+        values = planes.astype(np.float32)  # a copy: the caller's array is never shared
+        values /= np.float32(full)
+    else:  # clip makes a copy too
+        values = np.clip(planes, 0.0, 1.0).astype(np.float32, copy=False)
+    values = values.transpose(2, 0, 1)
+    colour = np.repeat(values[:1], 3, axis=0) if grayscale else values[:3]
+    alpha = np.ascontiguousarray(values[-1:]) if has_alpha else None
+    return Layer(np.ascontiguousarray(colour), alpha, grayscale, depth)
 
 
-def _gray_plane(rgb: torch.Tensor) -> torch.Tensor:
+def _gray_plane(rgb: np.ndarray) -> np.ndarray:
     """The one channel of a grayscale layer: channel 0 when all three agree (exact), else
     their mean, as the engine collapses a stylised grayscale result."""
-    if torch.equal(rgb[0], rgb[1]) and torch.equal(rgb[0], rgb[2]):
+    if np.array_equal(rgb[0], rgb[1]) and np.array_equal(rgb[0], rgb[2]):
         return rgb[:1]
-    return rgb.mean(0, keepdim=True)
+    return rgb.mean(0, keepdims=True, dtype=np.float32)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The paper's objective: content MSE at relu5_3 plus Gram MSE at conv1_1..conv5_1.
+"""The objective: the paper's content MSE at relu5_3 plus Gram MSE at conv1_1..conv5_1, and
+the product presets' structure term, with ``balance`` weighing the content side against the style.
 
 Every function takes and returns tensors. Gram products run in the features' precision (bf16
 under the fast presets' autocast: an fp32 copy of conv1_1's features alone would cost 185 MB at
@@ -7,14 +8,25 @@ under the fast presets' autocast: an fp32 copy of conv1_1's features alone would
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from .color import rgb_to_yiq
 from .vgg import CONTENT_LAYER, STYLE_LAYERS, VGGFeatures
 
 TAPS = (*STYLE_LAYERS, CONTENT_LAYER)
+# The structure term holds the content's colours averaged over blocks of this many px of the
+# working size: the subject's layout of light and dark (luma), and, far more loosely, its colours
+# (chroma counts STRUCTURE_CHROMA of the luma), while texture is free to take the style. relu5_3
+# alone cannot hold the subject (docs/quality.md, "The objective").
+STRUCTURE_POOL = 4
+STRUCTURE_CHROMA = 0.05
+# balance b weighs the content side by ((1 - b) / b) ** BALANCE_EXPONENT: 1 at 0.5, 9x at 0.25,
+# 1/9 at 0.75 (the five-point sweep in docs/quality.md spans keep-the-photo to all-style)
+BALANCE_EXPONENT = 2.0
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
@@ -39,10 +51,40 @@ def tv_loss(pixels: torch.Tensor) -> torch.Tensor:
     return dx.pow(2).mean() + dy.pow(2).mean()
 
 
+def pooled_structure(pixels: torch.Tensor, pool: int) -> torch.Tensor:
+    """(N, 3, H, W) in [0, 1] -> (N, 3, H / pool, W / pool): YIQ block means, the chroma scaled
+    so that its squared error counts STRUCTURE_CHROMA of the luma's."""
+    scale = pixels.new_tensor([1.0, STRUCTURE_CHROMA**0.5, STRUCTURE_CHROMA**0.5])
+    yiq = rgb_to_yiq(pixels) * scale.view(1, 3, 1, 1)
+    return F.avg_pool2d(yiq, pool) if pool > 1 else yiq
+
+
+def structure_loss(pixels: torch.Tensor, target: torch.Tensor, pool: int) -> torch.Tensor:
+    """The luma's mean squared error plus STRUCTURE_CHROMA x the chroma's, over the blocks."""
+    error = F.mse_loss(pooled_structure(pixels, pool), target, reduction="sum")
+    return error / target[:, :1].numel()
+
+
+def structure_pool(side: int, working_side: int) -> int:
+    """Block size at a picture long side of ``side`` px: STRUCTURE_POOL px of the working size,
+    so a coarse stage or a full-resolution tile holds the same layout."""
+    return max(1, round(STRUCTURE_POOL * side / working_side))
+
+
+def balance_factor(balance: float) -> float:
+    """How much the content side (content and structure terms) weighs at ``balance``: 1 at 0.5,
+    falling to 0 at 1 (all style). At 0 it is infinite: the engine returns the content."""
+    if balance <= 0:
+        return math.inf
+    return ((1 - balance) / balance) ** BALANCE_EXPONENT
+
+
 @dataclass(frozen=True)
 class Targets:
     content: torch.Tensor  # relu5_3 of the content image (float32)
     style: list[torch.Tensor]  # one Gram per style layer (float32), blended over style images
+    structure: torch.Tensor | None = None  # pooled_structure of the content; None: no term
+    pool: int = 1  # its block size, px
 
 
 @torch.no_grad()
@@ -80,3 +122,8 @@ def objective(
     s = style_loss([gram(feats[i]) for i in STYLE_LAYERS], targets.style)
     total = content_weight * c + style_weight * s
     return total, {"content": c.item(), "style": s.item()}
+
+
+@torch.no_grad()
+def structure_target(pixels: torch.Tensor, pool: int) -> torch.Tensor:
+    return pooled_structure(pixels, pool).float()

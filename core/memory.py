@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .engine import min_long_side, refinement_tiles
+from .plan import min_long_side, plan_job
 from .settings import Settings
 
 BASE_BYTES = 800 << 20  # an idle server with its model loaded: 0.77 GiB measured
@@ -24,19 +24,13 @@ def _pixels(long_side: int, height: int, width: int) -> int:
     return math.ceil(long_side * long_side * min(height, width) / max(height, width))
 
 
-def working_long_side(settings: Settings, height: int, width: int) -> int:
-    """The long side the optimiser works at (as the engine chooses it)."""
-    side = settings.size if settings.allow_upscale else min(settings.size, max(height, width))
-    return max(side, min_long_side("content", height, width))
-
-
 def estimate_peak_bytes(
     settings: Settings, height: int, width: int, styles: Sequence[tuple[int, int]] = ()
 ) -> int:
     """Peak bytes of one job on ``height`` x ``width`` px with styles of these (h, w)."""
-    side = working_long_side(settings, height, width)
-    work = _pixels(side, height, width)
-    if refinement_tiles(settings, height, width, side):
+    plan = plan_job(settings, height, width)
+    work = _pixels(plan.working_side, height, width)
+    if plan.tiles:
         work = max(work, min(settings.tile_size, height) * min(settings.tile_size, width))
     style_side = round(settings.style_size * settings.style_scale)
     for h, w in styles:

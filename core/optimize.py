@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from .devices import autocast_dtype
-from .losses import Targets, objective, tv_loss
+from .losses import Targets, balance_factor, objective, structure_loss, tv_loss
 from .settings import Settings
 from .vgg import VGGFeatures, denormalize, normalize
 
@@ -23,7 +23,7 @@ from .vgg import VGGFeatures, denormalize, normalize
 @dataclass
 class StepReport:
     step: int  # 1-based within this stage
-    losses: dict[str, float]  # content, style, tv (unweighted) and total (weighted)
+    losses: dict[str, float]  # content, style, structure, tv (unweighted); total (weighted)
     image: Callable[[], torch.Tensor]  # the current image in [0, 1], computed only if asked
 
 
@@ -46,9 +46,12 @@ class _Parametrisation:
     def network_input(self) -> torch.Tensor:
         return self.param if self.space == "normalized" else normalize(self.param)
 
+    def unclamped_pixels(self) -> torch.Tensor:
+        """The image in pixel units, differentiable (the pixel-space terms are taken on it)."""
+        return denormalize(self.param) if self.space == "normalized" else self.param
+
     def pixels(self) -> torch.Tensor:
-        image = denormalize(self.param) if self.space == "normalized" else self.param
-        return image.detach().clamp(0, 1)
+        return self.unclamped_pixels().detach().clamp(0, 1)
 
     @torch.no_grad()
     def project(self) -> None:
@@ -90,18 +93,24 @@ def run_stage(
     state = _Parametrisation(init, settings.space)
     device = init.device
     amp = autocast_dtype(device, settings.precision)
-    cw, sw, tw = settings.content_weight, settings.style_weight, settings.tv_weight
+    content_side = balance_factor(settings.balance)  # the engine never runs at balance 0
+    cw, sw, tw = settings.content_weight * content_side, settings.style_weight, settings.tv_weight
+    hold = settings.structure_weight * content_side if targets.structure is not None else 0.0
 
     def evaluate() -> tuple[torch.Tensor, dict[str, float]]:
         ctx = torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext()
         with ctx:
             total, parts = objective(model, state.network_input(), targets, cw, sw)
-        if tw:
-            tv = tv_loss(
-                denormalize(state.param) if settings.space == "normalized" else state.param
-            )
-            total = total + tw * tv
-            parts["tv"] = tv.item()
+        if hold or tw:  # the pixel-space terms, in float32
+            pixels = state.unclamped_pixels()
+            if hold:
+                structure = structure_loss(pixels, targets.structure, targets.pool)
+                total = total + hold * structure
+                parts["structure"] = structure.item()
+            if tw:
+                tv = tv_loss(pixels)
+                total = total + tw * tv
+                parts["tv"] = tv.item()
         parts["total"] = total.item()
         return total, parts
 

@@ -1,122 +1,342 @@
-"""Every control the engine takes, the named presets, and their validation.
+"""The vocabulary: every control the engine takes, the named presets, and their validation.
 
-The same ``Settings`` travel through the library, the CLI, the server protocol and the plug-ins,
-so validation lives here once: a bad value raises ``InputError`` naming the field.
+Each control is declared once, as a field of ``Settings`` with its range, its help and where it
+shows (`control`). Everything else reads it from here: validation (`validate`), the CLI's
+arguments (server/cli.py), the protocol's list of what a client may set (server/protocol.py),
+and the plug-ins' dialogs through `vocabulary()`, whose JSON copy the stdlib-only wire package
+carries (plugins/common/stylebridge_wire/vocabulary.json, checked by a test; regenerate it with
+``python -m stylebridge.core.settings``). A bad value raises ``InputError`` naming the field.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import math
+import sys
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .errors import InputError
 
-PRESERVE_COLORS = ("none", "luminance", "histogram")
-INITS = ("content", "noise", "mix")
-SPACES = ("normalized", "pixel")
-OPTIMIZERS = ("adam", "lbfgs")
-PRECISIONS = ("fp32", "bf16")
-DEVICES = ("auto", "cpu", "cuda", "mps")
+# Where a control shows: the library always has it; a client may send it (the protocol, and so
+# the CLI through a server); the CLI has a flag; the plug-ins' dialogs show it.
+LIBRARY, REMOTE, CLI, DIALOG = "library", "remote", "cli", "dialog"
+EVERYWHERE = (REMOTE, CLI, DIALOG)
+
+
+def control(
+    help: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    choices: dict[str, str] | None = None,
+    shows: tuple[str, ...] = (REMOTE, CLI),
+    label: str | None = None,
+    unit: str = "",
+    flag: str | None = None,
+) -> dict[str, Any]:
+    """A field's metadata: ``lo``..``hi`` (numbers) or ``choices`` (value -> label), the help
+    text, ``shows`` (REMOTE, CLI, DIALOG), a dialog ``label`` and ``unit``, a CLI ``flag``."""
+    return {
+        "help": help,
+        "lo": lo,
+        "hi": hi,
+        "choices": choices,
+        "shows": shows,
+        "label": label,
+        "unit": unit,
+        "flag": flag,
+    }
+
+
+MAX_SIZE = 8192
+MAX_STEPS = 100_000
+MAX_TIME_BUDGET = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
 class Settings:
-    # what an artist sets
-    strength: float = 1.0  # 0 = the content unchanged, 1 = the full stylisation (see engine)
-    preserve_colors: str = "none"  # none | luminance (transfer luminance only) | histogram
-    size: int = 512  # working long side of the content, px
-    style_scale: float = 1.0  # >1 bigger strokes: the style image is seen larger
-    steps: int = 200
-    time_budget: float | None = None  # seconds; the best image within it is returned
-    seed: int = 0
-    init: str = "content"  # content | noise | mix
-    device: str = "auto"
-    # the objective (the paper's unless changed)
-    content_weight: float = 1.0
-    style_weight: float = 1e6
-    tv_weight: float = 0.0
-    style_size: int = 256  # long side of each style image before style_scale, px
-    # how the objective is minimised (what makes a preset fast)
-    space: str = "pixel"  # normalized: optimise the normalised tensor (paper); pixel: [0,1] box
-    optimizer: str = "adam"
-    lr: float = 0.05
-    precision: str = "bf16"  # network precision; Grams and losses stay float32
-    scales: tuple[float, ...] = (1.0,)  # coarse-to-fine fractions of size, ending at 1.0
-    allow_upscale: bool = False  # paper resizes small images up to `size`; the others do not
-    # layers larger than `size`: full-resolution refinement in overlapping tiles (core/tiles.py)
-    refine_steps: int = 0  # optimiser steps per tile; 0: the working-size result is upsampled
+    # --- what an artist sets
+    strength: float = field(
+        default=1.0,
+        metadata=control(
+            "0..1: mixes the result with the original (1: the stylisation, 0: the original)",
+            lo=0,
+            hi=1,
+            shows=EVERYWHERE,
+            label="Strength",
+        ),
+    )
+    # Subject against style, in the objective: it scales the content side (core/losses.py:
+    # balance_factor); 0.5 leaves every weight as written, so the paper preset at 0.5 is the
+    # paper's objective exactly.
+    balance: float = field(
+        default=0.5,
+        metadata=control(
+            "0 keeps the subject (the original itself) ... 1 is all style: the content/style "
+            "trade-off of the objective",
+            lo=0,
+            hi=1,
+            shows=EVERYWHERE,
+            label="Balance (subject ... style)",
+        ),
+    )
+    preserve_colors: str = field(
+        default="none",
+        metadata=control(
+            "whose colours: the painting's, or the image's (by luminance or by statistics)",
+            choices={
+                "none": "Take the painting's colours",
+                "luminance": "Keep the image's colours (luminance only)",
+                "histogram": "Keep the image's colours (match statistics)",
+            },
+            shows=EVERYWHERE,
+            label="Colours",
+        ),
+    )
+    size: int = field(
+        default=512,
+        metadata=control(
+            "working long side in px (the result always has the input's size)",
+            lo=32,
+            hi=MAX_SIZE,
+            shows=EVERYWHERE,
+            label="Working size",
+            unit="px",
+        ),
+    )
+    time_budget: float | None = field(
+        default=None,
+        metadata=control(
+            "time budget in seconds: the best image within it is returned",
+            lo=0.1,
+            hi=MAX_TIME_BUDGET,
+            shows=EVERYWHERE,
+            label="Time limit",
+            unit="s",
+            flag="--time",
+        ),
+    )
+    steps: int = field(
+        default=200,
+        metadata=control("optimiser steps", lo=1, hi=MAX_STEPS, shows=EVERYWHERE, label="Steps"),
+    )
+    seed: int = field(
+        default=0,
+        metadata=control(
+            "random seed (noise and mix starts; deterministic on CPU)",
+            lo=0,
+            hi=2**63 - 1,
+            shows=EVERYWHERE,
+            label="Seed",
+        ),
+    )
+    style_scale: float = field(
+        default=1.0,
+        metadata=control(">1 shows the style larger: bigger strokes", lo=0.1, hi=8.0),
+    )
+    init: str = field(
+        default="content",
+        metadata=control(
+            "the start",
+            choices={
+                "content": "the content",
+                "noise": "noise",
+                "mix": "half content, half noise",
+                "recolour": "the content's luma in the styles' colour statistics",
+            },
+        ),
+    )
+    device: str = field(
+        default="auto",
+        metadata=control(
+            "auto: CUDA, then MPS, then CPU",
+            choices={"auto": "auto", "cpu": "CPU", "cuda": "CUDA", "mps": "MPS"},
+            shows=(CLI,),  # a server's device is its own
+        ),
+    )
+    # --- the objective (the paper's unless changed)
+    content_weight: float = field(
+        default=1.0, metadata=control("weight of the relu5_3 content term", lo=0, hi=1e12)
+    )
+    style_weight: float = field(
+        default=1e6, metadata=control("weight of the Gram style term", lo=0, hi=1e15)
+    )
+    # the content's colours in 4 px blocks of the working size (luma held, chroma loosely;
+    # core/losses.py:structure_loss); 0: the paper's objective, which has no such term
+    structure_weight: float = field(
+        default=0.0,
+        metadata=control("weight of the structure term (0: none, as in the paper)", lo=0, hi=1e15),
+    )
+    tv_weight: float = field(
+        default=0.0, metadata=control("total-variation smoothing", lo=0, hi=1e12)
+    )
+    style_size: int = field(
+        default=256,
+        metadata=control("style image long side in px, before style_scale", lo=32, hi=MAX_SIZE),
+    )
+    # --- how the objective is minimised (what makes a preset fast): the library's own
+    space: str = field(
+        default="pixel",
+        metadata=control(
+            "what the optimiser moves",
+            choices={"normalized": "the normalised tensor (paper)", "pixel": "pixels in [0, 1]"},
+            shows=(),
+        ),
+    )
+    optimizer: str = field(
+        default="adam",
+        metadata=control("optimiser", choices={"adam": "Adam", "lbfgs": "L-BFGS"}, shows=()),
+    )
+    lr: float = field(default=0.05, metadata=control("learning rate", lo=1e-6, hi=10.0, shows=()))
+    precision: str = field(
+        default="bf16",
+        metadata=control(
+            "network precision; Grams and losses stay float32",
+            choices={"fp32": "float32", "bf16": "bfloat16 autocast"},
+            shows=(),
+        ),
+    )
+    scales: tuple[float, ...] = field(
+        default=(1.0,),
+        metadata=control("coarse-to-fine fractions of size, rising to 1.0", shows=()),
+    )
+    allow_upscale: bool = field(
+        default=False,
+        metadata=control("small images are worked at size (the paper does)", shows=()),
+    )
+    # --- layers larger than size: full-resolution refinement in overlapping tiles (tiles.py)
+    refine_steps: int = field(
+        default=0,
+        metadata=control(
+            "layers well above size: steps per full-resolution tile (0: upsample only)",
+            lo=0,
+            hi=MAX_STEPS,
+        ),
+    )
     # the largest side one optimisation sees: bounds memory, not the canvas. 576: the cheapest
     # per pixel on 2 CPU cores (5.4 s per MP-step; 512: 5.5 plus a third more tiles; 640: 6.0)
-    tile_size: int = 576
-    tile_overlap: int = 64  # px shared by neighbouring tiles, blended across
+    tile_size: int = field(
+        default=576, metadata=control("largest tile side: bounds memory (px)", lo=64, hi=MAX_SIZE)
+    )
+    tile_overlap: int = field(
+        default=64,
+        metadata=control("px blended between neighbouring tiles (at most tile_size / 2)", lo=0),
+    )
     preset: str = field(default="custom", compare=False)
 
 
-PRESETS: dict[str, Settings] = {
-    # The founding paper, exactly: Adam lr 0.01 on the normalised tensor, 1000 steps, fp32.
-    "paper": Settings(
-        size=384,
-        steps=1000,
-        space="normalized",
-        optimizer="adam",
-        lr=0.01,
-        precision="fp32",
-        allow_upscale=True,
-        preset="paper",
+@dataclass(frozen=True)
+class Preset:
+    label: str  # as the dialogs show it
+    description: str  # how it minimises the objective
+    settings: Settings
+
+
+PRESET_TABLE: dict[str, Preset] = {
+    "fast": Preset(
+        "Fast (about a minute on a CPU)",
+        "the paper's terms plus the structure term, from the content recoloured to the style",
+        # The picture first: the paper's terms plus the structure term (the content's colours
+        # in 4 px blocks: luma held, chroma loosely), started from the content recoloured to
+        # the styles. On the pairs it was chosen on: a style term at or below the recipe's final
+        # with the subject kept, in 1/25 of its time (docs/quality.md, "The objective"). One
+        # scale and a constant lr: a coarse stage bought no style at equal time once the start
+        # carries the painting's colours, and more time (--time) runs the same steps for longer.
+        Settings(
+            size=384,
+            steps=60,
+            init="recolour",
+            structure_weight=3e5,
+            space="pixel",
+            optimizer="adam",
+            lr=0.03,
+            precision="bf16",
+            # 4000x3000 on 2 CPU cores: 5 steps a tile took 543-666 s on the same CPU model,
+            # too close to the 10-minute target (docs/benchmarks.md)
+            refine_steps=4,
+            preset="fast",
+        ),
     ),
-    # The same objective reached far sooner. lr: the largest that keeps the subject (SSIM at
-    # 1/4 size >= 0.6 on every pair measured); lr 0.1 scored lower but dissolved it
-    # (docs/quality.md).
-    "fast": Settings(
-        size=384,
-        steps=150,
-        space="pixel",
-        optimizer="adam",
-        lr=0.03,
-        precision="bf16",
-        scales=(0.5, 1.0),
-        # 4000x3000 on 2 CPU cores: 5 steps a tile took 543-666 s on the same CPU model, too
-        # close to the 10-minute target (docs/benchmarks.md)
-        refine_steps=4,
-        preset="fast",
+    "quality": Preset(
+        "Quality (a few minutes)",
+        "fast's objective nearer its optimum: three times the steps, up to 512 px",
+        Settings(
+            size=512,
+            steps=180,
+            init="recolour",
+            structure_weight=3e5,
+            space="pixel",
+            optimizer="adam",
+            lr=0.03,
+            precision="bf16",
+            refine_steps=24,
+            preset="quality",
+        ),
     ),
-    # More time, for the lowest loss that still keeps the subject: starting at 1/4 size lost it
-    # at any lr measured (docs/quality.md), so the coarse stage is 1/2.
-    "quality": Settings(
-        size=512,
-        steps=600,
-        space="pixel",
-        optimizer="adam",
-        lr=0.02,
-        precision="bf16",
-        scales=(0.5, 1.0),
-        refine_steps=24,
-        preset="quality",
+    "paper": Preset(
+        "Paper recipe (slow, the reference)",
+        "the founding paper exactly: Adam lr 0.01 on the normalised image, 1000 steps, fp32",
+        # Adam lr 0.01 on the normalised tensor, 1000 steps, content 384 px, fp32: the yardstick
+        Settings(
+            size=384,
+            steps=1000,
+            space="normalized",
+            optimizer="adam",
+            lr=0.01,
+            precision="fp32",
+            allow_upscale=True,
+            preset="paper",
+        ),
     ),
 }
+PRESETS: dict[str, Settings] = {name: p.settings for name, p in PRESET_TABLE.items()}
 DEFAULT_PRESET = "fast"
+FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "preset"}
+CONTROL_NAMES = tuple(FIELDS)
 
 
-def _choice(name: str, value: Any, options: tuple[str, ...]) -> str:
-    if value not in options:
-        raise InputError(f"{name}: {value!r} is not one of {', '.join(options)}")
-    return value
+def shown(where: str, settings_cls: type = Settings) -> tuple[str, ...]:
+    """The controls that show ``where`` (REMOTE, CLI, DIALOG), in declaration order."""
+    return tuple(
+        f.name
+        for f in dataclasses.fields(settings_cls)
+        if f.metadata and where in f.metadata["shows"]
+    )
 
 
-def _number(name: str, value: Any, lo: float, hi: float, kind: type = float) -> Any:
+def _check(f: dataclasses.Field, value: Any, kind: type, hi: float | None = None) -> Any:
+    """One value against its field's declaration; coerced (ints stay ints), or InputError."""
+    name, meta = f.name, f.metadata
+    if meta.get("choices"):
+        if value not in meta["choices"]:
+            raise InputError(f"{name}: {value!r} is not one of {', '.join(meta['choices'])}")
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InputError(f"{name}: expected a number, got {type(value).__name__}")
     if kind is int and not float(value).is_integer():
         raise InputError(f"{name}: expected a whole number, got {value}")
+    lo, hi = meta["lo"], meta["hi"] if hi is None else hi
     if not (math.isfinite(value) and lo <= value <= hi):
         raise InputError(f"{name}: {value} is outside {lo:g}..{hi:g}")
     return kind(value)
 
 
-MAX_SIZE = 8192
-MAX_STEPS = 100_000
+def base_type(hint: Any) -> type:
+    """int, float, str, bool or tuple of a resolved annotation (``float | None`` -> float)."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return typing.get_origin(args[0]) or args[0] if args else typing.get_origin(hint) or hint
+
+
+@functools.cache
+def field_types(settings_cls: type) -> dict[str, type]:
+    """Each field's base type, resolved once per class."""
+    return {name: base_type(hint) for name, hint in typing.get_type_hints(settings_cls).items()}
 
 
 def validate(s: Settings) -> Settings:
@@ -131,55 +351,103 @@ def validate(s: Settings) -> Settings:
         or scales[-1] != 1
     ):
         raise InputError(f"scales: {scales!r} must rise from above 0 to exactly 1.0")
-    tile = _number("tile_size", s.tile_size, 64, MAX_SIZE, int)
-    style_side = _number("style_size", s.style_size, 32, MAX_SIZE, int) * _number(
-        "style_scale", s.style_scale, 0.1, 8.0
-    )
+    changes: dict[str, Any] = {"scales": tuple(float(v) for v in scales)}
+    types = field_types(type(s))
+    for f in dataclasses.fields(s):
+        meta = f.metadata
+        value = getattr(s, f.name)
+        if not meta or (meta["lo"] is None and not meta["choices"]) or value is None:
+            continue
+        hi = changes["tile_size"] // 2 if f.name == "tile_overlap" else None
+        changes[f.name] = _check(f, value, types[f.name], hi)
+    style_side = changes["style_size"] * changes["style_scale"]
     if style_side > MAX_SIZE:  # the side each style is resized to, up as well as down
         raise InputError(
             f"style_scale: style_size {s.style_size} x style_scale {s.style_scale} = "
             f"{style_side:.0f} px, over {MAX_SIZE}"
         )
-    budget = s.time_budget
-    if budget is not None:
-        budget = _number("time_budget", budget, 0.1, 7 * 24 * 3600.0)
-    return dataclasses.replace(
-        s,
-        strength=_number("strength", s.strength, 0.0, 1.0),
-        preserve_colors=_choice("preserve_colors", s.preserve_colors, PRESERVE_COLORS),
-        size=_number("size", s.size, 32, MAX_SIZE, int),
-        style_scale=_number("style_scale", s.style_scale, 0.1, 8.0),
-        steps=_number("steps", s.steps, 1, MAX_STEPS, int),
-        time_budget=budget,
-        seed=_number("seed", s.seed, 0, 2**63 - 1, int),
-        init=_choice("init", s.init, INITS),
-        device=_choice("device", s.device, DEVICES),
-        content_weight=_number("content_weight", s.content_weight, 0.0, 1e12),
-        style_weight=_number("style_weight", s.style_weight, 0.0, 1e15),
-        tv_weight=_number("tv_weight", s.tv_weight, 0.0, 1e12),
-        style_size=_number("style_size", s.style_size, 32, MAX_SIZE, int),
-        space=_choice("space", s.space, SPACES),
-        optimizer=_choice("optimizer", s.optimizer, OPTIMIZERS),
-        lr=_number("lr", s.lr, 1e-6, 10.0),
-        precision=_choice("precision", s.precision, PRECISIONS),
-        scales=tuple(float(v) for v in scales),
-        refine_steps=_number("refine_steps", s.refine_steps, 0, MAX_STEPS, int),
-        tile_size=tile,
-        tile_overlap=_number("tile_overlap", s.tile_overlap, 0, tile // 2, int),
-    )
+    if not isinstance(s.allow_upscale, bool):
+        raise InputError(f"allow_upscale: expected true or false, got {s.allow_upscale!r}")
+    return dataclasses.replace(s, **changes)
 
 
-CONTROL_NAMES = tuple(f.name for f in dataclasses.fields(Settings) if f.name != "preset")
-
-
-def make_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings:
+def make_settings(
+    preset: str = DEFAULT_PRESET, *, presets: Mapping[str, Settings] = PRESETS, **overrides: Any
+) -> Settings:
     """A preset with some controls changed; ``None`` values mean 'keep the preset's'."""
-    if preset not in PRESETS:
-        raise InputError(f"preset: {preset!r} is not one of {', '.join(PRESETS)}")
-    unknown = sorted(set(overrides) - set(CONTROL_NAMES))
+    if preset not in presets:
+        raise InputError(f"preset: {preset!r} is not one of {', '.join(presets)}")
+    base = presets[preset]
+    names = [f.name for f in dataclasses.fields(base) if f.name != "preset"]
+    unknown = sorted(set(overrides) - set(names))
     if unknown:
-        raise InputError(f"{unknown[0]}: unknown control (known: {', '.join(CONTROL_NAMES)})")
+        raise InputError(f"{unknown[0]}: unknown control (known: {', '.join(names)})")
     changes = {k: v for k, v in overrides.items() if v is not None}
     if "scales" in changes and isinstance(changes["scales"], list):
         changes["scales"] = tuple(changes["scales"])
-    return validate(dataclasses.replace(PRESETS[preset], **changes))
+    return validate(dataclasses.replace(base, **changes))
+
+
+# --------------------------------------------------------------------------------------------
+# The vocabulary as data, for everything that cannot import this module (the plug-ins)
+
+
+def vocabulary(
+    settings_cls: type = Settings, presets: dict[str, Preset] | None = None
+) -> dict[str, Any]:
+    """The controls a client may send and the presets, as JSON-able data: what the wire
+    package's vocabulary.json holds (``stylebridge_wire.vocabulary.Vocabulary`` reads it)."""
+    presets = PRESET_TABLE if presets is None else presets
+    hints = typing.get_type_hints(settings_cls)
+    types = field_types(settings_cls)
+    controls = []
+    for f in dataclasses.fields(settings_cls):
+        meta = f.metadata
+        if not meta or REMOTE not in meta["shows"]:
+            continue
+        controls.append(
+            {
+                "name": f.name,
+                "type": types[f.name].__name__,
+                "default": f.default,
+                "optional": type(None) in typing.get_args(hints[f.name]),
+                "min": meta["lo"],
+                "max": meta["hi"],
+                "choices": meta["choices"],
+                "help": meta["help"],
+                "label": meta["label"],
+                "unit": meta["unit"],
+                "dialog": DIALOG in meta["shows"],
+            }
+        )
+    names = {c["name"] for c in controls}
+    return {
+        "default_preset": DEFAULT_PRESET if DEFAULT_PRESET in presets else next(iter(presets)),
+        "presets": {
+            name: {
+                "label": p.label,
+                "description": p.description,
+                "controls": {k: getattr(p.settings, k) for k in sorted(names)},
+            }
+            for name, p in presets.items()
+        },
+        "controls": controls,
+    }
+
+
+WIRE_VOCABULARY = (
+    Path(__file__).resolve().parents[1]
+    / "plugins"
+    / "common"
+    / "stylebridge_wire"
+    / "vocabulary.json"
+)
+
+
+def vocabulary_json(data: dict[str, Any] | None = None) -> str:
+    return json.dumps(vocabulary() if data is None else data, indent=1) + "\n"
+
+
+if __name__ == "__main__":  # python -m stylebridge.core.settings: rewrite the wire's copy
+    WIRE_VOCABULARY.write_text(vocabulary_json(), encoding="utf-8")
+    print(f"wrote {WIRE_VOCABULARY}", file=sys.stderr)

@@ -12,10 +12,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
-Box = tuple[int, int, int, int]  # top, left, height, width
+
+class TileBox(NamedTuple):
+    """A tile of the canvas, rows first as tensors index it (the plug-ins' boxes are ``Rect``:
+    x, y, width, height)."""
+
+    top: int
+    left: int
+    height: int
+    width: int
 
 
 def axis_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -27,19 +36,19 @@ def axis_starts(length: int, tile: int, overlap: int) -> list[int]:
     return [round(i * stride) for i in range(count)]
 
 
-def tile_boxes(height: int, width: int, tile: int, overlap: int) -> list[Box]:
+def tile_boxes(height: int, width: int, tile: int, overlap: int) -> list[TileBox]:
     """Raster-ordered tiles of at most ``tile`` px a side covering a ``height`` x ``width`` area."""
     if not 0 <= overlap < tile:
         raise ValueError(f"tile overlap {overlap} must be >= 0 and below the tile size {tile}")
     th, tw = min(tile, height), min(tile, width)
     return [
-        (top, left, th, tw)
+        TileBox(top, left, th, tw)
         for top in axis_starts(height, tile, overlap)
         for left in axis_starts(width, tile, overlap)
     ]
 
 
-def ramp(box: Box, before: list[Box], after: list[Box]) -> torch.Tensor:
+def ramp(box: TileBox, before: list[TileBox], after: list[TileBox]) -> torch.Tensor:
     """(1, 1, h, w) blend weights for writing ``box`` back over the current image.
 
     Across an overlap with a tile written ``before`` (top, left in raster order) the weight
@@ -63,11 +72,11 @@ def ramp(box: Box, before: list[Box], after: list[Box]) -> torch.Tensor:
     return (wy[:, None] * wx[None, :])[None, None]
 
 
-def _rows(box: Box, top: int, height: int) -> bool:
+def _rows(box: TileBox, top: int, height: int) -> bool:
     return top < box[0] + box[2] and box[0] < top + height
 
 
-def _cols(box: Box, left: int, width: int) -> bool:
+def _cols(box: TileBox, left: int, width: int) -> bool:
     return left < box[1] + box[3] and box[1] < left + width
 
 
@@ -83,8 +92,8 @@ def _edge(length: int, rise: int, fall: int) -> torch.Tensor:
 
 def refine_in_tiles(
     out: torch.Tensor,
-    boxes: list[Box],
-    optimise_tile: Callable[[torch.Tensor, Box, int], tuple[torch.Tensor, bool]],
+    boxes: list[TileBox],
+    optimise_tile: Callable[[torch.Tensor, TileBox, int], tuple[torch.Tensor, bool]],
 ) -> bool:
     """Optimise each box of ``out`` (1, C, H, W) in turn and blend it back, in place.
 
@@ -92,7 +101,7 @@ def refine_in_tiles(
     (the engine runs ``run_stage`` with the tile's content target). Returns whether a stop
     request ended it early; the tiles done by then are kept.
     """
-    done: list[Box] = []
+    done: list[TileBox] = []
     for index, box in enumerate(boxes):
         top, left, h, w = box
         current = out[..., top : top + h, left : left + w]
@@ -105,7 +114,7 @@ def refine_in_tiles(
     return False
 
 
-def seam_score(image: torch.Tensor, boxes: list[Box]) -> float:
+def seam_score(image: torch.Tensor, boxes: list[TileBox]) -> float:
     """Gradient energy across tile borders over the image's average (1.0: no visible seam).
 
     Measured where a seam could be: at each tile's left/top edge, the middle of its overlap
@@ -125,7 +134,7 @@ def seam_score(image: torch.Tensor, boxes: list[Box]) -> float:
     return float(torch.stack(border).mean() / average)
 
 
-def _seam_lines(boxes: list[Box], start: int, axis: int) -> tuple[int, int, int]:
+def _seam_lines(boxes: list[TileBox], start: int, axis: int) -> tuple[int, int, int]:
     """A tile's start, its overlap's middle and the previous tile's end along ``axis``."""
     ends = [b[axis] + b[axis + 2] for b in boxes if b[axis] < start < b[axis] + b[axis + 2]]
     end = max(ends, default=start)

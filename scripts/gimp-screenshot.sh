@@ -8,4 +8,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/install-gimp.sh
-exec .venv/bin/python -m tests.gimp.screenshot "$@"
+exec .venv/bin/python -m tests.e2e.gimp.screenshot "$@"

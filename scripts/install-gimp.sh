@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build an isolated Debian 13 (trixie) root holding GIMP 3.0 for the GIMP plug-in's end-to-end
-# tests and its dialog screenshot (tests/test_gimp_e2e.py, scripts/gimp-screenshot.sh).
+# tests and its dialog screenshot (tests/e2e/gimp/test_gimp_e2e.py, scripts/gimp-screenshot.sh).
 #
 #   sudo scripts/install-gimp.sh        # root at ${STYLEBRIDGE_GIMP_ROOT:-<repo>/.hosts/gimp-root}
 #

@@ -14,9 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests import krita_host  # noqa: E402
-from tests.server_helpers import free_port  # noqa: E402
-from tests.test_krita_e2e import _dist, _stop_server_in  # noqa: E402
+from tests.e2e.krita import host as krita_host  # noqa: E402
+from tests.support.plugins import dist  # noqa: E402
+from tests.support.servers import free_port  # noqa: E402
 
 
 def main() -> None:
@@ -25,7 +25,7 @@ def main() -> None:
         sys.exit(reason)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        krita_host.install_profile(work / "home", _dist().build_krita(work / "dist"))
+        krita_host.install_profile(work / "home", dist().build_krita(work / "dist"))
         runtime = work / "runtime"
         runtime.mkdir(mode=0o700)
         shots = work / "shots"
@@ -44,7 +44,7 @@ def main() -> None:
                 work / "home", "dialog_flow.py", env, timeout=600, screen="1600x1000x24"
             )
         finally:
-            _stop_server_in(runtime)
+            krita_host.stop_server_in(runtime)
         for name in ("krita-dialog.png", "krita-result.png"):
             shutil.copy2(shots / name, ROOT / "docs" / name)
             print(ROOT / "docs" / name)

@@ -6,11 +6,12 @@ Bad input ends with one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -18,48 +19,50 @@ from typing import Any
 from stylebridge.core import __version__
 from stylebridge.core.errors import StyleBridgeError
 from stylebridge.core.settings import (
+    CLI,
     CONTROL_NAMES,
     DEFAULT_PRESET,
+    FIELDS,
     PRESETS,
     Settings,
+    field_types,
     make_settings,
 )
-from stylebridge.server.protocol import CONTROLS, DEFAULT_ENDPOINT
+from stylebridge.server.protocol import CONTROLS
+from stylebridge.wire import ClientError
+from stylebridge.wire.protocol import DEFAULT_ENDPOINT
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 
 
-def add_control_arguments(p: argparse.ArgumentParser) -> None:
-    """The controls every front end exposes; defaults come from the preset (None = keep)."""
-    p.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET)
-    p.add_argument("--strength", type=float, help="0..1 (default 1: the preset's full style)")
-    p.add_argument("--preserve-colors", choices=("none", "luminance", "histogram"))
-    p.add_argument("--size", type=int, help="working long side in px")
-    p.add_argument("--style-scale", type=float, help=">1 gives bigger strokes")
-    p.add_argument("--steps", type=int)
-    p.add_argument(
-        "--time",
-        dest="time_budget",
-        type=float,
-        metavar="SECONDS",
-        help="time budget: the best image within it is returned",
-    )
-    p.add_argument("--seed", type=int)
-    p.add_argument("--init", choices=("content", "noise", "mix"))
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
-    p.add_argument("--content-weight", type=float)
-    p.add_argument("--style-weight", type=float)
-    p.add_argument("--tv-weight", type=float, help="total-variation smoothing")
-    p.add_argument("--style-size", type=int, help="style image long side in px")
-    p.add_argument(
-        "--refine-steps",
-        type=int,
-        help="layers well above --size: steps per full-resolution tile (0: upsample only)",
-    )
-    p.add_argument("--tile-size", type=int, help="largest tile side: bounds memory (px)")
-    p.add_argument("--tile-overlap", type=int, help="px blended between neighbouring tiles")
+def add_control_arguments(
+    p: argparse.ArgumentParser,
+    settings_cls: type = Settings,
+    presets: Mapping[str, Settings] = PRESETS,
+) -> None:
+    """One option per control the vocabulary shows on the CLI (core/settings.py): its type,
+    range or choices and help come from there; every default is None ("the preset's")."""
+    p.add_argument("--preset", choices=list(presets), default=DEFAULT_PRESET)
+    types = field_types(settings_cls)
+    for f in dataclasses.fields(settings_cls):
+        meta = f.metadata
+        if not meta or CLI not in meta["shows"]:
+            continue
+        flag = meta["flag"] or "--" + f.name.replace("_", "-")
+        kwargs: dict[str, Any] = {"dest": f.name, "help": meta["help"]}
+        if meta["choices"]:
+            kwargs["choices"] = list(meta["choices"])
+        else:
+            kwargs["type"] = types[f.name]
+            if meta["lo"] is not None and meta["hi"] is not None:
+                kwargs["help"] += (
+                    f" ({meta['lo']:g}..{meta['hi']:g}{meta['unit'] and ' ' + meta['unit']})"
+                )
+        if flag == "--time":
+            kwargs["metavar"] = "SECONDS"
+        p.add_argument(flag, **kwargs)
     p.add_argument(
         "--blend",
         type=float,
@@ -174,7 +177,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 
 
 def _stylize_local(args, settings, content, styles, stop, bar):
-    from stylebridge.core.engine import Engine, Progress
+    from stylebridge.core.engine import Engine
+    from stylebridge.core.progress import Progress
 
     engine = Engine(device=settings.device, weights_path=args.weights)
 
@@ -234,7 +238,7 @@ def _stylize_remote(args, content, styles, stop, bar):
         )
         cancel_sent = False
         while not job.poll(0.1):
-            if stop() and not cancel_sent and job.id:
+            if stop() and not cancel_sent and job.job_id:
                 job.cancel()
                 cancel_sent = True
         image = job.wait()
@@ -367,6 +371,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_install(args: argparse.Namespace) -> int:
+    from .install import run
+
+    report = run(
+        args.host,
+        dest=Path(args.dest) if args.dest else None,
+        version=args.version,
+        uninstall=args.uninstall,
+    )
+    for folder in report.installed:
+        print(f"installed the {args.host} plug-in in {folder}")
+    for path in report.removed:
+        print(f"removed {path}")
+    if args.uninstall and not report.removed:
+        print(f"stylebridge: no {args.host} plug-in installed by stylebridge was found")
+    for line in report.next_steps:
+        print(line)
+    return 0
+
+
 def cmd_weights(args: argparse.Namespace) -> int:
     from stylebridge.core.weights import resolve_weights
 
@@ -399,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_ENDPOINT,
         help=f"ZeroMQ endpoint to bind (default {DEFAULT_ENDPOINT}, loopback only)",
     )
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    p.add_argument("--device", choices=list(FIELDS["device"].metadata["choices"]), default="auto")
     p.add_argument("--weights", help="VGG16 weights file")
     p.add_argument(
         "--token-file",
@@ -483,6 +507,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--local", action="store_true", help="run the engine in this process")
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser(
+        "install", help="install the Krita or GIMP plug-in into the host's user folder"
+    )
+    p.add_argument("host", choices=("krita", "gimp"))
+    p.add_argument(
+        "--dest",
+        metavar="FOLDER",
+        help="install here instead (Krita: its resource folder; GIMP: a plug-ins folder)",
+    )
+    p.add_argument("--version", choices=("3.0", "3.2"), help="GIMP: only this version's folder")
+    p.add_argument("--uninstall", action="store_true", help="remove what install put there")
+    p.set_defaults(func=cmd_install)
+
     p = sub.add_parser("weights", help="find the VGG16 weights and say where they came from")
     p.add_argument("--weights", help="an explicit weights file to check")
     p.set_defaults(func=cmd_weights)
@@ -493,7 +530,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except StyleBridgeError as exc:
+    except (StyleBridgeError, ClientError) as exc:
         print(f"stylebridge: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

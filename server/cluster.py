@@ -27,10 +27,11 @@ from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 from stylebridge.core.errors import StyleBridgeError
+from stylebridge.core.jobs import GramCache, release_free_memory, set_threads
 
 from .protocol import SubmitRequest, error_header
 from .scheduler import FairQueue
-from .worker import Emit, Final, Job, StyleCache, engine_error, release_free_memory, run_job
+from .worker import Emit, Final, Job, engine_error, run_job
 
 READY_TIMEOUT = 600.0  # seconds for an actor to start and load its model (a cold node is slow)
 MAX_ATTEMPTS = 3  # a job whose actor dies runs at most this many times, then fails
@@ -83,17 +84,14 @@ class StyleActor:
     the actor runs several calls at once (``max_concurrency``)."""
 
     def __init__(self, weights_path: str | None, threads: int | None) -> None:
-        import torch
-
         from stylebridge.core.engine import Engine
 
-        if threads:  # Ray sets OMP_NUM_THREADS=1 in CPU actors: give each its share of cores
-            torch.set_num_threads(threads)
-        self.cache = StyleCache()
+        # Ray sets OMP_NUM_THREADS=1 in CPU actors: give each its share of cores
+        self.threads = set_threads(threads)
+        self.cache = GramCache()
         self.engine = Engine(weights_path=weights_path, style_cache=self.cache)
         self.jobs: dict[str, Job] = {}
         self.cancelled: set[str] = set()  # a cancel can overtake its job's ``run`` call
-        self.threads = torch.get_num_threads()
 
     def describe(self) -> dict[str, Any]:
         import ray
@@ -121,8 +119,7 @@ class StyleActor:
                 header, blobs = run_job(self.engine, job, emit)
             except BaseException as exc:  # run_job reports its own errors; this is a last guard
                 header, blobs = engine_error(job, exc), []
-            cache = {"entries": len(self.cache), "bytes": self.cache.bytes}
-            out.put(Message(header, [bytes(b) for b in blobs], True, cache))
+            out.put(Message(header, [bytes(b) for b in blobs], True, self.cache.stats()))
             release_free_memory()
 
         # the engine runs in its own thread so that this generator can yield while it works

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from stylebridge.core.errors import StyleBridgeError
+from stylebridge.wire import discovery as wire_discovery
 
 
 def runtime_dir() -> Path:
-    """``STYLEBRIDGE_RUNTIME_DIR``, ``$XDG_RUNTIME_DIR/stylebridge`` or ``/tmp/stylebridge-UID``."""
-    if env := os.environ.get("STYLEBRIDGE_RUNTIME_DIR"):
-        return Path(env)
-    if xdg := os.environ.get("XDG_RUNTIME_DIR"):
-        return Path(xdg) / "stylebridge"
-    user = os.getuid() if hasattr(os, "getuid") else getpass.getuser()
-    return Path(tempfile.gettempdir()) / f"stylebridge-{user}"
+    """``STYLEBRIDGE_RUNTIME_DIR``, ``$XDG_RUNTIME_DIR/stylebridge`` or ``<tmp>/stylebridge-UID``
+    (stylebridge.wire.discovery decides; clients read the same folder)."""
+    return Path(wire_discovery.runtime_dir())
 
 
 def discovery_path() -> Path:
@@ -34,10 +29,14 @@ def write_discovery(info: dict[str, Any], path: Path | None = None) -> Path:
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        folder = path.parent.stat()
-        if stat.S_IMODE(folder.st_mode) & 0o077:
-            os.chmod(path.parent, 0o700)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        why = wire_discovery.untrusted(str(path.parent), folder=True)
+        if why == "is open to other users":  # ours, too open: close it
+            os.chmod(path.parent, 0o700, follow_symlinks=False)
+        elif why is not None:  # another user's, or a link: someone else's folder
+            raise OSError(f"{path.parent} {why}")
+        # O_EXCL | O_NOFOLLOW: never write through a file or link planted at our temp name
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(tmp, flags, 0o600)
         with os.fdopen(fd, "w") as f:
             if hasattr(os, "fchmod"):  # POSIX; on Windows the user's profile folder protects it
                 os.fchmod(f.fileno(), 0o600)
@@ -56,12 +55,8 @@ def write_discovery(info: dict[str, Any], path: Path | None = None) -> Path:
 
 
 def read_discovery(path: Path | None = None) -> dict[str, Any] | None:
-    path = path or discovery_path()
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(info, dict) or not {"endpoint", "token", "pid"} <= info.keys():
+    info = wire_discovery.read_discovery(str(path or discovery_path()))
+    if info is None or "pid" not in info:
         return None
     return info
 

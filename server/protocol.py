@@ -8,38 +8,34 @@ from __future__ import annotations
 
 import hmac
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 import numpy as np
 
-VERSION = 1
-DEFAULT_PORT = 47474
-DEFAULT_ENDPOINT = f"tcp://127.0.0.1:{DEFAULT_PORT}"
-MAX_HEADER_BYTES = 64 * 1024
-MAX_HEADER_DEPTH = 8
-DTYPES = {"uint8": np.dtype("<u1"), "uint16": np.dtype("<u2"), "float32": np.dtype("<f4")}
-REQUEST_TYPES = ("ping", "status", "submit", "cancel", "echo", "shutdown")
-PRESETS = ("fast", "quality", "paper")
-# controls a client may set (device belongs to the server)
-CONTROLS = (
-    "strength",
-    "preserve_colors",
-    "size",
-    "style_scale",
-    "steps",
-    "time_budget",
-    "seed",
-    "init",
-    "content_weight",
-    "style_weight",
-    "tv_weight",
-    "style_size",
-    "refine_steps",
-    "tile_size",
-    "tile_overlap",
+from stylebridge.core.errors import InputError
+from stylebridge.core.settings import (
+    DEFAULT_PRESET,
+    PRESETS,
+    REMOTE,
+    Settings,
+    make_settings,
+    shown,
 )
+from stylebridge.wire import protocol as wire_protocol
+from stylebridge.wire.protocol import (
+    MAX_HEADER_BYTES,
+    MAX_HEADER_DEPTH,
+    VERSION,
+)
+
+# the protocol's words are the wire package's (the client core): one definition for both sides
+DTYPES = {name: np.dtype(name).newbyteorder("<") for name in wire_protocol.DTYPES}
+REQUEST_TYPES = ("ping", "status", "submit", "cancel", "echo", "shutdown")
+# what a client may set (the device belongs to the server): declared in core/settings.py
+CONTROLS = shown(REMOTE)
 
 
 @dataclass(frozen=True)
@@ -269,7 +265,14 @@ class SubmitRequest:
     preview: float | None
 
 
-def parse_submit(header: dict[str, Any], frames: list[bytes], limits: Limits) -> SubmitRequest:
+def parse_submit(
+    header: dict[str, Any],
+    frames: list[bytes],
+    limits: Limits,
+    presets: Mapping[str, Settings] = PRESETS,
+) -> SubmitRequest:
+    """A submit request checked field by field; its controls by name here, by value in
+    `submit_settings`, both against the vocabulary of ``presets`` (core/settings.py)."""
     content = decode_image(require(header, "content", dict), frames, limits, "content")
     styles_spec = require(header, "styles", list)
     if not 1 <= len(styles_spec) <= limits.max_styles:
@@ -297,21 +300,23 @@ def parse_submit(header: dict[str, Any], frames: list[bytes], limits: Limits) ->
                 "style_weights: one finite weight >= 0 per style, not all zero",
                 "style_weights",
             )
-    preset = header.get("preset", "fast")
-    if preset not in PRESETS:
+    preset = header.get("preset", DEFAULT_PRESET)
+    if not isinstance(preset, str) or preset not in presets:  # a list is no dict key
         raise ProtocolError(
             "bad_field",
-            f"preset: {str(preset)[:20]!r} is not one of {', '.join(PRESETS)}",
+            f"preset: {str(preset)[:20]!r} is not one of {', '.join(presets)}",
             "preset",
         )
+    known = shown(REMOTE, type(presets[preset]))
     controls = header.get("controls", {})
     if not isinstance(controls, dict):
         raise ProtocolError("bad_field", "controls: expected a map", "controls")
     for name in controls:
-        if name not in CONTROLS:
+        if name not in known:
             raise ProtocolError(
                 "bad_field",
-                f"controls.{str(name)[:30]}: unknown control",
+                f"controls.{str(name)[:30]}: unknown control (this server knows "
+                f"{', '.join(known)})",
                 f"controls.{str(name)[:30]}",
             )
     mask = None
@@ -330,3 +335,22 @@ def parse_submit(header: dict[str, Any], frames: list[bytes], limits: Limits) ->
     ):
         raise ProtocolError("bad_field", "preview: seconds between frames, >= 0.2", "preview")
     return SubmitRequest(content, styles, weights, preset, dict(controls), mask, preview)
+
+
+def submit_settings(request: SubmitRequest, presets: Mapping[str, Settings] = PRESETS) -> Settings:
+    """The request's settings, every value checked: a bad one is ``bad_field`` naming it."""
+    try:
+        return make_settings(request.preset, presets=presets, **request.controls)
+    except InputError as exc:
+        base = presets.get(request.preset)
+        known = CONTROLS if base is None else shown(REMOTE, type(base))
+        raise ProtocolError("bad_field", str(exc), control_field(exc, known)) from None
+
+
+def control_field(exc: InputError, controls: tuple[str, ...] = CONTROLS) -> str | None:
+    """The protocol field an engine ``InputError`` ("name: what is wrong") is about;
+    ``controls``: the names a client may send (those of the presets' vocabulary)."""
+    name = str(exc).split(":", 1)[0]
+    if name in controls:
+        return f"controls.{name}"
+    return name if name == "content" or name.startswith("styles.") else None

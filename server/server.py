@@ -17,28 +17,31 @@ from typing import Any
 
 import zmq
 
-from stylebridge.core import __version__
+from stylebridge.core import __version__, jobs
 from stylebridge.core.errors import InputError, StyleBridgeError
 from stylebridge.core.memory import estimate_peak_bytes
-from stylebridge.core.settings import make_settings
 
 from .discovery import remove_discovery, write_discovery
 from .protocol import (
+    CONTROLS,
+    PRESETS,
     VERSION,
     Limits,
     ProtocolError,
     check_envelope,
     check_token,
+    control_field,
     decode_image,
     encode_image,
     error_header,
     pack,
     parse_submit,
     require,
+    submit_settings,
     unpack_header,
 )
 from .sockets import front_door
-from .worker import Backend, Emit, Job, Worker, input_field
+from .worker import Backend, Emit, Job, Worker
 
 POLL_MS = 100
 DRAIN_SECONDS = 60.0  # on stop, queued and running jobs get this long to finish
@@ -214,17 +217,21 @@ class Server:
             )
 
     def _on_ping(self, peer: bytes, rid: Any, header: dict, frames: list) -> None:
-        self._send(peer, {"type": "pong", "id": rid, "version": __version__, "protocol": VERSION})
+        self._send(
+            peer,
+            {
+                "type": "pong",
+                "id": rid,
+                "version": __version__,
+                "protocol": VERSION,
+                # the vocabulary this server takes: a client can offer what it did not know of
+                "presets": list(PRESETS),
+                "controls": list(CONTROLS),
+            },
+        )
 
     def _on_status(self, peer: bytes, rid: Any, header: dict, frames: list) -> None:
-        memory: dict[str, Any] = {"rss": current_rss(), "cuda_allocated": None}
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                memory["cuda_allocated"] = torch.cuda.memory_allocated()
-        except ImportError:  # pragma: no cover
-            pass
+        memory = {"rss": current_rss(), "cuda_allocated": jobs.device_memory()}
         self._send(
             peer,
             {
@@ -249,13 +256,13 @@ class Server:
 
     def _on_submit(self, peer: bytes, rid: Any, header: dict, frames: list) -> None:
         request = parse_submit(header, frames, self.limits)
-        try:  # bad controls are refused now, not after the job has waited in the queue
-            settings = make_settings(request.preset, **request.controls)
+        settings = submit_settings(request)  # refused now, not after waiting in the queue
+        try:
             need = estimate_peak_bytes(
                 settings, *request.content.shape[:2], [s.shape[:2] for s in request.styles]
             )
         except InputError as exc:
-            raise ProtocolError("bad_field", str(exc), input_field(exc)) from None
+            raise ProtocolError("bad_field", str(exc), control_field(exc)) from None
         ceiling = self.limits.max_memory
         if ceiling is not None and need > ceiling:
             raise ProtocolError(

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from stylebridge.core.errors import StyleBridgeError
+from stylebridge.wire.discovery import open_log
 
 from .discovery import read_discovery, runtime_dir
 
@@ -35,12 +36,11 @@ def ensure_server(endpoint: str | None = None) -> dict[str, Any]:
     if info is not None:
         return info
     log = runtime_dir() / "server.log"
-    log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "stylebridge.server.cli", "serve"]
     if endpoint:
         cmd += ["--listen", endpoint]
     print(f"stylebridge: starting a background server (log: {log})", file=sys.stderr)
-    with open(log, "ab") as out:
+    with open_log(str(log.parent)) as out:
         proc = subprocess.Popen(
             cmd,
             stdout=out,

@@ -6,11 +6,6 @@ server turns into messages for its own thread.
 
 from __future__ import annotations
 
-import collections
-import ctypes
-import dataclasses
-import gc
-import sys
 import threading
 import time
 import uuid
@@ -18,15 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import numpy as np
-import torch
-
-from stylebridge.core.engine import Engine, Progress
+from stylebridge.core import jobs
+from stylebridge.core.engine import Engine
 from stylebridge.core.errors import InputError
-from stylebridge.core.images import Layer, layer_from_array, layer_to_array
-from stylebridge.core.settings import make_settings
+from stylebridge.core.progress import Progress
 
-from .protocol import CONTROLS, SubmitRequest, encode_image, error_header
+from .protocol import CONTROLS, SubmitRequest, control_field, encode_image, error_header
 from .scheduler import FairQueue
 
 Emit = Callable[[bytes, dict[str, Any], list], None]
@@ -50,37 +42,6 @@ class Backend(Protocol):
     def cancel_peer(self, peer: bytes) -> None: ...
     def stop(self) -> list[Job]: ...  # cancel running jobs, return the queued ones dropped
     def snapshot(self) -> dict[str, Any]: ...  # the status reply's worker fields
-
-
-class StyleCache(collections.OrderedDict):
-    """LRU of style Gram targets, bounded in bytes (Grams of big layers are a few MB each)."""
-
-    def __init__(self, max_bytes: int = 256 << 20) -> None:
-        super().__init__()
-        self.max_bytes = max_bytes
-        self.bytes = 0
-
-    @staticmethod
-    def _size(grams: list[torch.Tensor]) -> int:
-        return sum(g.numel() * g.element_size() for g in grams)
-
-    def __getitem__(self, key: Any) -> Any:
-        value = super().__getitem__(key)
-        self.move_to_end(key)
-        return value
-
-    def __setitem__(self, key: Any, grams: list[torch.Tensor]) -> None:
-        if key in self:
-            self.bytes -= self._size(super().__getitem__(key))
-        super().__setitem__(key, grams)
-        self.bytes += self._size(grams)
-        while self.bytes > self.max_bytes and len(self) > 1:
-            _, old = self.popitem(last=False)
-            self.bytes -= self._size(old)
-
-    def clear(self) -> None:
-        super().clear()
-        self.bytes = 0
 
 
 @dataclass
@@ -108,7 +69,7 @@ class Worker(threading.Thread):
         self.device, self.weights_path, self.idle_unload = device, weights_path, idle_unload
         self.engine_factory = engine_factory
         self.engine: Engine | None = None
-        self.cache = StyleCache()
+        self.cache = jobs.GramCache()
         self.queue = FairQueue()
         self.running: Job | None = None
         self.lock = threading.Condition()
@@ -183,7 +144,7 @@ class Worker(threading.Thread):
                 "weights": engine.weights_source if engine else None,
                 "queue": [j.id for j in self.queue],
                 "running": self.running.id if self.running else None,
-                "style_cache": {"entries": len(self.cache), "bytes": self.cache.bytes},
+                "style_cache": self.cache.stats(),
             }
 
     # --- the worker thread -----------------------------------------------------------------------
@@ -217,9 +178,7 @@ class Worker(threading.Thread):
         """Idle: give the model and the cached Grams back (GPU memory above all)."""
         self.engine = None
         self.cache.clear()
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        jobs.release_model_memory()
 
     def run(self) -> None:
         while (job := self._next_job()) is not None:
@@ -233,7 +192,7 @@ class Worker(threading.Thread):
                 # after clearing `running`: a client holding its result sees the server idle
                 if final is not None:
                     self.emit(job.peer, *final)
-                release_free_memory()
+                jobs.release_free_memory()
 
     def _run_job(self, job: Job) -> Final:
         try:
@@ -243,36 +202,9 @@ class Worker(threading.Thread):
         return run_job(engine, job, self.emit)
 
 
-def input_field(exc: InputError) -> str | None:
-    """The protocol field an engine ``InputError`` ("name: what is wrong") is about."""
-    name = str(exc).split(":", 1)[0]
-    if name in CONTROLS:
-        return f"controls.{name}"
-    return name if name == "content" or name.startswith("styles.") else None
-
-
-def _glibc_malloc_trim() -> Callable[[int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim  # glibc (not musl, not macOS)
-    except (OSError, AttributeError):
-        return None
-
-
-_MALLOC_TRIM = _glibc_malloc_trim()
-
-
-def release_free_memory() -> None:
-    """glibc keeps heap pages a finished job freed: replaying the same 60 small jobs of varied
-    sizes grew RSS by ~45 MB each time; trimmed between jobs it stays flat."""
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
-
-
 def engine_error(job: Job, exc: BaseException) -> dict[str, Any]:
     message = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
+    if jobs.out_of_memory(exc):
         message = (
             "out of memory while stylising: lower size or tile_size, or close other work "
             f"({message})"
@@ -289,52 +221,47 @@ def run_job(engine: Engine, job: Job, emit: Emit) -> Final:
     header = {"id": job.request_id, "job": job.id}
     req = job.request
     try:
-        settings = make_settings(req.preset, **req.controls)
-        content = layer_from_array(req.content)
-        styles = [layer_from_array(s) for s in req.styles]
-        result = engine.stylize(
-            content,
-            styles,
-            dataclasses.replace(settings, device="auto"),
+        result = jobs.run(
+            engine,
+            req.preset,
+            req.controls,
+            req.content,
+            req.styles,
             style_weights=req.style_weights,
-            on_progress=_Reporter(emit, job, req.preview),
+            mask=req.mask,
+            on_progress=_Reporter(emit, job),
             should_stop=job.cancel.is_set,
             preview_interval=req.preview,
         )
     except InputError as exc:
-        return error_header("bad_field", str(exc), input_field(exc), job.request_id, job.id), []
+        return error_header("bad_field", str(exc), control_field(exc), job.request_id, job.id), []
     except Exception as exc:
         # the model itself is untouched by a failed job (e.g. out of memory): the next runs
         return engine_error(job, exc), []
-    layer = apply_mask(result.layer, req.mask)
-    spec, blob = encode_image(layer_to_array(layer, req.content.dtype), 1)
-    stats = {"steps": result.steps, "elapsed": result.elapsed, "losses": result.losses}
+    spec, blob = encode_image(result.image, 1)
+    stats = {
+        "steps": result.steps,
+        "elapsed": result.elapsed,
+        "losses": result.losses,
+        # every control's value as run: a client that predates one still learns it
+        "controls": {name: getattr(result.settings, name) for name in CONTROLS},
+    }
     kind = "cancelled" if result.cancelled else "result"
     return {"type": kind, **header, "image": spec, "cancelled": result.cancelled, **stats}, [blob]
-
-
-def apply_mask(layer: Layer, mask: np.ndarray | None) -> Layer:
-    """Selection: the result's alpha is the content's alpha times the mask."""
-    if mask is None:
-        return layer
-    m = layer_from_array(mask, name="mask").rgb[:1]  # the images module's exact scaling
-    alpha = m if layer.alpha is None else layer.alpha * m
-    return dataclasses.replace(layer, alpha=alpha.float())
 
 
 class _Reporter:
     """Engine progress -> rate-limited ``progress`` and ``preview`` messages."""
 
-    def __init__(self, emit: Emit, job: Job, preview: float | None) -> None:
-        self.emit, self.job, self.preview = emit, job, preview
+    def __init__(self, emit: Emit, job: Job) -> None:
+        self.emit, self.job = emit, job
         self.last = -float("inf")
 
     def __call__(self, p: Progress) -> None:
         now = time.monotonic()
         base = {"id": self.job.request_id, "job": self.job.id}
         if p.preview is not None:
-            frame = (p.preview.clamp(0, 1).permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
-            spec, blob = encode_image(np.ascontiguousarray(frame), 1)
+            spec, blob = encode_image(p.preview, 1)
             self.emit(
                 self.job.peer, {"type": "preview", **base, "step": p.step, "image": spec}, [blob]
             )

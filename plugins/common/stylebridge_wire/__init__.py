@@ -1,41 +1,37 @@
-"""Standard-library-only client wire protocol for the stylebridge server.
+"""stylebridge's client, standard library only: the protocol's words, discovery, the request
+and job bookkeeping (`Client`), ZMTP and msgpack in plain Python, and what the plug-ins share
+(the vocabulary of presets and controls, the style catalogue, progress text, pixel helpers).
 
-Embedded Pythons (Krita, GIMP) have neither pyzmq nor msgpack; this package speaks enough of
-both to talk to the server's ROUTER socket, and `PluginClient` speaks docs/protocol.md on top.
-It only uses relative imports so that it can be vendored into a plug-in under any parent
-package.
+Installed as ``stylebridge.wire``, and vendored into the Krita and GIMP plug-ins as
+``stylebridge_wire`` (which is why every import inside it is relative).
 """
 
-from .client import (
+from .client import Client, JobHandle
+from .discovery import discovery_path, find_server, runtime_dir
+from .protocol import (
     DTYPES,
-    PROTOCOL_VERSION,
+    VERSION,
     ClientError,
     Image,
-    JobHandle,
-    PluginClient,
     ServerError,
     ServerUnavailable,
-    discovery_path,
-    find_server,
-    runtime_dir,
+    TransportError,
 )
-from .msgpack_lite import packb, unpackb
 from .zmtp import DealerSocket, ZmtpError
 
 __all__ = [
     "DTYPES",
-    "PROTOCOL_VERSION",
+    "VERSION",
+    "Client",
     "ClientError",
     "DealerSocket",
     "Image",
     "JobHandle",
-    "PluginClient",
     "ServerError",
     "ServerUnavailable",
+    "TransportError",
     "ZmtpError",
     "discovery_path",
     "find_server",
-    "packb",
     "runtime_dir",
-    "unpackb",
 ]

@@ -1,24 +1,27 @@
-"""The stylebridge client for embedded Pythons (Krita, GIMP): standard library only.
+"""The stylebridge client: one implementation of the protocol's request and job bookkeeping,
+with the transport as the only variation. Standard library only.
 
-It speaks docs/protocol.md over `DealerSocket` and `msgpack_lite`, and offers what
-``stylebridge.server.client`` offers, minus numpy: pixels are raw bytes in an `Image`.
+Embedded Pythons (Krita, GIMP) use it as it is: a `DealerSocket` (ZMTP 3.1 in plain Python) and
+pixels as raw bytes in an `Image`. ``stylebridge.server.client.Client`` is the same class over
+pyzmq (and CurveZMQ) with numpy arrays in and out: it only passes another ``transport`` and
+overrides `Client.encode` / `Client.decode`.
 
 For a UI thread everything is non-blocking::
 
-    client = PluginClient()                      # discovery file, or STYLEBRIDGE_ENDPOINT/TOKEN
-    job = client.submit(content, [style], preset="fast", preview=0.5, strength=0.8)
+    client = Client()                            # discovery file, or STYLEBRIDGE_ENDPOINT/TOKEN
+    job = client.submit(content, [style], preset="fast", preview=0.5, balance=0.6)
     # from a timer (or when client.fileno() turns readable):
     if job.poll(0):                              # never waits longer than its timeout
         ...                                      # job.result / job.error / job.cancelled
     job.cancel()                                 # sends, returns at once
 
-Scripts and tests have blocking conveniences: `PluginClient.ping`, `status`, `echo`,
-`stylize`. A dead or silent server always ends in `ServerUnavailable`, never in a hang:
-after ``timeout`` seconds without a message while something is outstanding the client sends
-``ping``; without an answer within another ``timeout`` seconds it gives up (Lazy Pirate: the
-socket is closed, and the next call connects again with a new one).
+Scripts and tests have blocking conveniences: `Client.ping`, `status`, `echo`, `stylize`. A
+dead or silent server always ends in `ServerUnavailable`, never in a hang: after ``timeout``
+seconds without a message while something is outstanding the client sends ``ping``; without an
+answer within another ``timeout`` seconds it gives up (Lazy Pirate: the socket is closed, and
+the next call connects again with a new one).
 
-Poll at least every few seconds while a job runs: the socket only answers the server's
+Poll at least every few seconds while a job runs: the stdlib socket only answers the server's
 transport heartbeats inside calls, and the server drops a connection that stays silent for
 60 s (the job is then cancelled and `poll` raises `ServerUnavailable`). An idle client whose
 connection was dropped reconnects by itself on its next request.
@@ -30,215 +33,28 @@ vendored into the plug-ins under another parent package.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import itertools
-import json
-import os
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .discovery import find_server
 from .msgpack_lite import packb, unpackb
-from .zmtp import DealerSocket, ZmtpError
+from .protocol import (
+    MAX_HEADER_BYTES,
+    MAX_HEADER_DEPTH,
+    VERSION,
+    ClientError,
+    Image,
+    ServerError,
+    ServerUnavailable,
+    TransportError,
+    error_from,
+)
+from .zmtp import DealerSocket
 
-__all__ = [
-    "DTYPES",
-    "PROTOCOL_VERSION",
-    "ClientError",
-    "Image",
-    "JobHandle",
-    "PluginClient",
-    "ServerError",
-    "ServerUnavailable",
-    "discovery_path",
-    "find_server",
-    "runtime_dir",
-]
-
-PROTOCOL_VERSION = 1
-DTYPES = {"uint8": 1, "uint16": 2, "float32": 4}  # dtype name -> bytes per sample
-_MAX_HEADER_DEPTH = 16  # the protocol allows 8; a little slack costs nothing
 _WAIT_SLICE = 0.25  # blocking calls wake at least this often to check an upload's progress
-
-
-# ================================================================================== errors
-
-
-class ClientError(Exception):
-    """Base of the errors this client raises on purpose."""
-
-
-class ServerUnavailable(ClientError):
-    """No server found, the connection failed, or the server stopped answering."""
-
-
-class ServerError(ClientError):
-    """The server answered with an ``error`` reply (docs/protocol.md, "Errors")."""
-
-    def __init__(self, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(f"{message} [{code}]")
-        self.code = code
-        self.message = message
-        self.field = field
-
-    def __repr__(self) -> str:
-        return f"ServerError({self.code!r}, {self.message!r}, {self.field!r})"
-
-
-# =============================================================================== discovery
-
-
-def runtime_dir() -> str:
-    """``$STYLEBRIDGE_RUNTIME_DIR``, ``$XDG_RUNTIME_DIR/stylebridge`` or ``<tmp>/stylebridge-UID``
-    (the user name instead of the uid where there is none, as on Windows)."""
-    env = os.environ.get("STYLEBRIDGE_RUNTIME_DIR")
-    if env:
-        return env
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg:
-        return os.path.join(xdg, "stylebridge")
-    getuid = getattr(os, "getuid", None)
-    if getuid is not None:
-        who = str(getuid())
-    else:
-        try:
-            who = getpass.getuser()
-        except Exception:  # no user name in the environment: still a usable folder name
-            who = "user"
-    return os.path.join(tempfile.gettempdir(), f"stylebridge-{who}")
-
-
-def discovery_path() -> str:
-    """Where a running server writes its endpoint and token."""
-    return os.path.join(runtime_dir(), "server.json")
-
-
-def _read_discovery(path: str) -> dict[str, Any] | None:
-    try:
-        with open(path, encoding="utf-8") as f:
-            info = json.load(f)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(info, dict):
-        return None
-    if not isinstance(info.get("endpoint"), str) or not isinstance(info.get("token"), str):
-        return None
-    return info
-
-
-def find_server(endpoint: str | None = None, token: str | None = None) -> tuple[str, str]:
-    """Endpoint and token: the arguments, else ``STYLEBRIDGE_ENDPOINT`` + ``STYLEBRIDGE_TOKEN``,
-    else the discovery file (see `discovery_path`). Raises `ServerUnavailable` when none."""
-    endpoint = endpoint or os.environ.get("STYLEBRIDGE_ENDPOINT") or None
-    token = token or os.environ.get("STYLEBRIDGE_TOKEN") or None
-    if endpoint and token:
-        return endpoint, token
-    path = discovery_path()
-    info = _read_discovery(path)
-    if info is None:
-        raise ServerUnavailable(
-            "no stylebridge server found: STYLEBRIDGE_ENDPOINT and STYLEBRIDGE_TOKEN are not "
-            f"both set and there is no valid discovery file at {path} "
-            "(start a server with: stylebridge serve)"
-        )
-    return endpoint or info["endpoint"], token or info["token"]
-
-
-# ================================================================================== images
-
-
-class Image:
-    """Raw pixels as the protocol carries them.
-
-    ``height`` rows of ``width`` pixels of ``channels`` interleaved samples (1 gray, 2 gray +
-    alpha, 3 RGB, 4 RGBA with straight alpha), row-major, no padding, little-endian samples of
-    ``dtype`` ("uint8", "uint16" or "float32" in 0..1). ``data`` is kept as bytes (other
-    bytes-like objects are copied once); its length must match exactly.
-    """
-
-    __slots__ = ("channels", "data", "dtype", "height", "width")
-
-    def __init__(self, width: int, height: int, channels: int, dtype: str, data: Any) -> None:
-        for name, value in (("width", width), ("height", height), ("channels", channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if channels > 4:
-            raise ValueError(f"channels must be 1..4, got {channels}")
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-        if not isinstance(data, bytes):
-            try:
-                data = memoryview(data).tobytes()
-            except TypeError:
-                raise TypeError(f"data must be bytes-like, not {type(data).__name__!r}") from None
-        expected = width * height * channels * DTYPES[dtype]
-        if len(data) != expected:
-            raise ValueError(
-                f"{width}x{height}x{channels} {dtype} needs {expected} bytes, got {len(data)}"
-            )
-        self.width = width
-        self.height = height
-        self.channels = channels
-        self.dtype = dtype
-        self.data: bytes = data
-
-    @property
-    def itemsize(self) -> int:
-        return DTYPES[self.dtype]
-
-    @property
-    def nbytes(self) -> int:
-        return len(self.data)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Image):
-            return NotImplemented
-        return (self.width, self.height, self.channels, self.dtype, self.data) == (
-            other.width,
-            other.height,
-            other.channels,
-            other.dtype,
-            other.data,
-        )
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"Image({self.width}x{self.height}, channels={self.channels}, dtype={self.dtype})"
-
-    def _spec(self, frame: int) -> dict[str, Any]:
-        return {
-            "width": self.width,
-            "height": self.height,
-            "channels": self.channels,
-            "dtype": self.dtype,
-            "frame": frame,
-        }
-
-    @classmethod
-    def _from_spec(cls, spec: Any, frames: list[bytes], where: str) -> Image:
-        """The image a reply's header points at; ServerError("bad_reply") if it does not fit."""
-        try:
-            if not isinstance(spec, dict):
-                raise ValueError("not an image map")
-            frame = spec.get("frame")
-            if isinstance(frame, bool) or not isinstance(frame, int):
-                raise ValueError(f"frame {frame!r} is not an int")
-            if not 1 <= frame < len(frames):
-                raise ValueError(f"frame {frame} but the message has {len(frames)} frames")
-            return cls(
-                spec.get("width"),  # type: ignore[arg-type]
-                spec.get("height"),  # type: ignore[arg-type]
-                spec.get("channels"),  # type: ignore[arg-type]
-                spec.get("dtype"),  # type: ignore[arg-type]
-                frames[frame],
-            )
-        except (ValueError, TypeError) as exc:
-            raise ServerError(
-                "bad_reply", f"the server sent a bad image in {where}: {exc}"
-            ) from None
 
 
 # ==================================================================================== jobs
@@ -271,7 +87,7 @@ class JobHandle:
 
     def __init__(
         self,
-        client: PluginClient,
+        client: Client,
         request_id: int,
         on_progress: ProgressCallback | None = None,
         on_preview: PreviewCallback | None = None,
@@ -363,7 +179,9 @@ class JobHandle:
         elif kind == "preview":
             self.position = 0
             try:
-                image = Image._from_spec(header.get("image"), frames, "preview.image")
+                image = self._client.decode(
+                    Image._from_spec(header.get("image"), frames, "preview.image")
+                )
             except ServerError:
                 return  # a preview is a nicety: a bad one is skipped, the job goes on
             self.latest_preview = image
@@ -377,13 +195,15 @@ class JobHandle:
             self.cancelled = kind == "cancelled"
             if header.get("image") is not None:
                 try:
-                    self.result = Image._from_spec(header["image"], frames, f"{kind}.image")
+                    self.result = self._client.decode(
+                        Image._from_spec(header["image"], frames, f"{kind}.image")
+                    )
                 except ServerError as exc:
                     self.error = exc
         elif kind == "error":
             self._end()
             self.info = header
-            self.error = _error_from(header)
+            self.error = error_from(header)
         # other event types: ignored, as the protocol asks of clients
 
     def _end(self) -> None:
@@ -395,40 +215,40 @@ class JobHandle:
         self._end()
 
 
-def _error_from(header: dict[str, Any]) -> ServerError:
-    code, message, field = header.get("code"), header.get("message"), header.get("field")
-    return ServerError(
-        code if isinstance(code, str) else "unknown",
-        message if isinstance(message, str) else "the server reported an error",
-        field if isinstance(field, str) else None,
-    )
-
-
 # ================================================================================== client
 
 
-class PluginClient:
+class Client:
     """A connection to the stylebridge server (one DEALER socket, many requests in flight).
 
     Args:
         endpoint, token: see `find_server` (arguments, environment, discovery file).
         timeout: seconds of silence before the liveness ping, and again before giving up; also
             how long the blocking requests wait for their reply.
+        transport: ``transport(endpoint)`` opens the socket: anything with `DealerSocket`'s
+            ``send``, ``poll``, ``close``, ``fileno``, ``connected`` and ``pending_bytes``,
+            raising `TransportError` when the connection fails.
 
     Raises `ServerUnavailable` when no server can be found; connection errors show up on the
     first call that does I/O, also as `ServerUnavailable`.
     """
 
     def __init__(
-        self, endpoint: str | None = None, token: str | None = None, *, timeout: float = 15.0
+        self,
+        endpoint: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 15.0,
+        transport: Callable[[str], Any] = DealerSocket,
     ) -> None:
         if not timeout > 0:
             raise ValueError("timeout must be positive")
         self._given = (endpoint, token)
         self.endpoint, self.token = find_server(endpoint, token)
         self.timeout = float(timeout)
+        self._transport = transport
         self._ids = itertools.count(1)
-        self._sock: DealerSocket | None = None
+        self._sock: Any = None
         self._closed = False
         self._jobs: dict[Any, JobHandle] = {}  # submit request id -> handle, while not done
         self._cancels: dict[Any, JobHandle] = {}  # cancel request id -> its job
@@ -458,7 +278,7 @@ class PluginClient:
         self._closed = True
         self._drop(ServerUnavailable(f"the client for {self.endpoint} was closed"))
 
-    def __enter__(self) -> PluginClient:
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -492,9 +312,8 @@ class PluginClient:
         """
         blobs: list[bytes] = []
 
-        def add(image: Image, what: str) -> dict[str, Any]:
-            if not isinstance(image, Image):
-                raise TypeError(f"{what} must be an Image, not {type(image).__name__!r}")
+        def add(image: Any, what: str) -> dict[str, Any]:
+            image = self.encode(image, what)
             blobs.append(image.data)
             return image._spec(len(blobs))
 
@@ -525,16 +344,31 @@ class PluginClient:
         """The ``status`` reply (device, model_loaded, queue, running, memory, limits, ...)."""
         return self._request({"type": "status"})[0]
 
-    def echo(self, image: Image) -> Image:
+    def echo(self, image: Any) -> Any:
         """Send an image and get it back from the server: the transport's round-trip check."""
-        if not isinstance(image, Image):
-            raise TypeError(f"image must be an Image, not {type(image).__name__!r}")
+        image = self.encode(image, "image")
         reply, frames = self._request({"type": "echo", "image": image._spec(1)}, [image.data])
-        return Image._from_spec(reply.get("image"), frames, "echo.image")
+        return self.decode(Image._from_spec(reply.get("image"), frames, "echo.image"))
 
-    def shutdown(self) -> None:
-        """Ask the server to stop (it cancels its jobs and exits)."""
-        self._request({"type": "shutdown"})
+    def shutdown(self, drain: float | None = None) -> bool:
+        """Ask the server to stop after its jobs (at most ``drain`` s; None: the server's
+        default, 0: cancel them now). True when jobs were still running or queued."""
+        request: dict[str, Any] = {"type": "shutdown"}
+        if drain is not None:
+            request["drain"] = drain
+        return bool(self._request(request)[0].get("pending"))
+
+    # ------------------------------------------------------------------ pixels
+
+    def encode(self, image: Any, what: str) -> Image:
+        """What the caller passes as an image, as the protocol carries it (here: an `Image`)."""
+        if not isinstance(image, Image):
+            raise TypeError(f"{what} must be an Image, not {type(image).__name__!r}")
+        return image
+
+    def decode(self, image: Image) -> Any:
+        """A received image as the caller gets it (here: the `Image` itself)."""
+        return image
 
     def stylize(
         self,
@@ -566,7 +400,7 @@ class PluginClient:
         if self._sock is None:
             self.endpoint, self.token = find_server(*self._given)
             try:
-                self._sock = DealerSocket(self.endpoint)
+                self._sock = self._transport(self.endpoint)
             except ValueError as exc:
                 raise ServerUnavailable(f"bad server endpoint {self.endpoint!r}: {exc}") from None
             self._last_heard = time.monotonic()
@@ -596,13 +430,13 @@ class PluginClient:
         return exc
 
     def _send(self, rid: Any, header: dict[str, Any], blobs: Sequence[bytes] = ()) -> None:
-        frame0 = packb({"v": PROTOCOL_VERSION, "id": rid, "token": self.token, **header})
+        frame0 = packb({"v": VERSION, "id": rid, "token": self.token, **header})
         if not self._busy() and self._sock is not None:
             # Idle: a connection that died meanwhile (server restarted) is replaced quietly,
             # since nothing is lost with it.
             try:
                 self._backlog.extend(self._sock.poll(0))
-            except ZmtpError:
+            except TransportError:
                 self._drop(ServerUnavailable("reconnecting"))
         sock = self._connect()
         if not self._busy():
@@ -610,7 +444,7 @@ class PluginClient:
             self._ping_sent = None
         try:
             sock.send([frame0, *blobs])
-        except ZmtpError as exc:
+        except TransportError as exc:
             raise self._fail(f"stylebridge server at {self.endpoint} unavailable: {exc}") from None
 
     def _send_cancel(self, handle: JobHandle) -> None:
@@ -650,7 +484,7 @@ class PluginClient:
             self._waiting.discard(rid)
             self._replies.pop(rid, None)
         if reply.get("type") == "error":
-            raise _error_from(reply)
+            raise error_from(reply)
         return reply, frames
 
     def _pump(self, timeout: float, until: Callable[[], bool]) -> None:
@@ -664,7 +498,7 @@ class PluginClient:
         while True:
             try:
                 messages = sock.poll(wait)
-            except ZmtpError as exc:
+            except TransportError as exc:
                 raise self._fail(
                     f"stylebridge server at {self.endpoint} unavailable: {exc}"
                 ) from None
@@ -681,7 +515,7 @@ class PluginClient:
                 return
             wait = deadline - now if wake is None else max(0.0, min(deadline, wake) - now)
 
-    def _check_alive(self, sock: DealerSocket, now: float) -> float | None:
+    def _check_alive(self, sock: Any, now: float) -> float | None:
         """Ping after ``timeout`` s of silence, give up after another ``timeout`` s (only while
         something is outstanding). Returns when to check again (None: nothing to watch)."""
         pending = sock.pending_bytes
@@ -696,10 +530,10 @@ class PluginClient:
                 return self._last_heard + self.timeout
             self._ping_sent = now
             rid = next(self._ids)
-            frame0 = packb({"v": PROTOCOL_VERSION, "type": "ping", "id": rid, "token": self.token})
+            frame0 = packb({"v": VERSION, "type": "ping", "id": rid, "token": self.token})
             try:
                 sock.send([frame0])
-            except ZmtpError as exc:
+            except TransportError as exc:
                 raise self._fail(
                     f"stylebridge server at {self.endpoint} unavailable: {exc}"
                 ) from None
@@ -717,8 +551,12 @@ class PluginClient:
             self._dispatch(self._backlog.popleft())
 
     def _dispatch(self, frames: list[bytes]) -> None:
+        # The protocol's limits hold for replies too: a bad server cannot make the host's UI
+        # thread unpack megabytes of nested arrays (the transport already capped the frames).
+        if not frames or len(frames[0]) > MAX_HEADER_BYTES:
+            return
         try:
-            header = unpackb(frames[0], max_depth=_MAX_HEADER_DEPTH)
+            header = unpackb(frames[0], max_depth=MAX_HEADER_DEPTH)
         except (ValueError, IndexError):
             return  # not a header we can read: nothing to route it to
         if not isinstance(header, dict):

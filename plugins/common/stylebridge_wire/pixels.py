@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 
-from .client import Image
+from .protocol import Image
 
 Box = tuple[int, int, int, int]  # x, y, width, height
 

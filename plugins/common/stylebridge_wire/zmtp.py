@@ -27,24 +27,30 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+from .protocol import TransportError
+
 __all__ = ["DealerSocket", "ZmtpError"]
 
 
-class ZmtpError(Exception):
+class ZmtpError(TransportError):
     """The connection failed, timed out, or the peer broke the protocol; the socket is dead."""
 
 
 _MORE = 0x01
 _LONG = 0x02
 _COMMAND = 0x04
-_GREETING = (
-    b"\xff\x00\x00\x00\x00\x00\x00\x00\x00\x7f"  # signature; bit 0 of the 0x7f: ZMTP >= 2.0
-    + b"\x03\x01"  # version 3.1
-    + b"NULL".ljust(20, b"\x00")  # mechanism
-    + b"\x00"  # as-server: no, we connect
-    + b"\x00" * 31  # filler
-)
-_NULL_MECHANISM = b"NULL".ljust(20, b"\x00")
+
+
+def _greeting(mechanism: bytes) -> bytes:
+    return (
+        b"\xff\x00\x00\x00\x00\x00\x00\x00\x00\x7f"  # signature; bit 0 of 0x7f: ZMTP >= 2.0
+        + b"\x03\x01"  # version 3.1
+        + mechanism.ljust(20, b"\x00")
+        + b"\x00"  # as-server: no, we connect
+        + b"\x00" * 31  # filler
+    )
+
+
 _Q = struct.Struct(">Q")
 
 _RECV_CHUNK = 1 << 20
@@ -166,6 +172,10 @@ class DealerSocket:
             without, from the last byte received. It also bounds connecting plus the handshake.
         max_message_bytes: the largest incoming message (sum of its frames) accepted; a larger
             one closes the connection with ZmtpError before its body is buffered.
+        max_message_frames: the most frames one incoming message may have (empty frames count:
+            each costs a list entry however small it is).
+        plain: (username, password) for the PLAIN mechanism (RFC 24): the server checks them
+            in the handshake, before it takes any message; None speaks NULL.
 
     Connection errors are reported by `poll`/`recv`/`send`, never by the constructor, which
     only raises ValueError for bad arguments.
@@ -179,6 +189,8 @@ class DealerSocket:
         heartbeat_ivl: float | None = None,
         heartbeat_timeout: float | None = None,
         max_message_bytes: int = 512 * 1024 * 1024,
+        max_message_frames: int = 64,
+        plain: tuple[str, str] | None = None,
     ) -> None:
         host, port = _parse_endpoint(endpoint)
         if identity is not None:
@@ -191,13 +203,22 @@ class DealerSocket:
         ):
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be positive or None")
-        if max_message_bytes < 0:
-            raise ValueError("max_message_bytes must not be negative")
+        if max_message_bytes < 0 or max_message_frames < 1:
+            raise ValueError("max_message_bytes must not be negative, max_message_frames >= 1")
+        if plain is not None:
+            user, password = (part.encode("utf-8") for part in plain)
+            if len(user) > 255 or len(password) > 255:
+                raise ValueError("a PLAIN username and password are at most 255 bytes each")
+            self._plain: tuple[bytes, bytes] | None = (user, password)
+        else:
+            self._plain = None
+        self._mechanism = b"PLAIN" if plain is not None else b"NULL"
         self._endpoint = endpoint
         self._identity = identity
         self._hb_ivl = heartbeat_ivl
         self._hb_timeout = heartbeat_timeout if heartbeat_timeout is not None else heartbeat_ivl
         self._max_message = max_message_bytes
+        self._max_frames = max_message_frames
 
         self._state = _RESOLVING
         self._error: str | None = None  # why the socket is dead; raised again on each call
@@ -491,7 +512,7 @@ class DealerSocket:
         if err:
             raise self._die(f"cannot connect to {self._endpoint}: {_describe(err)}")
         self._state = _GREETING_WAIT
-        self._enqueue([_GREETING])
+        self._enqueue([_greeting(self._mechanism)])
 
     # ----------------------------------------------------------------- writing
 
@@ -606,6 +627,10 @@ class DealerSocket:
                         f"message from {self._endpoint} exceeds max_message_bytes"
                         f" ({self._max_message})"
                     )
+                elif len(self._parts) >= self._max_frames:
+                    raise self._die(
+                        f"message from {self._endpoint} has more than {self._max_frames} frames"
+                    )
                 if end - start < size:
                     break
                 with memoryview(buf) as view:
@@ -641,18 +666,28 @@ class DealerSocket:
             )
         if len(buf) < 64:
             return 0
-        mechanism = bytes(buf[12:32])
-        if mechanism != _NULL_MECHANISM:
-            name = mechanism.rstrip(b"\x00").decode("ascii", "replace")
+        mechanism = bytes(buf[12:32]).rstrip(b"\x00")
+        if mechanism != self._mechanism:
+            name = mechanism.decode("ascii", "replace")
+            ours = self._mechanism.decode()
             raise self._die(
-                f"{self._endpoint} wants security mechanism {name!r}; this client has only NULL"
+                f"{self._endpoint} wants security mechanism {name!r}; this client speaks {ours}"
+                + (" (an older stylebridge: update the plug-in)" if name == "PLAIN" else "")
             )
         self._state = _HANDSHAKE
+        if self._plain is not None:
+            user, password = self._plain
+            hello = bytes((len(user),)) + user + bytes((len(password),)) + password
+            self._enqueue([_command(b"HELLO", hello)])
+        else:
+            self._enqueue([_command(b"READY", self._properties())])
+        return 64
+
+    def _properties(self) -> bytes:
         props = {b"Socket-Type": b"DEALER"}
         if self._identity is not None:
             props[b"Identity"] = self._identity
-        self._enqueue([_command(b"READY", _metadata(props))])
-        return 64
+        return _metadata(props)
 
     def _on_command(self, body: bytes) -> None:
         if not body or len(body) < 1 + body[0]:
@@ -662,6 +697,8 @@ class DealerSocket:
         if self._state == _HANDSHAKE:
             if name == b"READY":
                 self._on_ready(data)
+            elif name == b"WELCOME" and self._plain is not None:
+                self._enqueue([_command(b"INITIATE", self._properties())])
             elif name == b"ERROR":
                 reason = data[1 : 1 + data[0]].decode("utf-8", "replace") if data else ""
                 raise self._die(f"{self._endpoint} rejected the handshake: {reason}")

@@ -27,7 +27,7 @@ if HERE not in sys.path:
 
 import gi  # noqa: E402
 import stylebridge_gimp as sg  # noqa: E402
-from stylebridge_wire import ClientError, Image, PluginClient  # noqa: E402
+from stylebridge_wire import Client, ClientError, Image, catalogue, vocabulary  # noqa: E402
 from stylebridge_wire.pixels import is_blank  # noqa: E402
 
 gi.require_version("Gimp", "3.0")
@@ -36,35 +36,30 @@ from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
 
 RW = GObject.ParamFlags.READWRITE
 STYLES_DIR = os.path.join(HERE, "styles")
-# The dialog's frames: (id, title, arguments).
-DIALOG_FRAMES = (
-    ("style", "Style", ["style-file", "builtin-style", "more-styles"]),
-    ("result", "Result", ["strength", "preserve-colors"]),
-    ("optimiser", "Optimisation", ["preset", "size", "time-budget", "seed", "steps"]),
-)
+VOCABULARY = vocabulary.default()  # the engine's presets and controls (core/settings.py)
 
 
 # ============================================================================ registration
 
 
-def _choice(items: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> Gimp.Choice:
+def _choice(items: dict[str, str]) -> Gimp.Choice:
     choice = Gimp.Choice.new()
-    for number, (nick, label) in enumerate(items):
+    for number, (nick, label) in enumerate(items.items()):
         choice.add(nick, number, label, "")
     return choice
 
 
 def _builtin_choice() -> tuple[Gimp.Choice, str]:
-    builtins = sg.builtin_styles(STYLES_DIR)
-    items = [(key, style.title) for key, style in builtins.items()]
+    builtins = catalogue.builtin_styles(STYLES_DIR)
+    items = {key: style.title for key, style in builtins.items()}
     if not items:  # a broken install: the argument still exists, the run explains
-        items = [(sg.DEFAULT_BUILTIN, "The Starry Night (not installed)")]
-    keys = [key for key, _ in items]
-    default = sg.DEFAULT_BUILTIN if sg.DEFAULT_BUILTIN in keys else keys[0]
+        items = {sg.DEFAULT_BUILTIN: "The Starry Night (not installed)"}
+    default = sg.DEFAULT_BUILTIN if sg.DEFAULT_BUILTIN in items else next(iter(items))
     return _choice(items), default
 
 
-def add_arguments(procedure: Gimp.Procedure) -> None:
+def add_arguments(procedure: Gimp.Procedure, vocab: vocabulary.Vocabulary = VOCABULARY) -> None:
+    """The styles, then the preset and every dialog control of the vocabulary."""
     procedure.add_file_argument(
         "style-file",
         "Style _image",
@@ -91,51 +86,27 @@ def add_arguments(procedure: Gimp.Procedure) -> None:
         "",
         RW,
     )
-    procedure.add_double_argument(
-        "strength", "_Strength", "0: the layer unchanged, 1: fully stylised", 0.0, 1.0, 1.0, RW
-    )
+    presets = {name: p.label for name, p in vocab.presets.items()}
     procedure.add_choice_argument(
-        "preserve-colors",
-        "_Colour preservation",
-        "Keep the layer's colours and take only the painting's texture",
-        _choice(sg.PRESERVE_COLORS),
-        "none",
+        "preset",
+        "_Quality preset",
+        "How hard the optimiser works",
+        _choice(presets),
+        vocab.default_preset,
         RW,
     )
-    procedure.add_choice_argument(
-        "preset", "_Quality preset", "How hard the optimiser works", _choice(sg.PRESETS), "fast", RW
-    )
-    procedure.add_int_argument(
-        "size",
-        "Wor_king size, px (0: preset)",
-        "Long side in px the optimisation works at (0: the preset's); the result is scaled "
-        "back to the layer's size",
-        0,
-        sg.MAX_SIZE,
-        0,
-        RW,
-    )
-    procedure.add_double_argument(
-        "time-budget",
-        "_Time budget, s (0: none)",
-        "Stop after this many seconds with the best image so far (0: no limit)",
-        0.0,
-        sg.MAX_TIME_BUDGET,
-        0.0,
-        RW,
-    )
-    procedure.add_int_argument(
-        "seed", "S_eed", "Random seed, for repeatable results", 0, 2**31 - 1, 0, RW
-    )
-    procedure.add_int_argument(
-        "steps",
-        "Ste_ps (0: preset)",
-        "Optimisation steps (0: the preset's)",
-        0,
-        sg.MAX_STEPS,
-        0,
-        RW,
-    )
+    for control in vocab.dialog_controls():
+        name = sg.argument_name(control)
+        if control.choices is not None:
+            procedure.add_choice_argument(
+                name, control.label, control.help, _choice(control.choices), control.default, RW
+            )
+            continue
+        low, high = sg.argument_range(control)
+        default = control.default if control.default is not None else low
+        label = control.label + (" (0: preset)" if sg.zero_means_preset(control) else "")
+        add = procedure.add_double_argument if control.type is float else procedure.add_int_argument
+        add(name, label, control.help, low, high, default, RW)
 
 
 class StyleBridge(Gimp.PlugIn):
@@ -181,10 +152,10 @@ def run(
     if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config):
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:
-        styles, settings = read_config(config)
+        styles, args = read_config(config)
         targets = [Target.of(image, d) for d in check_drawables(image, drawables)]
-        results = stylise(targets, styles, settings)
-        add_result_layers(image, results, sg.layer_name(styles))
+        results = stylize(targets, styles, args)
+        add_result_layers(image, results, catalogue.title(styles), args.opacity())
     except Exception as exc:  # every failure becomes a message, never a traceback
         calling = isinstance(exc, sg.PluginError) and exc.calling
         status = Gimp.PDBStatusType.CALLING_ERROR if calling else Gimp.PDBStatusType.EXECUTION_ERROR
@@ -194,24 +165,18 @@ def run(
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
 
-def read_config(config: Gimp.ProcedureConfig) -> tuple[list[sg.Style], sg.Settings]:
+def read_config(config: Gimp.ProcedureConfig) -> tuple[list[catalogue.Style], sg.ProcedureArgs]:
     file = config.get_property("style-file")
     styles = sg.resolve_styles(
         file.get_path() if file is not None else None,
         config.get_property("more-styles"),
         config.get_property("builtin-style"),
-        sg.builtin_styles(STYLES_DIR),
+        catalogue.builtin_styles(STYLES_DIR),
     )
-    settings = sg.Settings(
-        strength=config.get_property("strength"),
-        preserve_colors=config.get_property("preserve-colors"),
-        preset=config.get_property("preset"),
-        size=config.get_property("size"),
-        time_budget=config.get_property("time-budget"),
-        seed=config.get_property("seed"),
-        steps=config.get_property("steps"),
-    ).check()
-    return styles, settings
+    values = {
+        c.name: config.get_property(sg.argument_name(c)) for c in VOCABULARY.dialog_controls()
+    }
+    return styles, sg.ProcedureArgs(config.get_property("preset"), values).check(VOCABULARY)
 
 
 def check_drawables(image: Gimp.Image, drawables: list[Gimp.Drawable]) -> list[Gimp.Drawable]:
@@ -291,7 +256,7 @@ def read_buffer(buffer: Gegl.Buffer, box: tuple[int, int, int, int], babl: str) 
     return bytes(buffer.get(rect, 1.0, babl, Gegl.AbyssPolicy.NONE))
 
 
-def load_style(style: sg.Style) -> Image:
+def load_style(style: catalogue.Style) -> Image:
     """A style image through GIMP's own loaders, at most MAX_STYLE_SIDE px, as 8-bit RGB."""
     try:
         loaded = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(style.path))
@@ -300,7 +265,7 @@ def load_style(style: sg.Style) -> Image:
     if loaded is None:
         raise sg.PluginError(f"Cannot open the style image {style.path!r}.")
     try:
-        width, height = sg.style_scale(loaded.get_width(), loaded.get_height())
+        width, height = catalogue.fitted_size(loaded.get_width(), loaded.get_height())
         if (width, height) != (loaded.get_width(), loaded.get_height()):
             loaded.scale(width, height)
         layer = loaded.flatten()
@@ -313,27 +278,27 @@ def load_style(style: sg.Style) -> Image:
 # ================================================================================= server
 
 
-def stylise(
-    targets: list[Target], styles: list[sg.Style], settings: sg.Settings
+def stylize(
+    targets: list[Target], styles: list[catalogue.Style], args: sg.ProcedureArgs
 ) -> list[tuple[Target, Image]]:
     """Every target's result, one job at a time, before the image is touched."""
-    title = sg.layer_name(styles)
+    title = catalogue.title(styles)
     Gimp.progress_init(sg.progress_text(None, 0, len(targets), title))
-    client = PluginClient()
+    client = Client()
     try:
         client.ping()  # fail fast, before reading anything, when no server answers
         style_images = [load_style(style) for style in styles]
         image = targets[0].drawable.get_image()
         results = []
         for index, target in enumerate(targets):
-            progress = Progress(index, len(targets), title)
+            progress = ProgressBar(index, len(targets), title)
             content, mask = target.content(), target.mask(image)
             job = client.submit(
                 content,
                 style_images,
-                preset=settings.preset,
+                preset=args.preset,
                 mask=mask,
-                **settings.controls(),
+                **args.controls(VOCABULARY),
             )
             results.append((target, wait(job, progress)))
         return results
@@ -341,7 +306,7 @@ def stylise(
         client.close()
 
 
-class Progress:
+class ProgressBar:
     """GIMP's progress bar for job ``index`` of ``count``, updated a few times a second."""
 
     def __init__(self, index: int, count: int, title: str) -> None:
@@ -362,7 +327,7 @@ class Progress:
             Gimp.progress_update(fraction)
 
 
-def wait(job: Any, progress: Progress) -> Image:
+def wait(job: Any, progress: ProgressBar) -> Image:
     """Poll ``job`` (at least every POLL_INTERVAL s, so heartbeats are answered) to its end."""
     while not job.poll(sg.POLL_INTERVAL):
         progress.show(job.progress, job.position)
@@ -376,8 +341,11 @@ def wait(job: Any, progress: Progress) -> Image:
 # ================================================================================= results
 
 
-def add_result_layers(image: Gimp.Image, results: list[tuple[Target, Image]], name: str) -> None:
-    """One new layer per result, right above its drawable, all in one undo group."""
+def add_result_layers(
+    image: Gimp.Image, results: list[tuple[Target, Image]], name: str, opacity: float = 100.0
+) -> None:
+    """One new layer per result, right above its drawable, at ``opacity`` (the strength), all
+    in one undo group."""
     with_alpha = (
         Gimp.ImageType.GRAYA_IMAGE
         if image.get_base_type() == Gimp.ImageBaseType.GRAY
@@ -388,7 +356,7 @@ def add_result_layers(image: Gimp.Image, results: list[tuple[Target, Image]], na
     try:
         for target, result in results:
             layer = Gimp.Layer.new(
-                image, name, *target.size, with_alpha, 100.0, Gimp.LayerMode.NORMAL
+                image, name, *target.size, with_alpha, opacity, Gimp.LayerMode.NORMAL
             )
             layer.set_offsets(*target.offsets)
             layer.fill(Gimp.FillType.TRANSPARENT)
@@ -426,11 +394,12 @@ def show_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig) -> bool
     GimpUi.init(sg.PROCEDURE)
     dialog = GimpUi.ProcedureDialog.new(procedure, config, sg.DIALOG_TITLE)
     dialog.get_label("server-status", server_status(), False, False)
-    for frame, title, arguments in DIALOG_FRAMES:
+    frames = sg.dialog_frames(VOCABULARY)
+    for frame, title, arguments in frames:
         dialog.fill_box(f"{frame}-box", arguments)
         dialog.get_label(f"{frame}-title", title, False, False)
         dialog.fill_frame(f"{frame}-frame", f"{frame}-title", False, f"{frame}-box")
-    dialog.fill(["server-status", *(f"{frame}-frame" for frame, _, _ in DIALOG_FRAMES)])
+    dialog.fill(["server-status", *(f"{frame}-frame" for frame, _, _ in frames)])
     try:
         return bool(dialog.run())
     finally:
@@ -440,7 +409,7 @@ def show_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig) -> bool
 def server_status() -> str:
     """One line for the dialog: whether a server answers, and where."""
     try:
-        client = PluginClient(timeout=2)
+        client = Client(timeout=2)
     except ClientError:
         return "Server: not running. Start it with: stylebridge serve"
     try:

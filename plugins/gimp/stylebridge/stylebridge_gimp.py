@@ -10,30 +10,19 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from stylebridge_wire.client import ClientError, ServerError, ServerUnavailable
+from stylebridge_wire import catalogue, progress
+from stylebridge_wire.catalogue import Style
 from stylebridge_wire.pixels import Box, context_margin, expand_box, intersect_box
+from stylebridge_wire.protocol import ClientError, ServerError, ServerUnavailable
+from stylebridge_wire.vocabulary import Control, Vocabulary
 
 PROCEDURE = "plug-in-stylebridge"
 MENU_PATH = "<Image>/Filters/Artistic"
 MENU_LABEL = "Style _Transfer (Neural)..."
 DIALOG_TITLE = "Style Transfer (Neural)"
 
-# (id, label) pairs for the choice arguments; the ids are what the server takes.
-PRESETS = (
-    ("fast", "Fast"),
-    ("quality", "Quality (coarse to fine)"),
-    ("paper", "Paper (Gatys et al., slow)"),
-)
-PRESERVE_COLORS = (
-    ("none", "Off: take the painting's colours"),
-    ("luminance", "Luminance: keep the layer's colours"),
-    ("histogram", "Histogram: match the layer's colours"),
-)
 DEFAULT_BUILTIN = "starry_night"
-MAX_STYLE_SIDE = 1024  # the server works at a few hundred px; no need to send more
-MAX_SIZE = 8192
-MAX_STEPS = 100_000
-MAX_TIME_BUDGET = 24 * 3600.0
+GIMP_INT_MAX = 2**31 - 1  # a PDB int argument is a C int
 POLL_INTERVAL = 0.25  # s; the server's heartbeats want a poll at least every second
 
 
@@ -47,29 +36,6 @@ class PluginError(Exception):
 
 
 # ================================================================================== styles
-
-
-@dataclass(frozen=True)
-class Style:
-    path: str
-    title: str
-
-
-def builtin_styles(folder: str) -> dict[str, Style]:
-    """The paintings listed in ``folder/index.tsv`` ("file<TAB>title" lines), by file stem."""
-    styles: dict[str, Style] = {}
-    try:
-        with open(os.path.join(folder, "index.tsv"), encoding="utf-8") as index:
-            lines = index.read().splitlines()
-    except OSError:
-        return styles
-    for line in lines:
-        file, sep, title = line.partition("\t")
-        if sep and file.strip():
-            file = file.strip()
-            key = os.path.splitext(file)[0]
-            styles[key] = Style(os.path.join(folder, file), title.strip() or key)
-    return styles
 
 
 def split_paths(text: str | None) -> list[str]:
@@ -98,82 +64,85 @@ def resolve_styles(
                 calling=True,
             )
         return [builtins[key]]
-    styles = []
-    for path in paths:
-        path = os.path.expanduser(path)
-        if not os.path.isfile(path):
-            raise PluginError(f"The style image {path!r} does not exist.", calling=True)
-        stem = os.path.splitext(os.path.basename(path))[0]
-        styles.append(Style(path, stem.replace("_", " ")))
-    return styles
-
-
-def layer_name(styles: list[Style]) -> str:
-    """The result layer's name: the style's title (titles joined for a blend)."""
-    return " + ".join(style.title for style in styles)
-
-
-def style_scale(width: int, height: int, max_side: int = MAX_STYLE_SIDE) -> tuple[int, int]:
-    """A style image's size once its long side is at most ``max_side``."""
-    long_side = max(width, height)
-    if long_side <= max_side:
-        return width, height
-    factor = max_side / long_side
-    return max(1, round(width * factor)), max(1, round(height * factor))
+    try:
+        return [catalogue.file_style(path) for path in paths]
+    except ValueError as exc:
+        raise PluginError(str(exc), calling=True) from None
 
 
 # ================================================================================ controls
 
 
+def argument_name(control: Control) -> str:
+    """The PDB argument of a vocabulary control: its name with dashes."""
+    return control.name.replace("_", "-")
+
+
+def zero_means_preset(control: Control) -> bool:
+    """A number argument whose 0 stands for "the preset's" (or "no limit"): 0 is not a value
+    the control itself takes."""
+    return control.choices is None and (control.optional or (control.min or 0) > 0)
+
+
+def argument_range(control: Control) -> tuple[float, float]:
+    """What the PDB argument takes: the control's range, from 0 when 0 means the preset's."""
+    low = 0 if zero_means_preset(control) else control.min
+    high = control.max if control.type is float else min(control.max, GIMP_INT_MAX)
+    return low, high
+
+
+def dialog_frames(vocabulary: Vocabulary) -> tuple[tuple[str, str, list[str]], ...]:
+    """The dialog's frames (id, title, arguments): the styles; what the result looks like
+    (the 0..1 controls and the choices); how the optimiser works (the preset and the rest)."""
+    look = [
+        argument_name(c)
+        for c in vocabulary.dialog_controls()
+        if c.choices is not None or (c.min, c.max) == (0, 1)
+    ]
+    rest = [argument_name(c) for c in vocabulary.dialog_controls() if argument_name(c) not in look]
+    return (
+        ("style", "Style", ["style-file", "builtin-style", "more-styles"]),
+        ("result", "Result", look),
+        ("optimiser", "Optimisation", ["preset", *rest]),
+    )
+
+
 @dataclass(frozen=True)
-class Settings:
-    """The procedure's arguments past the styles, as the PDB hands them over."""
+class ProcedureArgs:
+    """The procedure's arguments past the styles, as the PDB hands them over: the preset and
+    each dialog control by name (0 where 0 means "the preset's")."""
 
-    strength: float = 1.0
-    preserve_colors: str = "none"
-    preset: str = "fast"
-    size: int = 0  # working long side in px; 0: the preset's
-    time_budget: float = 0.0  # seconds; 0: no budget, the preset's steps
-    seed: int = 0
-    steps: int = 0  # 0: the preset's
+    preset: str
+    values: dict[str, Any]
 
-    def check(self) -> Settings:
-        def bad(message: str) -> PluginError:
-            return PluginError(message, calling=True)
-
-        if not 0.0 <= self.strength <= 1.0:
-            raise bad(f"Strength must be between 0 and 1, got {self.strength:g}.")
-        if self.preserve_colors not in dict(PRESERVE_COLORS):
-            names = ", ".join(dict(PRESERVE_COLORS))
-            raise bad(f"Colour preservation must be one of {names}, got {self.preserve_colors!r}.")
-        if self.preset not in dict(PRESETS):
-            names = ", ".join(dict(PRESETS))
-            raise bad(f"Quality preset must be one of {names}, got {self.preset!r}.")
-        if self.size != 0 and not 32 <= self.size <= MAX_SIZE:
-            raise bad(f"Size must be 0 (the preset's) or 32..{MAX_SIZE} px, got {self.size}.")
-        if not 0.0 <= self.time_budget <= MAX_TIME_BUDGET:
-            raise bad(f"Time budget must be 0 (none) or up to 24 h, got {self.time_budget:g} s.")
-        if self.seed < 0:
-            raise bad(f"Seed must be 0 or more, got {self.seed}.")
-        if not 0 <= self.steps <= MAX_STEPS:
-            raise bad(f"Steps must be 0 (the preset's) or up to {MAX_STEPS}, got {self.steps}.")
+    def check(self, vocabulary: Vocabulary) -> ProcedureArgs:
+        try:
+            vocabulary.check_preset(self.preset)
+            vocabulary.check(self._controls(vocabulary))
+        except ValueError as exc:
+            raise PluginError(str(exc), calling=True) from None
         return self
 
-    def controls(self) -> dict[str, Any]:
-        """Engine controls for `PluginClient.submit`; zeros mean "the preset's" and are left
-        out. A budget below the server's 0.1 s minimum is raised to it."""
-        controls: dict[str, Any] = {
-            "strength": float(self.strength),
-            "preserve_colors": self.preserve_colors,
-            "seed": int(self.seed),
-        }
-        if self.size:
-            controls["size"] = int(self.size)
-        if self.steps:
-            controls["steps"] = int(self.steps)
-        if self.time_budget > 0:
-            controls["time_budget"] = max(0.1, float(self.time_budget))
+    def _controls(self, vocabulary: Vocabulary) -> dict[str, Any]:
+        controls = {}
+        for name, value in self.values.items():
+            control = vocabulary.controls[name]
+            if zero_means_preset(control) and value == 0:
+                continue
+            if name == "time_budget" and isinstance(value, (int, float)) and value > 0:
+                value = max(0.1, value)  # a budget below the server's minimum is raised to it
+            controls[name] = value
         return controls
+
+    def opacity(self) -> float:
+        """The result layer's opacity in percent: the strength (the result itself is made at
+        full strength, so the artist changes it later without running again)."""
+        return 100.0 * float(self.values.get("strength", 1.0))
+
+    def controls(self, vocabulary: Vocabulary) -> dict[str, Any]:
+        """Engine controls for `Client.submit`: zeros meaning "the preset's" left out,
+        and strength, which is the layer's opacity."""
+        return {k: v for k, v in self._controls(vocabulary).items() if k != "strength"}
 
 
 # ================================================================================== pixels
@@ -245,24 +214,9 @@ def work_area(
 # ================================================================================ progress
 
 
-def format_seconds(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
 def progress_fraction(event: dict[str, Any], index: int, count: int) -> float:
     """Overall progress 0..1 for job ``index`` (0-based) of ``count`` at this event."""
-    step, total = event.get("step"), event.get("total_steps")
-    within = 0.0
-    if isinstance(step, (int, float)) and isinstance(total, (int, float)) and total > 0:
-        within = min(1.0, max(0.0, step / total))
-    return min(1.0, (index + within) / max(1, count))
+    return min(1.0, (index + progress.fraction(event)) / max(1, count))
 
 
 def progress_text(
@@ -277,13 +231,8 @@ def progress_text(
         parts.append("queued behind " + ("1 job" if position == 1 else f"{position} jobs"))
     elif not event:
         parts.append("waiting for the server")
-    else:
-        step, total = event.get("step"), event.get("total_steps")
-        if isinstance(step, int) and isinstance(total, int) and total > 0:
-            parts.append(f"step {step}/{total}")
-        eta = event.get("eta")
-        if isinstance(eta, (int, float)):
-            parts.append(f"{format_seconds(eta)} left")
+    elif text := progress.step_text(event):
+        parts.append(text.replace(", ", " · "))
     return " · ".join(parts)
 
 

@@ -8,7 +8,7 @@ from .host import capture
 from .options import Options
 from .qt import QtCore, exec_loop
 from .runner import StyleRun, describe
-from .stylebridge_wire import ClientError, PluginClient
+from .stylebridge_wire import Client, ClientError
 
 
 class StyleTransferError(RuntimeError):
@@ -26,8 +26,9 @@ def stylize_active_layer(
     style: str | list[str] = "starry_night",
     *,
     strength: float = 1.0,
-    preserve_colors: str = "none",
-    preset: str = "fast",
+    balance: float | None = None,
+    preserve_colors: str | None = None,
+    preset: str | None = None,
     weights: list[float] | None = None,
     size: int | None = None,
     time_budget: float | None = None,
@@ -41,26 +42,28 @@ def stylize_active_layer(
     """Stylise the active layer (inside the selection, if any) of the active document.
 
     ``style``: a built-in painting's name ("starry_night", "The Scream"), an image file, or a
-    list of them (blended by ``weights``). With ``wait`` (default) Krita's event loop keeps
-    running until the job ends and the new layer (a ``krita.Node``) is returned; errors raise
-    `StyleTransferError`. With ``wait=False`` the running `StyleRun` is returned at once.
+    list of them (blended by ``weights``). ``balance``: 0 keeps the subject ... 1 all style.
+    ``strength`` becomes the new layer's opacity (the result itself is made at full strength).
+    Other engine controls by name; None: the preset's. With ``wait`` (default) Krita's event
+    loop keeps running until the job ends and the new layer (a ``krita.Node``) is returned;
+    errors raise `StyleTransferError`. With ``wait=False`` the running `StyleRun` is returned.
     """
     names = [style] if isinstance(style, str) else list(style)
-    options = Options(
-        names,
-        weights,
-        strength,
-        preserve_colors,
-        preset,
-        size,
-        time_budget,
-        seed,
-        source,
-        extra=controls,
-    ).check()
+    named = {
+        "strength": strength,
+        "balance": balance,
+        "preserve_colors": preserve_colors,
+        "size": size,
+        "time_budget": time_budget,
+        "seed": seed,
+    }
+    try:
+        options = Options(names, weights, preset, {**named, **controls}, source).check()
+    except ValueError as exc:
+        raise StyleTransferError(describe(exc)) from exc
     doc, node = active_document_and_node()
     try:
-        run = StyleRun(capture(doc, node, options.source), options, PluginClient(endpoint, token))
+        run = StyleRun(capture(doc, node, options.source), options, Client(endpoint, token))
     except (ClientError, ValueError) as exc:
         raise StyleTransferError(describe(exc)) from exc
     if not wait:

@@ -3,61 +3,119 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from . import server_process
 from . import styles as style_files
-from .options import PRESERVE_COLORS, PRESETS, Options
+from .options import SOURCES, Options
+from .prefs import Prefs
 from .qt import QtCore, QtWidgets
 from .runner import StyleRun, describe
-from .settings import Settings
-from .stylebridge_wire import ClientError, PluginClient
+from .stylebridge_wire import Client, ClientError
+from .stylebridge_wire.progress import step_text
+from .stylebridge_wire.vocabulary import Control, Vocabulary, default
 
 W = QtWidgets
-COLOR_LABELS = {
-    "none": "Take the style's colours",
-    "luminance": "Keep the image's colours (luminance only)",
-    "histogram": "Keep the image's colours (match statistics)",
-}
-PRESET_LABELS = {
-    "fast": "Fast (seconds to a minute)",
-    "quality": "Quality (a few minutes)",
-    "paper": "Paper recipe (slow, the reference)",
-}
-SOURCE_LABELS = {"layer": "Active layer", "visible": "Visible image (new layer on top)"}
 MAX_RECENT = 8
 PING_TIMEOUT = 0.5  # s; only on open, Refresh and while waiting for a started server
+SLIDER_STEPS = 100  # a 0..1 control as a slider: hundredths
+QT_INT_MAX = 2**31 - 1  # QSpinBox holds a C int
 
 
-def _combo(labels: dict[str, str], keys: tuple[str, ...] | list[str], current: str) -> Any:
+def _combo(labels: dict[str, str], current: str | None = None) -> Any:
     box = W.QComboBox()
-    for key in keys:
-        box.addItem(labels[key], key)
-    box.setCurrentIndex(max(0, list(keys).index(current) if current in keys else 0))
+    for key, label in labels.items():
+        box.addItem(label, key)
+    box.setCurrentIndex(max(0, box.findData(current)))
     return box
+
+
+class ControlField:
+    """One vocabulary control as a widget: a slider for 0..1, a list for choices, else a spin
+    box whose 0 means "the preset's" when 0 is not a value the control takes."""
+
+    def __init__(self, control: Control) -> None:
+        self.control = c = control
+        if c.choices is not None:
+            self.widget = self.input = _combo(c.choices, c.default)
+        elif c.type is float and c.min == 0 and c.max == 1:
+            self.input = W.QSlider(QtCore.Qt.Orientation.Horizontal)
+            self.input.setRange(0, SLIDER_STEPS)
+            shown = W.QLabel()
+            self.input.valueChanged.connect(lambda v: shown.setText(f"{v} %"))
+            self.widget = W.QWidget()
+            row = W.QHBoxLayout(self.widget)
+            row.setContentsMargins(0, 0, 0, 0)
+            row.addWidget(self.input, 1)
+            row.addWidget(shown)
+        else:
+            spin = W.QDoubleSpinBox() if c.type is float else W.QSpinBox()
+            self.preset_zero = c.optional or (c.min or 0) > 0
+            low = 0 if self.preset_zero else c.min
+            spin.setRange(low, min(c.max if c.max is not None else QT_INT_MAX, QT_INT_MAX))
+            if self.preset_zero:
+                spin.setSpecialValueText("no limit" if c.optional else "preset default")
+            if c.unit:
+                spin.setSuffix(f" {c.unit}")
+            self.widget = self.input = spin
+        self.widget.setToolTip(c.help)
+        self.set(c.default)
+
+    def value(self) -> Any:
+        c = self.control
+        if c.choices is not None:
+            return self.input.currentData()
+        if isinstance(self.input, W.QSlider):
+            return self.input.value() / SLIDER_STEPS
+        value = self.input.value()
+        return None if self.preset_zero and value == 0 else c.type(value)
+
+    def set(self, value: Any) -> None:
+        if self.control.choices is not None:
+            index = self.input.findData(value)
+            if index >= 0:
+                self.input.setCurrentIndex(index)
+        elif isinstance(self.input, W.QSlider):
+            self.input.setValue(round(SLIDER_STEPS * float(value)))
+        else:
+            self.input.setValue(0 if value is None else value)
+
+    def load(self, text: str) -> None:
+        """From the preferences' text; an unreadable or stale value keeps the default."""
+        if not text:
+            return
+        with contextlib.suppress(ValueError, TypeError):
+            self.set(self.control.check(self.control.type(json.loads(text))))
+
+    def save(self) -> str:
+        return json.dumps(self.value())
 
 
 class StyleDialog(W.QDialog):
     """``capture_source(source)`` reads the document (host edge); it is injected so that the
-    dialog is built and exercised in tests without Krita."""
+    dialog is built and exercised in tests without Krita. Its preset list and controls are
+    built from ``vocabulary`` (the engine's declarations)."""
 
     def __init__(
         self,
         capture_source: Callable[[str], Any],
-        settings: Settings,
+        prefs: Prefs,
         parent: Any = None,
+        vocabulary: Vocabulary | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Style Transfer")
         self.setModal(False)
         self.capture_source = capture_source
-        self.settings = settings
+        self.prefs = prefs
+        self.vocabulary = vocabulary or default()
         self.run: StyleRun | None = None
         self.last_node: Any = None
         self._build()
-        self._load_settings()
+        self._load_prefs()
         self._server_poll = QtCore.QTimer(self)
         self._server_poll.setInterval(1000)
         self._server_poll.timeout.connect(self._wait_for_server)
@@ -92,30 +150,13 @@ class StyleDialog(W.QDialog):
         layout.addWidget(style_box)
 
         form = W.QFormLayout()
-        strength_row = W.QHBoxLayout()
-        self.strength = W.QSlider(QtCore.Qt.Orientation.Horizontal)
-        self.strength.setRange(0, 100)
-        self.strength_label = W.QLabel()
-        self.strength.valueChanged.connect(lambda v: self.strength_label.setText(f"{v} %"))
-        strength_row.addWidget(self.strength, 1)
-        strength_row.addWidget(self.strength_label)
-        form.addRow("Strength", strength_row)
-        self.colors = _combo(COLOR_LABELS, PRESERVE_COLORS, "none")
-        form.addRow("Colours", self.colors)
-        self.preset = _combo(PRESET_LABELS, PRESETS, "fast")
+        presets = {name: p.label for name, p in self.vocabulary.presets.items()}
+        self.preset = _combo(presets, self.vocabulary.default_preset)
         form.addRow("Quality", self.preset)
-        self.size = W.QSpinBox()
-        self.size.setRange(0, 8192)
-        self.size.setSingleStep(64)
-        self.size.setSpecialValueText("preset default")
-        self.size.setSuffix(" px")
-        form.addRow("Working size", self.size)
-        self.time_budget = W.QSpinBox()
-        self.time_budget.setRange(0, 3600)
-        self.time_budget.setSpecialValueText("no limit")
-        self.time_budget.setSuffix(" s")
-        form.addRow("Time limit", self.time_budget)
-        self.source = _combo(SOURCE_LABELS, list(SOURCE_LABELS), "layer")
+        self.fields = {c.name: ControlField(c) for c in self.vocabulary.dialog_controls()}
+        for f in self.fields.values():
+            form.addRow(f.control.label, f.widget)
+        self.source = _combo(SOURCES, "layer")
         form.addRow("Source", self.source)
         layout.addLayout(form)
 
@@ -190,8 +231,8 @@ class StyleDialog(W.QDialog):
         for style in style_files.builtin_styles():
             action = menu.addAction(style_files.thumbnail(style, 32), style.title)
             action.triggered.connect(lambda _=False, p=style.path: self._add_checked(p))
-        recent = [style_files.Style(p, Path(p).name) for p in self.settings.recent_styles()]
-        recent = [s for s in recent if not s.builtin and Path(s.path).is_file()]
+        recent = [style_files.Style(p, Path(p).name) for p in self.prefs.recent_styles()]
+        recent = [s for s in recent if not style_files.is_builtin(s) and Path(s.path).is_file()]
         if recent:
             menu.addSeparator()
             for style in recent:
@@ -202,10 +243,10 @@ class StyleDialog(W.QDialog):
 
     def _browse_style(self) -> None:
         path, _ = W.QFileDialog.getOpenFileName(
-            self, "Style image", self.settings.get("last_dir", ""), style_files.FILE_FILTER
+            self, "Style image", self.prefs.get("last_dir", ""), style_files.FILE_FILTER
         )
         if path:
-            self.settings.set("last_dir", str(Path(path).parent))
+            self.prefs.set("last_dir", str(Path(path).parent))
             self._add_checked(path)
 
     def _add_checked(self, name: str) -> None:
@@ -214,49 +255,39 @@ class StyleDialog(W.QDialog):
         except ValueError as exc:
             self.show_message(describe(exc), error=True)
 
-    # ------------------------------------------------------------------ settings
+    # ------------------------------------------------------------------ preferences
     def options(self) -> Options:
         paths, weights = self.chosen_styles()
         return Options(
             styles=paths,
             weights=weights if len(paths) > 1 else None,
-            strength=self.strength.value() / 100,
-            preserve_colors=self.colors.currentData(),
             preset=self.preset.currentData(),
-            size=self.size.value() or None,
-            time_budget=float(self.time_budget.value()) or None,
+            controls={name: f.value() for name, f in self.fields.items()},
             source=self.source.currentData(),
-        ).check()
+        ).check(self.vocabulary)
 
-    def _load_settings(self) -> None:
-        s = self.settings
-        for path in filter(None, s.get("styles", "").split("\n")):
+    def _load_prefs(self) -> None:
+        p = self.prefs
+        for path in filter(None, p.get("styles", "").split("\n")):
             with contextlib.suppress(ValueError):  # a style file that went away: not preselected
                 self.add_style(path)
         if self.style_table.rowCount() == 0:
             self.add_style(style_files.builtin_styles()[0].path)
-        self.strength.setValue(int(s.get("strength", "100") or 100))
-        for combo, key in (
-            (self.colors, "colors"),
-            (self.preset, "preset"),
-            (self.source, "source"),
-        ):
-            index = combo.findData(s.get(key, ""))
+        for combo, key in ((self.preset, "preset"), (self.source, "source")):
+            index = combo.findData(p.get(key, ""))
             if index >= 0:
                 combo.setCurrentIndex(index)
-        self.size.setValue(int(s.get("size", "0") or 0))
-        self.time_budget.setValue(int(s.get("time_budget", "0") or 0))
+        for name, f in self.fields.items():
+            f.load(p.get(name, ""))
 
-    def _save_settings(self, options: Options) -> None:
-        s = self.settings
-        s.set("styles", "\n".join(options.styles))
-        s.set("strength", str(self.strength.value()))
-        s.set("colors", options.preserve_colors)
-        s.set("preset", options.preset)
-        s.set("source", options.source)
-        s.set("size", str(self.size.value()))
-        s.set("time_budget", str(self.time_budget.value()))
-        s.remember_styles(options.styles, MAX_RECENT)
+    def _save_prefs(self, options: Options) -> None:
+        p = self.prefs
+        p.set("styles", "\n".join(options.styles))
+        p.set("preset", options.preset or "")
+        p.set("source", options.source)
+        for name, f in self.fields.items():
+            p.set(name, f.save())
+        p.remember_styles(options.styles, MAX_RECENT)
 
     # ------------------------------------------------------------------ running
     def apply(self) -> None:
@@ -265,13 +296,13 @@ class StyleDialog(W.QDialog):
         try:
             options = self.options()
             cap = self.capture_source(options.source)
-            client = PluginClient(timeout=15)
+            client = Client(timeout=15)
         except (ClientError, ValueError) as exc:
             self.show_message(describe(exc), error=True)
             if isinstance(exc, ClientError):
                 self.check_server()
             return
-        self._save_settings(options)
+        self._save_prefs(options)
         self.run = StyleRun(cap, options, client)
         self.run.progress.connect(self._on_progress)
         self.run.finished.connect(self._on_finished)
@@ -291,10 +322,8 @@ class StyleDialog(W.QDialog):
         step = event.get("step") or 0
         if total:
             self.progress.setValue(min(100, int(100 * step / total)))
-        eta = event.get("eta")
-        left = f", about {_duration(eta)} left" if isinstance(eta, (int, float)) else ""
         self.show_message(
-            f"Stage {event.get('stage', 1)}/{event.get('stages', 1)}: step {step} of {total}{left}"
+            f"Stage {event.get('stage', 1)}/{event.get('stages', 1)}: " + step_text(event)
         )
 
     def _on_finished(self, node: Any) -> None:
@@ -323,7 +352,7 @@ class StyleDialog(W.QDialog):
     # ------------------------------------------------------------------ server
     def check_server(self) -> bool:
         try:
-            with PluginClient(timeout=PING_TIMEOUT) as client:
+            with Client(timeout=PING_TIMEOUT) as client:
                 pong = client.status()
         except ClientError:
             self.server_label.setText(
@@ -340,7 +369,7 @@ class StyleDialog(W.QDialog):
         return True
 
     def _start_server(self) -> None:
-        command = self.settings.get("server_command", server_process.DEFAULT_COMMAND)
+        command = self.prefs.get("server_command", server_process.DEFAULT_COMMAND)
         try:
             server_process.start(command)
         except OSError as exc:
@@ -360,8 +389,3 @@ class StyleDialog(W.QDialog):
             self.server_label.setText("The server did not come up; see server.log in its folder.")
         else:
             self.server_label.setText("Starting the server (loading the model)...")
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"

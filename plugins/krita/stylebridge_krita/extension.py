@@ -9,7 +9,7 @@ from krita import Extension, Krita
 from .api import active_document_and_node
 from .dialog import StyleDialog
 from .host import capture
-from .settings import Settings
+from .prefs import Prefs
 
 ACTION_ID = "stylebridge_stylize"
 
@@ -34,7 +34,7 @@ class StyleBridgeExtension(Extension):
         if self.dialog is None:
             window = Krita.instance().activeWindow()
             parent = window.qwindow() if window is not None else None
-            self.dialog = StyleDialog(capture_active, Settings.krita(), parent)
+            self.dialog = StyleDialog(capture_active, Prefs.krita(), parent)
         self.dialog.show()
         self.dialog.raise_()
         self.dialog.activateWindow()

@@ -105,17 +105,20 @@ class ResultLayer:
     """The temporary, locked preview layer that turns into the result layer.
 
     Created above the source (for the visible image: at the top of the stack) in the
-    document's colour space; preview frames are scaled to the box and written into it; the
-    result replaces them, renames and unlocks it. `discard` removes it.
+    document's colour space, at ``opacity`` (the strength: the artist changes it later without
+    running again); preview frames are scaled to the box and written into it; the result
+    replaces them, renames and unlocks it. `discard` removes it.
     """
 
-    def __init__(self, cap: Capture, title: str) -> None:
+    def __init__(self, cap: Capture, title: str, opacity: float = 1.0) -> None:
         self.cap = cap
         self.title = title
         self._alpha = cap.preview_alpha()
         doc = cap.document
         self.node = doc.createNode(title + PREVIEW_SUFFIX, "paintlayer")
-        self.node.setLocked(True)  # before insertion: not an undo step, and no stray strokes
+        # before insertion: neither is an undo step, and no stray strokes land on the preview
+        self.node.setOpacity(round(255 * min(1.0, max(0.0, opacity))))
+        self.node.setLocked(True)
         parent = cap.source.parentNode() if cap.source is not None else None
         if parent is None:  # the visible image: on top of everything
             parent = doc.rootNode()

@@ -1,13 +1,18 @@
-"""What the artist asked for, checked, and mapped to the server's controls. Pure Python."""
+"""What the artist asked for, checked against the vocabulary, and how it maps to a job.
+
+The presets and controls, their ranges and choices come from the wire package's vocabulary
+(core/settings.py's declarations); nothing here repeats them. Pure Python.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-PRESETS = ("fast", "quality", "paper")
-PRESERVE_COLORS = ("none", "luminance", "histogram")
+from .stylebridge_wire.vocabulary import Vocabulary, default
+
 PREVIEW_INTERVAL = 1.0  # s between preview frames: each one rewrites the whole preview layer
+SOURCES = {"layer": "Active layer", "visible": "Visible image (new layer on top)"}
 
 
 class OptionsError(ValueError):
@@ -16,20 +21,21 @@ class OptionsError(ValueError):
 
 @dataclass
 class Options:
-    """The dialog's fields and `stylize_active_layer`'s keywords."""
+    """The dialog's fields and `stylize_active_layer`'s keywords.
+
+    ``controls`` are engine controls by name (None: the preset's). ``strength`` is not sent:
+    the result is made at full strength and the layer's opacity is set to it, so the artist
+    changes it later without running again (a layer at opacity s over its source is the mix
+    the engine's strength makes)."""
 
     styles: list[str]  # built-in names or image files
     weights: list[float] | None = None  # blend weights, one per style
-    strength: float = 1.0
-    preserve_colors: str = "none"
-    preset: str = "fast"
-    size: int | None = None  # working long side, px; None: the preset's
-    time_budget: float | None = None  # seconds; None: the preset's step count
-    seed: int | None = None
+    preset: str | None = None  # None: the vocabulary's default
+    controls: dict[str, Any] = field(default_factory=dict)
     source: str = "layer"  # "layer" or "visible"
-    extra: dict[str, Any] = field(default_factory=dict)  # any other engine control
 
-    def check(self) -> Options:
+    def check(self, vocabulary: Vocabulary | None = None) -> Options:
+        vocabulary = vocabulary or default()
         if not self.styles:
             raise OptionsError("Choose at least one style image.")
         if self.weights is not None:
@@ -39,30 +45,21 @@ class Options:
                 )
             if any(not w >= 0 for w in self.weights) or not sum(self.weights) > 0:
                 raise OptionsError("Blend weights must be >= 0 and not all 0.")
-        if not 0.0 <= self.strength <= 1.0:
-            raise OptionsError(f"strength must be between 0 and 1, got {self.strength}")
-        if self.preserve_colors not in PRESERVE_COLORS:
-            raise OptionsError(
-                f"preserve_colors must be one of {', '.join(PRESERVE_COLORS)}, "
-                f"got {self.preserve_colors!r}"
-            )
-        if self.preset not in PRESETS:
-            raise OptionsError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
-        if self.size is not None and not 32 <= self.size <= 8192:
-            raise OptionsError(f"size must be between 32 and 8192 px, got {self.size}")
-        if self.time_budget is not None and not self.time_budget > 0:
-            raise OptionsError(f"time budget must be positive, got {self.time_budget}")
-        if self.source not in ("layer", "visible"):
-            raise OptionsError(f"source must be 'layer' or 'visible', got {self.source!r}")
+        if self.source not in SOURCES:
+            raise OptionsError(f"source must be one of {', '.join(SOURCES)}, got {self.source!r}")
+        try:
+            self.preset = vocabulary.check_preset(self.preset or vocabulary.default_preset)
+            self.controls = vocabulary.check(self.controls)
+        except ValueError as exc:
+            raise OptionsError(str(exc)) from None
         return self
 
-    def controls(self) -> dict[str, Any]:
-        """Engine controls for `PluginClient.submit` (None values are left out there)."""
-        return {
-            **self.extra,
-            "strength": self.strength,
-            "preserve_colors": self.preserve_colors,
-            "size": self.size,
-            "time_budget": self.time_budget,
-            "seed": self.seed,
-        }
+    @property
+    def strength(self) -> float:
+        """The result layer's opacity, 0..1."""
+        value = self.controls.get("strength")
+        return 1.0 if value is None else float(value)
+
+    def job_controls(self) -> dict[str, Any]:
+        """Engine controls for `Client.submit`: all but strength (the layer's opacity)."""
+        return {k: v for k, v in self.controls.items() if k != "strength"}

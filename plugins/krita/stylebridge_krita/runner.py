@@ -13,7 +13,7 @@ from . import styles as style_files
 from .host import Capture, ResultLayer
 from .options import PREVIEW_INTERVAL, Options
 from .qt import QtCore, pyqtSignal
-from .stylebridge_wire import ClientError, Image, PluginClient
+from .stylebridge_wire import Client, ClientError, Image
 
 TICK_MS = 50
 CANCEL_GRACE = 10.0  # s to wait for the server's "cancelled" before closing the connection
@@ -41,7 +41,7 @@ class StyleRun(QtCore.QObject):
     cancelled = pyqtSignal()
     failed = pyqtSignal(str)
 
-    def __init__(self, capture: Capture, options: Options, client: PluginClient) -> None:
+    def __init__(self, capture: Capture, options: Options, client: Client) -> None:
         super().__init__()
         self.capture = capture
         self.options = options.check()
@@ -69,9 +69,11 @@ class StyleRun(QtCore.QObject):
                 preview=PREVIEW_INTERVAL,
                 on_progress=self.progress.emit,
                 on_preview=self._on_preview,
-                **self.options.controls(),
+                **self.options.job_controls(),
             )
-            self.layer = ResultLayer(self.capture, style_title(self.options.styles))
+            self.layer = ResultLayer(
+                self.capture, style_title(self.options.styles), self.options.strength
+            )
         except (ClientError, ValueError, OSError) as exc:
             self._end(self.failed, describe(exc))
             return

@@ -7,9 +7,9 @@ import shlex
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
-from .stylebridge_wire import runtime_dir
+from .stylebridge_wire import ClientError
+from .stylebridge_wire.discovery import open_log
 
 DEFAULT_COMMAND = "stylebridge serve"
 
@@ -23,19 +23,17 @@ def start(command: str = DEFAULT_COMMAND) -> subprocess.Popen:
     argv = shlex.split(command, posix=os.name != "nt")
     if not argv:
         raise StartError("The server command is empty (Settings: server command).")
-    folder = Path(runtime_dir())
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError:
-        folder = Path(tempfile.gettempdir())
-    log = folder / "server.log"
+        out = open_log()
+    except (OSError, ClientError):  # the runtime folder is unusable: a private one of our own
+        out = open_log(tempfile.mkdtemp(prefix="stylebridge-"))
     flags: dict = {}
     if sys.platform == "win32":
         flags["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS
     else:
         flags["start_new_session"] = True
     try:
-        with open(log, "ab") as out:
+        with out:
             return subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, **flags
             )

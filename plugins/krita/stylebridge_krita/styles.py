@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from .qt import QtCore, QtGui, image_bytes
-from .stylebridge_wire import Image
+from .stylebridge_wire import Image, catalogue
+from .stylebridge_wire.catalogue import Style
 
 STYLES_DIR = Path(__file__).resolve().parent / "styles"
-MAX_STYLE_SIDE = 1024  # the server works at a few hundred px; no need to send more
 FILE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp)"
 
 
@@ -18,45 +17,32 @@ class StyleError(ValueError):
     """A style that cannot be found or read; the message names it."""
 
 
-@dataclass(frozen=True)
-class Style:
-    path: str
-    title: str
-
-    @property
-    def builtin(self) -> bool:
-        return Path(self.path).parent == STYLES_DIR
-
-
 def builtin_styles() -> list[Style]:
-    """The paintings listed in styles/index.tsv (file, tab, title)."""
-    index = STYLES_DIR / "index.tsv"
-    styles = []
-    for line in index.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            file, title = line.split("\t", 1)
-            styles.append(Style(str(STYLES_DIR / file), title))
-    return styles
+    """The paintings shipped with the plug-in (styles/index.tsv)."""
+    return list(catalogue.builtin_styles(str(STYLES_DIR)).values())
+
+
+def is_builtin(style: Style) -> bool:
+    return Path(style.path).parent == STYLES_DIR
 
 
 def resolve(name: str | os.PathLike[str]) -> Style:
     """A built-in's title or short name ("starry_night", "The Scream"), or an image file."""
     text = os.fspath(name)
-    key = text.strip().lower()
-    for style in builtin_styles():
-        stem = Path(style.path).stem
-        if key in (style.title.lower(), stem, stem.split("_")[0], style.path.lower()) or (
-            key and style.title.lower().startswith(key)
-        ):
-            return style
-    path = Path(text).expanduser()
-    if not path.is_file():
-        names = ", ".join(Path(s.path).stem for s in builtin_styles())
-        raise StyleError(f"Style {text!r} is neither an image file nor a built-in ({names}).")
-    return Style(str(path), path.stem.replace("_", " "))
+    builtins = catalogue.builtin_styles(str(STYLES_DIR))
+    found = catalogue.find_builtin(text, builtins)
+    if found is not None:
+        return found
+    try:
+        return catalogue.file_style(text)
+    except ValueError:
+        names = ", ".join(builtins)
+        raise StyleError(
+            f"Style {text!r} is neither an image file nor a built-in ({names})."
+        ) from None
 
 
-def load(style: Style, max_side: int = MAX_STYLE_SIDE) -> Image:
+def load(style: Style, max_side: int = catalogue.MAX_STYLE_SIDE) -> Image:
     """The style as an 8-bit RGB protocol image, at most ``max_side`` px a side."""
     reader = QtGui.QImageReader(style.path)
     reader.setAutoTransform(True)  # EXIF orientation

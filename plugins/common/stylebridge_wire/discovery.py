@@ -1,0 +1,133 @@
+"""Where a running server is: the discovery file it writes (endpoint, per-start token, pid),
+or STYLEBRIDGE_ENDPOINT and STYLEBRIDGE_TOKEN. Standard library only; the server writes the file
+through server/discovery.py, which reads it back with this module.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import stat
+import tempfile
+from typing import Any
+
+from .protocol import ServerUnavailable
+
+
+def runtime_dir() -> str:
+    """``$STYLEBRIDGE_RUNTIME_DIR``, ``$XDG_RUNTIME_DIR/stylebridge`` or ``<tmp>/stylebridge-UID``
+    (the user name instead of the uid where there is none, as on Windows)."""
+    env = os.environ.get("STYLEBRIDGE_RUNTIME_DIR")
+    if env:
+        return env
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        return os.path.join(xdg, "stylebridge")
+    getuid = getattr(os, "getuid", None)
+    if getuid is not None:
+        who = str(getuid())
+    else:
+        try:
+            who = getpass.getuser()
+        except Exception:  # no user name in the environment: still a usable folder name
+            who = "user"
+    return os.path.join(tempfile.gettempdir(), f"stylebridge-{who}")
+
+
+def discovery_path() -> str:
+    """Where a running server writes its endpoint and token."""
+    return os.path.join(runtime_dir(), "server.json")
+
+
+class UntrustedFile(ServerUnavailable):
+    """A discovery file (or its folder) someone else could have put there: never used."""
+
+
+def untrusted(path: str, folder: bool) -> str | None:
+    """Why ``path`` cannot be trusted with a token, or None: it must be the user's own, not a
+    symbolic link, and closed to group and others (POSIX; Windows profiles are private)."""
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:
+        return None
+    st = os.lstat(path)  # FileNotFoundError: the caller's "absent"
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symbolic link"
+    if folder != stat.S_ISDIR(st.st_mode):
+        return "is not a folder" if folder else "is not a regular file"
+    if st.st_uid != getuid():
+        return "belongs to another user"
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        return "is open to other users"
+    return None
+
+
+def check_private(path: str, folder: bool) -> None:
+    """Raise `UntrustedFile` naming ``path`` and why, unless it passes `untrusted`."""
+    why = untrusted(path, folder)
+    if why is not None:
+        raise UntrustedFile(
+            f"{path} {why}, so it is not used (a stylebridge folder or file must be yours, with "
+            "no access for others); remove it, or set STYLEBRIDGE_RUNTIME_DIR to a private folder"
+        )
+
+
+def read_discovery(path: str | None = None) -> dict[str, Any] | None:
+    """The discovery file's content, or None when it is absent or not one. A file or folder
+    another user could have planted raises `UntrustedFile` instead: a client must never send
+    its pixels to someone else's listener."""
+    path = path or discovery_path()
+    try:
+        check_private(os.path.dirname(path) or ".", folder=True)
+        # O_NOFOLLOW: a link swapped in after the check is refused by the open itself
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return None
+    except UntrustedFile:
+        raise
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, encoding="utf-8") as f:
+            if getattr(os, "getuid", None) is not None:
+                st = os.fstat(f.fileno())
+                if st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) & 0o077:
+                    raise UntrustedFile(
+                        f"{path} belongs to another user or is open to others, so it is not used"
+                    )
+            info = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict):
+        return None
+    if not isinstance(info.get("endpoint"), str) or not isinstance(info.get("token"), str):
+        return None
+    return info
+
+
+def find_server(endpoint: str | None = None, token: str | None = None) -> tuple[str, str]:
+    """Endpoint and token: the arguments, else ``STYLEBRIDGE_ENDPOINT`` + ``STYLEBRIDGE_TOKEN``,
+    else the discovery file (see `discovery_path`). Raises `ServerUnavailable` when none."""
+    endpoint = endpoint or os.environ.get("STYLEBRIDGE_ENDPOINT") or None
+    token = token or os.environ.get("STYLEBRIDGE_TOKEN") or None
+    if endpoint and token:
+        return endpoint, token
+    path = discovery_path()
+    info = read_discovery(path)
+    if info is None:
+        raise ServerUnavailable(
+            "no stylebridge server found: STYLEBRIDGE_ENDPOINT and STYLEBRIDGE_TOKEN are not "
+            f"both set and there is no valid discovery file at {path} "
+            "(start a server with: stylebridge serve)"
+        )
+    return endpoint or info["endpoint"], token or info["token"]
+
+
+def open_log(folder: str | None = None) -> Any:
+    """``server.log`` in the runtime folder (made 0700 if missing) for appending, binary: the
+    folder must pass `check_private`, and the file is opened without following a link."""
+    folder = folder or runtime_dir()
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    check_private(folder, folder=True)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    return os.fdopen(os.open(os.path.join(folder, "server.log"), flags, 0o600), "ab")

@@ -1,0 +1,142 @@
+"""The protocol's words (docs/protocol.md) as the clients need them: the version, the limits,
+the pixel types, the errors, and `Image`, raw pixels as a message carries them. Standard library
+only: the server's own codec (server/protocol.py) reads its constants from here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+VERSION = 1  # the protocol version this package speaks
+DEFAULT_PORT = 47474
+DEFAULT_ENDPOINT = f"tcp://127.0.0.1:{DEFAULT_PORT}"
+MAX_HEADER_BYTES = 64 * 1024  # frame 0, the msgpack header
+MAX_HEADER_DEPTH = 8
+DTYPES = {"uint8": 1, "uint16": 2, "float32": 4}  # dtype name -> bytes per sample
+
+
+class ClientError(Exception):
+    """Base of the errors this client raises on purpose."""
+
+
+class TransportError(ClientError):
+    """The connection itself failed (refused, reset, a bad greeting)."""
+
+
+class ServerUnavailable(ClientError):
+    """No server found, the connection failed, or the server stopped answering."""
+
+
+class ServerError(ClientError):
+    """The server answered with an ``error`` reply (docs/protocol.md, "Errors")."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(f"{message} [{code}]")
+        self.code = code
+        self.message = message
+        self.field = field
+
+    def __repr__(self) -> str:
+        return f"ServerError({self.code!r}, {self.message!r}, {self.field!r})"
+
+
+def error_from(header: dict[str, Any]) -> ServerError:
+    """The ``error`` reply as an exception, whatever its fields hold."""
+    code, message, field = header.get("code"), header.get("message"), header.get("field")
+    return ServerError(
+        code if isinstance(code, str) else "unknown",
+        message if isinstance(message, str) else "the server reported an error",
+        field if isinstance(field, str) else None,
+    )
+
+
+class Image:
+    """Raw pixels as the protocol carries them.
+
+    ``height`` rows of ``width`` pixels of ``channels`` interleaved samples (1 gray, 2 gray +
+    alpha, 3 RGB, 4 RGBA with straight alpha), row-major, no padding, little-endian samples of
+    ``dtype`` ("uint8", "uint16" or "float32" in 0..1). ``data`` is kept as bytes (other
+    bytes-like objects are copied once); its length must match exactly.
+    """
+
+    __slots__ = ("channels", "data", "dtype", "height", "width")
+
+    def __init__(self, width: int, height: int, channels: int, dtype: str, data: Any) -> None:
+        for name, value in (("width", width), ("height", height), ("channels", channels)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if channels > 4:
+            raise ValueError(f"channels must be 1..4, got {channels}")
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if not isinstance(data, bytes):
+            try:
+                data = memoryview(data).tobytes()
+            except TypeError:
+                raise TypeError(f"data must be bytes-like, not {type(data).__name__!r}") from None
+        expected = width * height * channels * DTYPES[dtype]
+        if len(data) != expected:
+            raise ValueError(
+                f"{width}x{height}x{channels} {dtype} needs {expected} bytes, got {len(data)}"
+            )
+        self.width = width
+        self.height = height
+        self.channels = channels
+        self.dtype = dtype
+        self.data: bytes = data
+
+    @property
+    def itemsize(self) -> int:
+        return DTYPES[self.dtype]
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.data)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Image):
+            return NotImplemented
+        return (self.width, self.height, self.channels, self.dtype, self.data) == (
+            other.width,
+            other.height,
+            other.channels,
+            other.dtype,
+            other.data,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Image({self.width}x{self.height}, channels={self.channels}, dtype={self.dtype})"
+
+    def _spec(self, frame: int) -> dict[str, Any]:
+        return {
+            "width": self.width,
+            "height": self.height,
+            "channels": self.channels,
+            "dtype": self.dtype,
+            "frame": frame,
+        }
+
+    @classmethod
+    def _from_spec(cls, spec: Any, frames: list[bytes], where: str) -> Image:
+        """The image a reply's header points at; ServerError("bad_reply") if it does not fit."""
+        try:
+            if not isinstance(spec, dict):
+                raise ValueError("not an image map")
+            frame = spec.get("frame")
+            if isinstance(frame, bool) or not isinstance(frame, int):
+                raise ValueError(f"frame {frame!r} is not an int")
+            if not 1 <= frame < len(frames):
+                raise ValueError(f"frame {frame} but the message has {len(frames)} frames")
+            return cls(
+                spec.get("width"),  # type: ignore[arg-type]
+                spec.get("height"),  # type: ignore[arg-type]
+                spec.get("channels"),  # type: ignore[arg-type]
+                spec.get("dtype"),  # type: ignore[arg-type]
+                frames[frame],
+            )
+        except (ValueError, TypeError) as exc:
+            raise ServerError(
+                "bad_reply", f"the server sent a bad image in {where}: {exc}"
+            ) from None

@@ -1,0 +1,517 @@
+"""The GIMP plug-in end to end: real GIMP 3.0.4 against a real server on loopback.
+
+GIMP runs in the Debian 13 root that scripts/install-gimp.sh builds (skipped with the reason
+when it is absent), through scripts/gimp-run.sh, with a fresh profile holding the plug-in laid
+out by plugins/dist.py exactly as the zip installs it. Batch scripts call plug-in-stylebridge
+through the PDB (batch_case.py beside this file) and dump pixels; the numbers are checked here.
+The undo and cancel checks drive GIMP's GUI under an Xvfb of their own (gui_case.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from stylebridge.wire import Client
+from tests.e2e.gimp import harness
+from tests.support.servers import RunningServer, free_port
+
+pytestmark = pytest.mark.skipif(
+    harness.missing_reason() is not None, reason=str(harness.missing_reason())
+)
+
+BATCH = harness.HERE / "batch_case.py"
+GUI = harness.HERE / "gui_case.py"
+W, H = 96, 64
+FAST = {"size": 64, "steps": 6, "seed": 3}  # a few steps at 64 px: seconds on 2 cores
+STARRY = "The Starry Night (van Gogh)"
+
+
+# ================================================================================ fixtures
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("gimp-e2e")
+
+
+@pytest.fixture(scope="module")
+def profile(work: Path) -> Path:
+    return harness.install_profile(work)
+
+
+def server_env(srv: RunningServer | None, profile: Path, **extra: str) -> dict[str, str]:
+    endpoint = srv.endpoint if srv else f"tcp://127.0.0.1:{free_port()}"
+    token = srv.token if srv else "nobody-listens"
+    return {
+        "GIMP3_DIRECTORY": str(profile),
+        "STYLEBRIDGE_ENDPOINT": endpoint,
+        "STYLEBRIDGE_TOKEN": token,
+        **extra,
+    }
+
+
+def pattern(width: int, height: int, channels: int, seed: int) -> np.ndarray:
+    """Opaque content with structure (gradients and stripes), float32 in 0..1."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    rng = np.random.default_rng(seed)
+    base = [xx / max(1, width - 1), yy / max(1, height - 1), ((xx + yy) % 12) / 11]
+    planes = [np.clip(p + rng.normal(0, 0.02, p.shape), 0, 1) for p in base]
+    color = planes[:3] if channels == 4 else [0.6 * planes[0] + 0.4 * planes[2]]
+    return np.stack([*color, np.ones_like(xx)], -1).astype(np.float32)
+
+
+def layer_spec(folder: Path, name: str, size: tuple[int, int], offsets: list[int], channels: int):
+    pixels = pattern(*size, channels, seed=len(name))
+    path = folder / f"input-{name}.raw"
+    path.write_bytes(pixels.tobytes())
+    spec = {"name": name, "width": size[0], "height": size[1], "offsets": offsets}
+    return {**spec, "pixels": str(path)}, pixels
+
+
+def run_batch(work: Path, name: str, cases: list[dict], env: dict[str, str]) -> dict[str, Any]:
+    """All ``cases`` in one gimp-console run; each case's report and raw dumps."""
+    out = work / name
+    out.mkdir()
+    spec = work / f"{name}.json"
+    spec.write_text(json.dumps({"out": str(out), "cases": cases}))
+    done = harness.run(
+        harness.batch_args(BATCH),
+        timeout=240,
+        binds=[work],
+        env={**env, "STYLEBRIDGE_GIMP_CASES": str(spec)},
+    )
+    assert done.returncode == 0, f"GIMP failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+    reports = {}
+    for case in cases:
+        report_file = out / case["name"] / "report.json"
+        assert report_file.is_file(), f"no report for {case['name']}:\n{done.stderr[-3000:]}"
+        reports[case["name"]] = Case(out / case["name"], case)
+    return reports
+
+
+class Case:
+    """One case's report.json and its raw float32 dumps."""
+
+    def __init__(self, folder: Path, spec: dict) -> None:
+        self.folder = folder
+        self.spec = spec
+        self.report = json.loads((folder / "report.json").read_text())
+        self.channels = 2 if spec["base"] == "gray" else 4
+
+    @property
+    def layers(self) -> list[dict]:
+        return self.report["layers"]
+
+    def layer(self, n: int) -> np.ndarray:
+        info = self.layers[n]
+        raw = np.fromfile(self.folder / f"layer-{n}.raw", np.float32)
+        return raw.reshape(info["height"], info["width"], self.channels)
+
+    def composite(self) -> np.ndarray:
+        raw = np.fromfile(self.folder / "composite.raw", np.float32)
+        return raw.reshape(self.spec["height"], self.spec["width"], self.channels)
+
+    def selection(self) -> np.ndarray:
+        raw = np.fromfile(self.folder / "selection.raw", np.float32)
+        return raw.reshape(self.spec["height"], self.spec["width"])
+
+
+# ============================================================== batch: three kinds of image
+
+
+@pytest.fixture(scope="module")
+def batch(work: Path, profile: Path, server: RunningServer) -> dict[str, Any]:
+    inputs = work / "inputs"
+    inputs.mkdir()
+    bg, bg_pixels = layer_spec(inputs, "background", (W, H), [0, 0], 4)
+    base16, base16_pixels = layer_spec(inputs, "base", (W, H), [0, 0], 4)
+    small16, small16_pixels = layer_spec(inputs, "patch", (48, 40), [30, 12], 4)
+    gray, gray_pixels = layer_spec(inputs, "gray", (W, H), [0, 0], 2)
+    style = inputs / "my_painting.png"
+    PILImage.open(harness.REPO / "core" / "assets" / "the_scream.jpg").convert("RGB").resize(
+        (200, 160)
+    ).save(style)
+    builtin_scream = profile / "plug-ins" / "stylebridge" / "styles" / "the_scream.jpg"
+    cases = [
+        {  # 8-bit perceptual, a feathered selection, the default built-in painting
+            "name": "rgb8_feathered",
+            "width": W,
+            "height": H,
+            "base": "rgb",
+            "precision": "U8_NON_LINEAR",
+            "layers": [bg],
+            "selected": [0],
+            "select": {"ellipse": [24, 12, 44, 36], "feather": 10},
+            "args": FAST,
+        },
+        {  # 16-bit, two layers at once (one smaller, offset), no selection
+            "name": "rgb16_two_layers",
+            "width": W,
+            "height": H,
+            "base": "rgb",
+            "precision": "U16_NON_LINEAR",
+            "layers": [base16, small16],
+            "selected": [0, 1],
+            "select": None,
+            "args": {**FAST, "builtin-style": "the_scream", "strength": 0.9, "balance": 0.6},
+        },
+        {  # 32-bit float linear grayscale, a hard selection, two style files blended
+            "name": "gray_float_linear",
+            "width": W,
+            "height": H,
+            "base": "gray",
+            "precision": "FLOAT_LINEAR",
+            "layers": [gray],
+            "selected": [0],
+            "select": {"ellipse": [8, 8, 40, 40], "feather": 0},
+            "args": {**FAST, "style-file": str(style), "more-styles": str(builtin_scream)},
+        },
+        {  # with-last-vals before any interactive run stored values: the arguments given
+            "name": "with_last_vals",
+            "width": W,
+            "height": H,
+            "base": "rgb",
+            "precision": "U8_NON_LINEAR",
+            "layers": [bg],
+            "selected": [0],
+            "select": {"ellipse": [30, 20, 30, 24], "feather": 0},
+            "args": {**FAST, "builtin-style": "the_scream"},
+            "run_mode": "WITH_LAST_VALS",
+        },
+    ]
+    inputs_by_name = {
+        "background": bg_pixels,
+        "base": base16_pixels,
+        "patch": small16_pixels,
+        "gray": gray_pixels,
+    }
+    started = time.monotonic()
+    reports = run_batch(work, "batch", cases, server_env(server, profile))
+    return {"cases": reports, "inputs": inputs_by_name, "seconds": time.monotonic() - started}
+
+
+def changed(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute colour difference (alpha left out)."""
+    return float(np.abs(a[..., :-1] - b[..., :-1]).mean()) if a.size else 0.0
+
+
+def test_feathered_selection_new_layer_changed_inside_untouched_outside(batch):
+    case = batch["cases"]["rgb8_feathered"]
+    original = batch["inputs"]["background"]
+    assert case.report["status"] == "success", case.report["error"]
+    assert [layer["name"] for layer in case.layers] == [STARRY, "background"]
+    result = case.layers[0]
+    assert (result["offsets"], result["width"], result["height"]) == ([0, 0], W, H)
+    assert result["position"] == 0 and result["has_alpha"]
+    assert result["opacity"] == pytest.approx(100.0)  # strength 1
+    assert result["bpp"] == 4 and case.report["precision"] == "u8-non-linear"
+    assert case.report["selected"] == [STARRY]  # batch scripts find the result there
+
+    sel = case.selection()
+    assert 0.05 < sel.mean() < 0.5 and ((sel > 0.02) & (sel < 0.98)).sum() > 100  # feathered
+    top = case.layer(0)
+    # result alpha = content alpha (1) x the feathered selection, to 8-bit precision
+    np.testing.assert_allclose(top[..., 3], sel, atol=1.5 / 255)
+    outside, inside = sel == 0, sel > 0.99
+    assert outside.sum() > 1000 and inside.sum() > 300
+    composite = case.composite()
+    np.testing.assert_allclose(composite[outside], original[outside], atol=0.6 / 255)
+    assert changed(composite[inside], original[inside]) > 0.04
+    # the source layer itself is untouched everywhere
+    np.testing.assert_allclose(case.layer(1), original, atol=0.6 / 255)
+
+
+def test_sixteen_bit_two_layers_each_get_their_result_above_them(batch):
+    case = batch["cases"]["rgb16_two_layers"]
+    assert case.report["status"] == "success", case.report["error"]
+    scream = "The Scream (Munch)"
+    # GIMP keeps layer names unique: the second result (the patch's) gets "#1"
+    names = [f"{scream} #1", "patch", scream, "base"]
+    assert [layer["name"] for layer in case.layers] == names
+    assert case.report["precision"] == "u16-non-linear"
+    assert sorted(case.report["selected"]) == sorted([names[0], names[2]])
+    for result_at, source_at, source in ((0, 1, "patch"), (2, 3, "base")):
+        result, src = case.layers[result_at], case.layers[source_at]
+        assert (result["offsets"], result["width"], result["height"]) == (
+            src["offsets"],
+            src["width"],
+            src["height"],
+        )
+        assert result["bpp"] == 8  # RGBA at 16 bits a channel: the image's own precision
+        assert result["opacity"] == pytest.approx(90.0)  # the strength: the layer's opacity
+        pixels = case.layer(result_at)
+        np.testing.assert_allclose(pixels[..., 3], 1.0, atol=1 / 65535)  # no selection
+        assert changed(pixels, batch["inputs"][source]) > 0.04
+        # written at 16 bits, not squeezed through 8: most values lie between 8-bit steps
+        off_grid = np.abs(pixels[..., :3] * 255 - np.round(pixels[..., :3] * 255)) > 0.02
+        assert off_grid.mean() > 0.5
+
+
+def test_float_linear_grayscale_with_two_style_files(batch):
+    case = batch["cases"]["gray_float_linear"]
+    original = batch["inputs"]["gray"]
+    assert case.report["status"] == "success", case.report["error"]
+    assert case.layers[0]["name"] == "my painting + the scream"
+    assert case.report["precision"] == "float-linear"
+    assert case.layers[0]["bpp"] == 8  # Y + alpha, 32-bit float each
+    sel = case.selection()
+    top = case.layer(0)
+    np.testing.assert_allclose(top[..., 1], sel, atol=1e-6)  # a hard selection: alpha 0 or 1
+    outside, inside = sel == 0, sel == 1
+    composite = case.composite()
+    np.testing.assert_allclose(composite[outside], original[outside], atol=1e-5)
+    assert changed(composite[inside], original[inside]) > 0.03
+
+
+def test_with_last_vals_without_stored_values_takes_the_arguments(batch):
+    # GIMP 3.0 stores "last values" only after an interactive run (see the GUI test below)
+    first = batch["cases"]["with_last_vals"].report
+    assert first["status"] == "success", first["error"]
+    assert first["layers"][0]["name"] == "The Scream (Munch)"
+
+
+def test_batch_stays_fast(batch):
+    # four GIMP calls and their server jobs in one gimp-console run
+    assert batch["seconds"] < 120
+
+
+def test_readme_batch_example_stylises_a_folder(work: Path, profile: Path, server: RunningServer):
+    photos = work / "photos"
+    photos.mkdir()
+    assets = harness.REPO / "core" / "assets"
+    for name, size in (("chelsea", (80, 60)), ("astronaut", (64, 64))):
+        PILImage.open(assets / f"{name}.jpg").convert("RGB").resize(size).save(
+            photos / f"{name}.png"
+        )
+    script = harness.HERE / "stylise_folder.py"
+    env = server_env(server, profile, STYLE_FOLDER=str(photos), STYLE_SIZE="64", STYLE_STEPS="8")
+    code = f"exec(open({str(script)!r}).read())"
+    done = harness.run(
+        [
+            "gimp-console-3.0",
+            "-i",
+            "-n",
+            "--quit",
+            "--batch-interpreter=python-fu-eval",
+            "-b",
+            code,
+        ],
+        timeout=240,
+        binds=[work],
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in ("chelsea", "astronaut"):
+        original = np.asarray(PILImage.open(photos / f"{name}.png"), np.float32)
+        styled_path = photos / f"{name}-styled.png"
+        assert styled_path.is_file(), done.stdout + done.stderr[-3000:]
+        styled = np.asarray(PILImage.open(styled_path).convert("RGB"), np.float32)
+        assert styled.shape == original.shape
+        assert np.abs(styled - original).mean() > 10  # of 255: clearly repainted
+
+
+SCRIPT_FU = """
+(let* ((image (car (gimp-image-new 64 48 RGB)))
+       (layer (car (gimp-layer-new image "photo" 64 48 RGB-IMAGE 100 LAYER-MODE-NORMAL))))
+  (gimp-image-insert-layer image layer 0 0)
+  (gimp-drawable-fill layer FILL-WHITE)
+  (plug-in-stylebridge #:run-mode RUN-NONINTERACTIVE #:image image #:drawables (vector layer)
+                       #:builtin-style "the_scream" #:size 64 #:steps 3)
+  (gimp-message (car (gimp-item-get-name (vector-ref (car (gimp-image-get-layers image)) 0)))))
+"""
+
+
+def test_script_fu_calls_it_with_named_arguments(work: Path, profile: Path, server: RunningServer):
+    done = harness.run(
+        harness.console_args(SCRIPT_FU, "plug-in-script-fu-eval"),
+        timeout=120,
+        binds=[work],
+        env=server_env(server, profile),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    # the new top layer's name, as Script-Fu's gimp-message printed it
+    assert "script-fu-Warning: The Scream (Munch)" in done.stderr
+
+
+# ======================================================== errors: the image stays untouched
+
+
+@pytest.fixture(scope="module")
+def failures(work: Path, profile: Path) -> dict[str, Any]:
+    inputs = work / "failure-inputs"
+    inputs.mkdir()
+    bg, _ = layer_spec(inputs, "background", (W, H), [0, 0], 4)
+
+    def case(name: str, **args: Any) -> dict:
+        return {
+            "name": name,
+            "width": W,
+            "height": H,
+            "base": "rgb",
+            "precision": "U8_NON_LINEAR",
+            "layers": [bg],
+            "selected": [0],
+            "select": None,
+            "args": args,
+        }
+
+    cases = [
+        case("no_server", **FAST),
+        case("missing_style_file", **{"style-file": str(inputs / "nowhere.png")}),
+        case("missing_more_styles", **{"more-styles": str(inputs / "elsewhere.jpg")}),
+        case("bad_size", size=20),
+    ]
+    return run_batch(work, "failures", cases, server_env(None, profile))
+
+
+def test_no_server_is_a_clear_error_and_the_image_is_untouched(failures):
+    report = failures["no_server"].report
+    assert report["status"] == "execution-error"
+    assert "stylebridge server" in report["error"] and "stylebridge serve" in report["error"]
+    assert "not changed" in report["error"] and "Traceback" not in report["error"]
+    assert [layer["name"] for layer in report["layers"]] == ["background"]
+    assert report["dirty"] is False  # not even an empty undo step
+
+
+def test_bad_arguments_are_calling_errors_naming_the_problem(failures):
+    # a style file that does not exist is refused by GIMP itself (an "open" file argument)
+    style_file = failures["missing_style_file"].report
+    assert style_file["status"] == "calling-error"
+    assert "style-file" in style_file["error"]
+    # the other checks are the plug-in's
+    more = failures["missing_more_styles"].report
+    assert more["status"] == "calling-error"
+    assert "elsewhere.jpg" in more["error"] and "does not exist" in more["error"]
+    bad_size = failures["bad_size"].report
+    assert bad_size["status"] == "calling-error"
+    assert "Working size" in bad_size["error"] and "20" in bad_size["error"]
+    for report in (style_file, more, bad_size):
+        assert [layer["name"] for layer in report["layers"]] == ["background"]
+        assert report["dirty"] is False
+
+
+# ==================================================== GUI: one undo step, cancel from GIMP
+
+# Where GIMP 3.0.4's single-window layout puts things in its 800x600 first-run window.
+CANVAS_POINT = (380, 400)
+CANCEL_BUTTON = (518, 582)
+
+
+def server_status(srv: RunningServer) -> dict[str, Any]:
+    with Client(srv.endpoint, srv.token, timeout=10) as client:  # the plug-ins' stdlib client
+        return client.status()
+
+
+def wait_status(srv: RunningServer, predicate, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    status = server_status(srv)
+    while not predicate(status) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = server_status(srv)
+    return status
+
+
+def click_ok(display: str, gimp) -> tuple[int, int, int, int] | None:
+    """Wait for the plug-in's dialog and click its OK button; the dialog's geometry."""
+    deadline = time.monotonic() + 60
+    geometry = None
+    while geometry is None and time.monotonic() < deadline and gimp.poll() is None:
+        found = harness.find_window(display, "Style Transfer")
+        geometry = found[1] if found else None
+        time.sleep(0.3)
+    if geometry is not None:
+        time.sleep(1.5)  # first paint
+        x, y, w, h = geometry
+        harness.xdotool(display, "mousemove", str(x + w - 70), str(y + h - 41), "click", "1")
+    return geometry
+
+
+@pytest.fixture(scope="module")
+def gui(work: Path, profile: Path, server: RunningServer) -> dict[str, Any]:
+    reason = harness.xvfb_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    out = work / "gui"
+    out.mkdir()
+    results: dict[str, Any] = {}
+    env = server_env(server, profile, STYLEBRIDGE_GIMP_GUI=str(out))
+    with harness.xvfb() as display:
+        gimp = harness.start(
+            harness.batch_args(GUI, gui=True),
+            out / "gimp.log",
+            binds=[work],
+            env=env,
+            display=display,
+        )
+        try:
+            assert harness.wait_for(out / "a-ran.json", 120, gimp), (out / "gimp.log").read_text()
+            main_window = harness.find_window(display, "– GIMP")
+            results["geometry"] = main_window[1] if main_window else None
+            results["a_ran"] = json.loads((out / "a-ran.json").read_text())
+            harness.xdotool(display, "mousemove", *map(str, CANVAS_POINT))
+            time.sleep(0.3)
+            harness.xdotool(display, "key", "ctrl+z")
+            time.sleep(1.0)
+            (out / "a-undone").write_text("")
+            assert harness.wait_for(out / "a-after.json", 30, gimp)
+            results["a_after"] = json.loads((out / "a-after.json").read_text())
+
+            assert harness.wait_for(out / "b-started", 30, gimp)
+            running = wait_status(server, lambda s: s["running"] is not None, 30)
+            results["b_running"] = running["running"]
+            time.sleep(1.0)  # a few optimisation steps: the progress bar is up
+            harness.xdotool(display, "mousemove", *map(str, CANCEL_BUTTON), "click", "1")
+            clicked = time.monotonic()
+            results["b_after_status"] = wait_status(server, lambda s: s["running"] is None, 15)
+            results["cancel_seconds"] = time.monotonic() - clicked
+            assert harness.wait_for(out / "b-after.json", 30, gimp)
+            results["b_after"] = json.loads((out / "b-after.json").read_text())
+
+            results["dialog"] = click_ok(display, gimp)
+            assert harness.wait_for(out / "d-after.json", 60, gimp)
+            results["c_after"] = json.loads((out / "c-after.json").read_text())
+            results["d_after"] = json.loads((out / "d-after.json").read_text())
+            gimp.wait(60)
+        finally:
+            harness.stop(gimp)
+    return results
+
+
+def test_gui_window_layout_is_the_one_the_clicks_assume(gui):
+    assert gui["geometry"] == (0, 0, 800, 600)
+
+
+def test_one_undo_removes_every_result_layer(gui):
+    ran = gui["a_ran"]
+    assert ran["status"] == "success", ran["error"]
+    assert ran["layers"] == [f"{STARRY} #1", "layer 1", STARRY, "layer 0"]
+    # a single Ctrl+Z in GIMP's window takes out both result layers: one undo group
+    assert gui["a_after"]["layers"] == ["layer 1", "layer 0"]
+
+
+def test_cancel_in_gimp_stops_the_server_job_and_leaves_the_image(gui):
+    assert gui["b_running"] is not None  # the job was running on the server
+    assert gui["b_after_status"]["running"] is None and gui["b_after_status"]["queue"] == []
+    assert gui["cancel_seconds"] < 10
+    after = gui["b_after"]
+    assert after["status"] == "cancel"
+    assert after["layers"] == ["layer 0"]
+
+
+def test_interactive_run_shows_the_dialog_and_with_last_vals_reuses_its_values(gui):
+    assert gui["dialog"] is not None, "the dialog did not show"
+    after_ok = gui["c_after"]
+    assert after_ok["status"] == "success", after_ok["error"]
+    assert after_ok["layers"] == ["The Shipwreck (Turner)", "layer 0"]
+    # the with-last-vals call named the Scream at the preset's size; GIMP handed the plug-in
+    # the values of the interactive run instead
+    reused = gui["d_after"]
+    assert reused["status"] == "success", reused["error"]
+    assert reused["layers"] == ["The Shipwreck (Turner)", "layer 0"]

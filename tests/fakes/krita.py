@@ -1,0 +1,338 @@
+"""A fake of Krita's ``krita`` module: enough of `Krita`, `Document`, `Node` and `Selection` for
+the plug-in's host edge (host.py), its job runner (runner.py) and its scripting entry point
+(api.py), without Krita.
+
+Install it for a test with ``monkeypatch.setitem(sys.modules, "krita", tests.fakes.krita)``;
+`Krita.instance()` is then the application (`reset` gives a fresh one).
+
+Pixels are kept the way Krita hands them out: ``pixelData(x, y, w, h)`` returns the layer's
+bytes in its own colour model and depth (BGRA for 8 and 16 bit RGBA, zeros outside the layer),
+``setPixelData`` writes them. The document records what Krita would make an undo step of
+(`Document.history`: adding and removing nodes; measured on Krita 5.1.5, ``setPixelData``,
+``setOpacity``, ``setLocked`` and ``setName`` are not), so a test can count the steps a job
+leaves in the history.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+PIXEL_BYTES = {"RGBA": 4, "GRAYA": 2, "CMYKA": 5}
+DEPTH_BYTES = {"U8": 1, "U16": 2, "F16": 2, "F32": 4}
+_uids = itertools.count(1)
+
+
+def pixel_size(model: str, depth: str) -> int:
+    return PIXEL_BYTES.get(model, 4) * DEPTH_BYTES.get(depth, 1)
+
+
+def ramp(size: int) -> bytes:
+    """``size`` bytes counting 0..255 over and over: layer pixels that are not blank."""
+    return (bytes(range(256)) * (size // 256 + 1))[:size]
+
+
+class Rect:
+    """QRect's accessors."""
+
+    def __init__(self, x: int, y: int, w: int, h: int) -> None:
+        self._r = (x, y, w, h)
+
+    def x(self) -> int:
+        return self._r[0]
+
+    def y(self) -> int:
+        return self._r[1]
+
+    def width(self) -> int:
+        return self._r[2]
+
+    def height(self) -> int:
+        return self._r[3]
+
+
+class Canvas:
+    """Pixels over a ``width`` x ``height`` area; reads outside it give zeros."""
+
+    def __init__(self, width: int, height: int, pixel: int, data: bytes | None = None) -> None:
+        self.w, self.h, self.pixel = width, height, pixel
+        size = width * height * pixel
+        self.data = bytearray(data[:size] if data is not None else bytes(size))
+
+    def pixelData(self, x: int, y: int, w: int, h: int) -> bytes:
+        out = bytearray()
+        for row in range(y, y + h):
+            for col in range(x, x + w):
+                inside = 0 <= row < self.h and 0 <= col < self.w
+                start = (row * self.w + col) * self.pixel
+                out += self.data[start : start + self.pixel] if inside else bytes(self.pixel)
+        return bytes(out)
+
+    def setPixelData(self, data: bytes, x: int, y: int, w: int, h: int) -> None:
+        data = bytes(data)
+        if len(data) != w * h * self.pixel:
+            raise ValueError(f"{len(data)} bytes for {w}x{h} pixels of {self.pixel} bytes")
+        for row in range(h):
+            for col in range(w):
+                if 0 <= y + row < self.h and 0 <= x + col < self.w:
+                    start = ((y + row) * self.w + x + col) * self.pixel
+                    src = (row * w + col) * self.pixel
+                    self.data[start : start + self.pixel] = data[src : src + self.pixel]
+
+
+class Node(Canvas):
+    """A layer: a canvas the document's size in the document's colour space (or its own)."""
+
+    def __init__(
+        self,
+        document: Document | None,
+        name: str,
+        kind: str = "paintlayer",
+        model: str | None = None,
+        depth: str | None = None,
+        data: bytes | None = None,
+        width: int | None = None,
+        height: int | None = None,
+    ) -> None:
+        self.document = document
+        self.model = model or (document.model if document else "RGBA")
+        self.depth = depth or (document.depth if document else "U8")
+        w = width if width is not None else (document.w if document else 0)
+        h = height if height is not None else (document.h if document else 0)
+        super().__init__(w, h, pixel_size(self.model, self.depth), data)
+        self._name = name
+        self.kind = kind
+        self._opacity = 255
+        self._locked = False
+        self._uid = next(_uids)
+        self.parent: Node | None = None
+        self.children: list[Node] = []
+        self.bounds_rect: tuple[int, int, int, int] | None = None  # None: the whole canvas
+        self.inserted_as: dict[str, Any] | None = None  # its state when it was added
+
+    def __repr__(self) -> str:
+        return f"<Node {self._name!r}>"
+
+    # --- what a node says about itself
+    def type(self) -> str:
+        return self.kind
+
+    def name(self) -> str:
+        return self._name
+
+    def setName(self, name: str) -> None:
+        self._name = name
+
+    def uniqueId(self) -> int:
+        return self._uid
+
+    def bounds(self) -> Rect:
+        return Rect(*(self.bounds_rect or (0, 0, self.w, self.h)))
+
+    def colorModel(self) -> str:
+        return self.model
+
+    def colorDepth(self) -> str:
+        return self.depth
+
+    def opacity(self) -> int:
+        return self._opacity
+
+    def setOpacity(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
+            raise ValueError(f"Krita's opacity is an int 0..255, got {value!r}")
+        self._opacity = value
+
+    def locked(self) -> bool:
+        return self._locked
+
+    def setLocked(self, value: bool) -> None:
+        self._locked = bool(value)
+
+    # --- the tree
+    def parentNode(self) -> Node | None:
+        return self.parent
+
+    def childNodes(self) -> list[Node]:
+        return list(self.children)
+
+    def addChildNode(self, child: Node, above: Node | None) -> bool:
+        """Insert ``child`` right above ``above`` (None: at the bottom); one undo step."""
+        index = 0 if above is None else self.children.index(above) + 1
+        self.children.insert(index, child)
+        child.parent = self
+        child.inserted_as = {"name": child.name(), "opacity": child.opacity(),
+                             "locked": child.locked()}  # fmt: skip
+        if self.document is not None:
+            self.document.history.append(("add", child.name()))
+        return True
+
+    def remove(self) -> bool:
+        """Take the node out of its parent; one undo step."""
+        if self.parent is None:
+            return False
+        self.parent.children.remove(self)
+        self.parent = None
+        if self.document is not None:
+            self.document.history.append(("remove", self.name()))
+        return True
+
+
+class Selection(Canvas, Rect):
+    """A global selection: 8-bit coverage over the canvas and its bounding box."""
+
+    def __init__(self, width: int = 0, height: int = 0, box: tuple[int, int, int, int] = (0,) * 4):
+        Canvas.__init__(self, width, height, 1)
+        Rect.__init__(self, *box)
+        x, y, w, h = box
+        for row in range(y, y + h):
+            self.data[row * width + x : row * width + x + w] = b"\xff" * w
+
+
+class Document:
+    """A document of ``width`` x ``height`` in ``model``/``depth``; its root holds the layers."""
+
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        model: str = "RGBA",
+        depth: str = "U8",
+        selection: Selection | None = None,
+        node_by_unique_id: bool = True,
+    ) -> None:
+        self.w, self.h, self.model, self.depth = width, height, model, depth
+        self.sel = selection
+        self.root = Node(self, "root", "grouplayer")
+        self.active: Node | None = None
+        self.history: list[tuple[str, str]] = []  # undo steps: ("add" | "remove", node name)
+        self.projections = 0
+        if node_by_unique_id:  # Krita 5.2+; without it (5.1) the plug-in walks the tree
+            self.nodeByUniqueId = self._node_by_unique_id
+
+    def add_layer(
+        self,
+        name: str = "Paint Layer 1",
+        data: bytes | None = None,
+        model: str | None = None,
+        depth: str | None = None,
+        kind: str = "paintlayer",
+    ) -> Node:
+        """A layer on top of the stack, made active (set-up, not an undo step)."""
+        node = Node(self, name, kind, model, depth, data)
+        self.root.children.append(node)
+        node.parent = self.root
+        self.active = node
+        return node
+
+    def names(self) -> list[str]:
+        """The top-level layers' names, bottom first."""
+        return [node.name() for node in self.root.children]
+
+    # --- Krita's API
+    def width(self) -> int:
+        return self.w
+
+    def height(self) -> int:
+        return self.h
+
+    def colorModel(self) -> str:
+        return self.model
+
+    def colorDepth(self) -> str:
+        return self.depth
+
+    def selection(self) -> Selection | None:
+        return self.sel
+
+    def setSelection(self, selection: Selection | None) -> None:
+        self.sel = selection
+
+    def rootNode(self) -> Node:
+        return self.root
+
+    def activeNode(self) -> Node | None:
+        return self.active
+
+    def setActiveNode(self, node: Node) -> None:
+        self.active = node
+
+    def createNode(self, name: str, kind: str) -> Node:
+        return Node(self, name, kind)
+
+    def _node_by_unique_id(self, uid: Any) -> Node | None:
+        def find(node: Node) -> Node | None:
+            for child in node.children:
+                if child.uniqueId() == uid:
+                    return child
+                found = find(child)
+                if found is not None:
+                    return found
+            return None
+
+        return find(self.root)
+
+    def pixelData(self, x: int, y: int, w: int, h: int) -> bytes:
+        """The projection: here, the top visible paint layer's pixels (enough for tests)."""
+        layers = [n for n in self.root.children if n.kind == "paintlayer"]
+        if not layers:
+            return bytes(w * h * pixel_size(self.model, self.depth))
+        return layers[-1].pixelData(x, y, w, h)
+
+    def refreshProjection(self) -> None:
+        self.projections += 1
+
+    def waitForDone(self) -> None:
+        pass
+
+
+class Extension:
+    def __init__(self, parent: Any = None) -> None:
+        self.parent = parent
+
+
+class Krita:
+    """The application: documents, settings (kritarc), extensions."""
+
+    _instance: Krita | None = None
+
+    def __init__(self) -> None:
+        self.documents: list[Document] = []
+        self.active_document: Document | None = None
+        self.settings: dict[tuple[str, str], str] = {}
+        self.extensions: list[Any] = []
+
+    @classmethod
+    def instance(cls) -> Krita:
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    def activeDocument(self) -> Document | None:
+        return self.active_document
+
+    def activeWindow(self) -> None:
+        return None
+
+    def readSetting(self, group: str, key: str, default: str) -> str:
+        return self.settings.get((group, key), default)
+
+    def writeSetting(self, group: str, key: str, value: str) -> None:
+        self.settings[(group, key)] = value
+
+    def addExtension(self, extension: Any) -> None:
+        self.extensions.append(extension)
+
+
+def reset() -> Krita:
+    """A fresh application (no documents, no settings)."""
+    Krita._instance = Krita()
+    return Krita._instance
+
+
+def open_document(document: Document) -> Document:
+    """Make ``document`` the application's active document."""
+    app = Krita.instance()
+    app.documents.append(document)
+    app.active_document = document
+    return document

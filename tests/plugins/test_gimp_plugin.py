@@ -1,0 +1,421 @@
+"""The GIMP plug-in without GIMP: its logic module (stylebridge_gimp.py), and its GIMP edge
+(stylebridge.py) against the fake Gimp/Gegl API of tests/fakes/gimp.py with a scripted client
+(the real thing runs in tests/e2e/gimp).
+
+Both are loaded from a folder laid out by plugins/dist.py, as users install it, so the vendored
+bridge, its vocabulary and the built-in styles are where the plug-in looks for them
+(tests/plugins/conftest.py).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import gimp as fake
+from tests.fakes.client import THREE_STEPS_THEN_RESULT, ScriptedClient
+from tests.support import REPO
+from tests.support.plugins import dist
+from tests.support.servers import free_port
+
+PLUGIN = REPO / "plugins" / "gimp" / "stylebridge"
+STARRY = "The Starry Night (van Gogh)"
+
+
+def args_of(sg, vocabulary, preset="fast", **values):
+    """The procedure's arguments as the PDB hands them over: every dialog control at the value
+    a fresh GIMP config holds (0 where 0 means the preset's), ``values`` over them."""
+    defaults = {}
+    for control in vocabulary.dialog_controls():
+        zero = sg.zero_means_preset(control)
+        defaults[control.name] = 0 if zero or control.default is None else control.default
+    return sg.ProcedureArgs(preset, {**defaults, **values})
+
+
+# ================================================================================= styles
+
+
+def test_builtin_styles_come_from_the_installed_index(sg, gimp_wire, installed):
+    styles = gimp_wire.catalogue.builtin_styles(str(installed / "styles"))
+    assert sg.DEFAULT_BUILTIN in styles
+    assert styles["starry_night"].title == STARRY
+    assert set(styles) == {Path(f).stem for f in dist().STYLE_FILES.values()}
+    assert all(os.path.isfile(style.path) for style in styles.values())
+
+
+def test_builtin_styles_of_a_folder_without_index_is_empty(gimp_wire, tmp_path):
+    assert gimp_wire.catalogue.builtin_styles(str(tmp_path)) == {}
+
+
+def test_split_paths_takes_lines_and_the_path_separator(sg):
+    text = f"/a/one.png\n\n  /b/two.jpg {os.pathsep}/c/three.tif\n"
+    assert sg.split_paths(text) == ["/a/one.png", "/b/two.jpg", "/c/three.tif"]
+    assert sg.split_paths("") == [] and sg.split_paths(None) == []
+
+
+def test_resolve_styles_defaults_to_the_chosen_builtin(sg, gimp_wire, installed):
+    builtins = gimp_wire.catalogue.builtin_styles(str(installed / "styles"))
+    assert sg.resolve_styles(None, "", "", builtins) == [builtins["starry_night"]]
+    assert sg.resolve_styles(None, "", "the_scream", builtins) == [builtins["the_scream"]]
+    with pytest.raises(sg.PluginError, match="Unknown built-in painting 'mona_lisa'") as err:
+        sg.resolve_styles(None, "", "mona_lisa", builtins)
+    assert err.value.calling
+
+
+def test_resolve_styles_files_win_over_the_builtin(sg, gimp_wire, installed, tmp_path):
+    catalogue = gimp_wire.catalogue
+    builtins = catalogue.builtin_styles(str(installed / "styles"))
+    first, second = tmp_path / "my_brush_work.png", tmp_path / "second.jpg"
+    first.write_bytes(b"x")
+    second.write_bytes(b"x")
+    styles = sg.resolve_styles(str(first), str(second), "the_scream", builtins)
+    assert [s.path for s in styles] == [str(first), str(second)]
+    assert catalogue.title(styles) == "my brush work + second"
+    with pytest.raises(sg.PluginError, match="does not exist") as err:
+        sg.resolve_styles(None, str(tmp_path / "gone.png"), "", builtins)
+    assert err.value.calling and "gone.png" in str(err.value)
+
+
+def test_style_size_keeps_small_images_and_shrinks_big_ones(gimp_wire):
+    fitted_size = gimp_wire.catalogue.fitted_size
+    assert fitted_size(800, 600) == (800, 600)
+    assert fitted_size(4000, 3000) == (1024, 768)
+    assert fitted_size(3000, 10) == (1024, 3)
+
+
+# ============================================================================== arguments
+
+
+def test_arguments_map_to_controls_leaving_zeros_to_the_preset(sg, gimp_wire):
+    vocabulary = gimp_wire.vocabulary.default()
+    args = args_of(sg, vocabulary, strength=0.5, preserve_colors="luminance", seed=7)
+    controls = args.check(vocabulary).controls(vocabulary)
+    # strength is the result layer's opacity; size, time budget and steps at 0: the preset's
+    assert controls == {"balance": 0.5, "preserve_colors": "luminance", "seed": 7}
+    assert args.opacity() == 50.0
+    full = args_of(sg, vocabulary, size=256, steps=40, time_budget=0.01)
+    controls = full.check(vocabulary).controls(vocabulary)
+    # a budget below the server's 0.1 s minimum is raised to it
+    assert (controls["size"], controls["steps"], controls["time_budget"]) == (256, 40, 0.1)
+    assert full.opacity() == 100.0
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"strength": 1.5}, "Strength"),
+        ({"balance": 1.5}, "Balance"),
+        ({"preserve_colors": "sepia"}, "Colours"),
+        ({"preset": "turbo"}, "Preset"),
+        ({"size": 20}, "Working size"),
+        ({"size": 9000}, "Working size"),
+        ({"time_budget": -1.0}, "Time limit"),
+        ({"seed": -1}, "Seed"),
+        ({"steps": 100_001}, "Steps"),
+    ],
+)
+def test_bad_arguments_are_calling_errors_naming_the_field(sg, gimp_wire, change, words):
+    vocabulary = gimp_wire.vocabulary.default()
+    with pytest.raises(sg.PluginError, match=words) as err:
+        args_of(sg, vocabulary, **change).check(vocabulary)
+    assert err.value.calling
+
+
+def test_dialog_frames_hold_every_control_once(sg, gimp_wire):
+    vocabulary = gimp_wire.vocabulary.default()
+    frames = sg.dialog_frames(vocabulary)
+    assert [frame for frame, _, _ in frames] == ["style", "result", "optimiser"]
+    assert frames[1][2] == ["strength", "balance", "preserve-colors"]  # what the result looks like
+    assert frames[2][2] == ["preset", "size", "time-budget", "steps", "seed"]
+
+
+# ================================================================================ pixels
+
+
+def test_layouts_are_float_and_perceptual_with_alpha(sg):
+    assert sg.layout_for(False) == sg.Layout("R'G'B'A float", 4)
+    assert sg.layout_for(True) == sg.Layout("Y'A float", 2)
+    assert sg.MASK_FORMAT == "Y float"  # coverage, not a colour: no curve
+
+
+def test_work_area_without_selection_is_the_whole_drawable(sg):
+    area = sg.work_area((300, 200), (40, 30), None)
+    assert area == sg.WorkArea((0, 0, 300, 200), False)
+
+
+def test_work_area_is_the_selection_on_the_drawable_plus_a_margin(sg):
+    # selection (100, 80)-(140, 120) in the image; the drawable sits at (40, 30)
+    area = sg.work_area((300, 200), (40, 30), (100, 80, 140, 120))
+    margin = 32  # context_margin of a 40 px box: the minimum
+    assert area.masked
+    assert area.box == (60 - margin, 50 - margin, 40 + 2 * margin, 40 + 2 * margin)
+    assert area.image_box((40, 30)) == (60 - margin + 40, 50 - margin + 30, 104, 104)
+
+
+def test_work_area_margin_is_clipped_to_the_drawable(sg):
+    area = sg.work_area((100, 100), (0, 0), (0, 90, 10, 100))
+    assert area.box == (0, 58, 42, 42)
+
+
+def test_work_area_selection_off_the_drawable_is_an_error(sg):
+    with pytest.raises(sg.PluginError, match="does not touch the layer 'x'"):
+        sg.work_area((50, 50), (200, 200), (0, 0, 100, 100), "the layer 'x'")
+
+
+# ============================================================================== progress
+
+
+def test_progress_fraction_spans_all_drawables(sg):
+    event = {"step": 50, "total_steps": 100}
+    assert sg.progress_fraction(event, 0, 1) == 0.5
+    assert sg.progress_fraction(event, 1, 2) == 0.75
+    assert sg.progress_fraction({}, 1, 4) == 0.25
+    assert sg.progress_fraction({"step": 120, "total_steps": 100}, 0, 1) == 1.0
+
+
+def test_progress_text_shows_step_and_eta(sg):
+    event = {"step": 12, "total_steps": 150, "eta": 83.4}
+    text = sg.progress_text(event, 1, 3, "The Scream (Munch)")
+    assert (
+        text == "Style transfer: The Scream (Munch) · layer 2 of 3 · step 12/150 · 1 min 23 s left"
+    )
+    assert sg.progress_text({"step": 1, "total_steps": 9, "eta": None}, 0, 1, "x").endswith("1/9")
+    assert "waiting for the server" in sg.progress_text(None, 0, 1, "x")
+    assert "queued behind 2 jobs" in sg.progress_text(None, 0, 1, "x", position=2)
+
+
+def test_format_seconds(gimp_wire):
+    assert [gimp_wire.progress.format_seconds(s) for s in (0.4, 59, 61, 3725)] == [
+        "0 s",
+        "59 s",
+        "1 min 01 s",
+        "1 h 02 min",
+    ]
+
+
+# ================================================================================ errors
+
+
+def test_error_messages_say_what_happened_and_that_the_image_is_unchanged(sg, gimp_wire):
+    gone = sg.describe_error(gimp_wire.ServerUnavailable("cannot connect to tcp://127.0.0.1:9"))
+    assert "not available" in gone and "stylebridge serve" in gone and "not changed" in gone
+    failed = sg.describe_error(gimp_wire.ServerError("too_large", "content too large", "content"))
+    assert "content too large" in failed and "too_large" in failed and "field content" in failed
+    assert sg.describe_error(sg.PluginError("Select a layer.")) == "Select a layer."
+    odd = sg.describe_error(RuntimeError("boom"))
+    assert "RuntimeError: boom" in odd and "Traceback" not in odd
+
+
+def test_the_zip_installs_an_executable_plug_in(tmp_path):
+    archive = dist().build_gimp(tmp_path)
+    with zipfile.ZipFile(archive) as zf:
+        names = set(zf.namelist())
+        mode = zf.getinfo("stylebridge/stylebridge.py").external_attr >> 16
+    assert {
+        "stylebridge/stylebridge_gimp.py",
+        "stylebridge/stylebridge_wire/client.py",
+        "stylebridge/stylebridge_wire/catalogue.py",
+        "stylebridge/stylebridge_wire/pixels.py",
+        "stylebridge/stylebridge_wire/vocabulary.py",
+        "stylebridge/stylebridge_wire/vocabulary.json",
+        "stylebridge/styles/index.tsv",
+    } <= names
+    assert mode & stat.S_IXUSR
+    text = (PLUGIN / "stylebridge.py").read_text()
+    assert text.startswith("#!/usr/bin/env python3\n")
+
+
+# ====================================================================== the GIMP edge, faked
+
+
+def procedure(edge) -> fake.Procedure:
+    """The procedure as GIMP creates it: the edge registers its arguments on it."""
+    proc = fake.Procedure()
+    edge.add_arguments(proc)
+    return proc
+
+
+def run(edge, image, drawables, **values):
+    """plug-in-stylebridge, non-interactive, with ``values`` over the arguments' defaults."""
+    proc = procedure(edge)
+    return edge.run(proc, "noninteractive", image, drawables, proc.config(**values), None)
+
+
+FAST = {"size": 64, "steps": 5}
+
+
+def test_edge_registers_the_documented_arguments(edge):
+    proc = procedure(edge)
+    names = list(proc.arguments)
+    assert names == [
+        "style-file",
+        "builtin-style",
+        "more-styles",
+        "preset",
+        "strength",
+        "balance",
+        "preserve-colors",
+        "size",
+        "time-budget",
+        "steps",
+        "seed",
+    ]
+    builtin = proc.arguments["builtin-style"]
+    assert builtin.default == "starry_night" and "the_scream" in builtin.spec["choice"].nicks
+    preset = proc.arguments["preset"]
+    assert preset.spec["choice"].nicks == ["fast", "quality", "paper"] and preset.default == "fast"
+    kinds = {name: arg.kind for name, arg in proc.arguments.items()}
+    assert kinds["strength"] == kinds["balance"] == kinds["time-budget"] == "double"
+    assert kinds["size"] == kinds["steps"] == kinds["seed"] == "int"
+    assert kinds["preserve-colors"] == "choice" and kinds["style-file"] == "file"
+    ranges = {n: (a.spec["low"], a.spec["high"], a.default) for n, a in proc.arguments.items()
+              if a.kind in ("int", "double")}  # fmt: skip
+    assert ranges["strength"] == (0, 1, 1.0) and ranges["balance"] == (0, 1, 0.5)
+    assert ranges["size"] == (0, 8192, 512)  # 0: the preset's
+    assert ranges["seed"] == (0, 2**31 - 1, 0)  # a PDB int is a C int
+    assert proc.arguments["size"].label == "Working size (0: preset)"
+    # the dialog shows every argument, each in one frame
+    in_frames = [name for _, _, names in edge.sg.dialog_frames(edge.VOCABULARY) for name in names]
+    assert sorted(in_frames) == sorted(names) and len(set(in_frames)) == len(in_frames)
+
+
+def test_edge_adds_results_above_each_layer_in_one_undo_group(edge, monkeypatch):
+    client = ScriptedClient()
+    monkeypatch.setattr(edge, "Client", lambda *args, **kwargs: client)
+    image = fake.Image(selection=(30, 20, 60, 50))
+    bottom = image.add("bottom", 120, 80)
+    top = image.add("top", 60, 40, offsets=(20, 10))
+    status, error = run(edge, image, [bottom, top], **FAST)
+    assert (status, error) == ("success", "")
+    inserts = [entry for entry in image.log if entry[0] == "insert"]
+    undo = [i for i, entry in enumerate(image.log) if isinstance(entry, str)]
+    assert [image.log[i] for i in undo] == ["undo_group_start", "undo_group_end"]
+    first_insert = image.log.index(inserts[0])
+    last_insert = image.log.index(inserts[-1])
+    assert undo[0] < first_insert and last_insert < undo[1]  # the group wraps every insertion
+    # each result lands right above its own layer, at its offsets, and ends up selected
+    names = [layer.name for layer in image.layers]
+    assert names == [STARRY, "bottom", STARRY, "top"]
+    assert image.layers[0].offsets == (0, 0) and image.layers[2].offsets == (20, 10)
+    assert image.selected == [image.layers[0], image.layers[2]]
+    assert image.layers[0].opacity == image.layers[2].opacity == 100.0  # strength 1
+    # the selection box plus the margin, in each layer's own pixels
+    writes = [entry for entry in image.log if entry[0] == "set"]
+    assert [w[1] for w in writes] == [(0, 0, 92, 80), (0, 0, 60, 40)]
+    assert [s["mask"].width for s in client.submits] == [92, 60]
+    first = client.submits[0]
+    assert first["content"].dtype == "float32" and first["preset"] == "fast"
+    assert first["controls"] == {"balance": 0.5, "preserve_colors": "none", "seed": 0, **FAST}
+    assert client.pings == 1 and client.closed
+
+
+def test_edge_strength_is_the_result_layers_opacity(edge, monkeypatch):
+    client = ScriptedClient()
+    monkeypatch.setattr(edge, "Client", lambda *args, **kwargs: client)
+    image = fake.Image()
+    layer = image.add("photo", 40, 30)
+    status, _ = run(edge, image, [layer], strength=0.35, **FAST)
+    assert status == "success"
+    assert image.layers[0].opacity == pytest.approx(35.0)
+    assert "strength" not in client.submits[0]["controls"]  # made at full strength
+
+
+def test_edge_shows_progress_with_eta_and_polls_at_least_every_second(edge, monkeypatch):
+    client = ScriptedClient()
+    monkeypatch.setattr(edge, "Client", lambda *args, **kwargs: client)
+    monkeypatch.setattr(edge.ProgressBar, "show", _unthrottled(edge.ProgressBar.show))
+    image = fake.Image()
+    layer = image.add("photo", 40, 30)
+    run(edge, image, [layer], **FAST)
+    texts = [entry[1] for entry in edge.progress_log if entry[0] == "text"]
+    fractions = [entry[1] for entry in edge.progress_log if entry[0] == "update"]
+    assert texts[0] == f"Style transfer: {STARRY} · step 1/3 · 2 s left"
+    assert fractions == sorted(fractions) and 0 < fractions[0] < fractions[-1] <= 1
+    assert edge.progress_log[-1] == ("end",)
+    assert max(client.polls) <= 1.0
+
+
+def _unthrottled(show):
+    def always(self, event, position):
+        self._last = 0.0
+        return show(self, event, position)
+
+    return always
+
+
+def test_edge_server_error_on_a_later_layer_leaves_the_image_untouched(
+    edge, gimp_wire, monkeypatch
+):
+    error = gimp_wire.ServerError("engine_error", "out of memory")
+
+    def script(index, content):
+        return [("progress", 1, 2), ("error", error)] if index == 1 else THREE_STEPS_THEN_RESULT
+
+    monkeypatch.setattr(edge, "Client", lambda *args, **kwargs: ScriptedClient(script))
+    image = fake.Image()
+    layers = [image.add("a", 40, 30), image.add("b", 40, 30)]
+    status, error = run(edge, image, layers, **FAST)
+    assert status == "execution-error"
+    assert "out of memory" in error and "not changed" in error
+    assert [entry for entry in image.log if entry[0] in ("insert", "set")] == []
+    assert "undo_group_start" not in image.log
+
+
+def test_edge_closes_the_undo_group_when_an_insertion_fails(edge, monkeypatch):
+    monkeypatch.setattr(edge, "Client", lambda *args, **kwargs: ScriptedClient())
+    image = fake.Image()
+    layer = image.add("a", 40, 30)
+    image.fail_insert = True
+    status, error = run(edge, image, [layer], **FAST)
+    assert status == "execution-error" and "insert failed" in error
+    assert image.log[0] == "undo_group_start" and image.log[-1] == "undo_group_end"
+
+
+def test_edge_without_server_is_an_execution_error(edge, monkeypatch):
+    monkeypatch.setenv("STYLEBRIDGE_ENDPOINT", f"tcp://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("STYLEBRIDGE_TOKEN", "nobody")
+    image = fake.Image()
+    layer = image.add("a", 40, 30)
+    status, error = run(edge, image, [layer], **FAST)
+    assert status == "execution-error"
+    assert error.startswith("The stylebridge server is not available") and "refused" in error
+    assert image.log == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "base", "words"),
+    [
+        ("channel", "rgb", "channel or a layer mask"),
+        ("group", "rgb", "layer group"),
+        ("layer", "indexed", "Indexed images"),
+    ],
+)
+def test_edge_refuses_what_it_cannot_stylise_as_calling_errors(edge, kind, base, words):
+    image = fake.Image(base=base)
+    drawable = image.add("thing", 40, 30, kind=kind)
+    status, error = run(edge, image, [drawable], **FAST)
+    assert status == "calling-error" and words in error
+    assert image.log == []
+
+
+def test_edge_bad_arguments_are_calling_errors_before_anything_is_sent(edge, monkeypatch):
+    client = ScriptedClient()
+    monkeypatch.setattr(edge, "Client", lambda *args, **kwargs: client)
+    image = fake.Image()
+    layer = image.add("a", 40, 30)
+    status, error = run(edge, image, [layer], size=20)
+    assert status == "calling-error" and "Working size" in error and "20" in error
+    assert client.submits == [] and image.log == []
+
+
+def test_edge_empty_layer_is_a_clear_error(edge, monkeypatch):
+    monkeypatch.setattr(edge, "Client", lambda *args, **kwargs: ScriptedClient())
+    image = fake.Image()
+    layer = image.add("empty", 40, 30)
+    layer.buffer.fill = 0.0
+    status, error = run(edge, image, [layer], **FAST)
+    assert status == "execution-error" and "'empty' is empty" in error

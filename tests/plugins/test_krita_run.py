@@ -1,0 +1,194 @@
+"""Krita's job runner (`StyleRun`) and its layer (`ResultLayer`) on the fake ``krita`` module
+(tests/fakes/krita.py) with a scripted client (tests/fakes/client.py): the preview becomes the
+result in the same node, at the strength as opacity, in one undo step; whatever ends a run
+early leaves the document as it was. Driven by Qt's event loop (offscreen PyQt6), as in Krita.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.fakes import krita as fake
+from tests.fakes.client import ScriptedClient
+
+W, H = 64, 48
+TITLE = "The Starry Night (van Gogh)"
+PREVIEW = TITLE + " (stylising...)"
+
+
+def opaque_bgra(width: int, height: int) -> bytes:
+    """Krita's 8-bit RGBA layout (B, G, R, A): ramps, fully opaque."""
+    return b"".join(
+        bytes((x * 255 // width, y * 255 // height, 90, 255))
+        for y in range(height)
+        for x in range(width)
+    )
+
+
+@pytest.fixture
+def doc(krita_app):
+    """Background (the source, active) under Top: the result goes between them."""
+    document = fake.Document(W, H)
+    source = document.add_layer("Background", opaque_bgra(W, H))
+    document.add_layer("Top")
+    document.setActiveNode(source)
+    return fake.open_document(document)
+
+
+def rgb(sbk, width: int, height: int, pixel: tuple[int, int, int]):
+    return sbk.stylebridge_wire.Image(width, height, 3, "uint8", bytes(pixel) * (width * height))
+
+
+def rgba(sbk, width: int, height: int, pixel: tuple[int, int, int, int]):
+    return sbk.stylebridge_wire.Image(width, height, 4, "uint8", bytes(pixel) * (width * height))
+
+
+class Run:
+    """A `StyleRun` on the active layer of ``doc`` with a scripted client, and what it said."""
+
+    def __init__(self, sbk, qapp, doc, script, **controls) -> None:
+        self.qapp = qapp
+        self.doc = doc
+        self.client = ScriptedClient(script)
+        options = sbk.options.Options(["starry_night"], controls=controls)
+        capture = sbk.host.capture(doc, doc.activeNode())
+        self.run = sbk.runner.StyleRun(capture, options, self.client)
+        self.events: list[tuple] = []
+        self.run.finished.connect(lambda node: self.events.append(("finished", node)))
+        self.run.failed.connect(lambda message: self.events.append(("failed", message)))
+        self.run.cancelled.connect(lambda: self.events.append(("cancelled",)))
+        self.previews: list = []
+        self.run.start()
+
+    def until(self, condition, timeout: float = 10.0) -> None:
+        """Qt's event loop (the run's 50 ms timer) until ``condition()`` holds."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, f"not reached within {timeout} s: {self.events}"
+            self.qapp.processEvents()
+            time.sleep(0.005)
+
+    def ended(self) -> bool:
+        return bool(self.events)
+
+    def preview_shown(self) -> bool:
+        return PREVIEW in self.doc.names()
+
+
+def test_preview_then_result_in_the_same_node_at_the_strength_in_one_undo_step(sbk, qapp, doc):
+    script = [
+        ("progress", 1, 3),
+        ("preview", rgb(sbk, 16, 12, (250, 0, 0))),
+        ("progress", 2, 3),
+        ("progress", 3, 3),
+        ("result", rgba(sbk, W, H, (10, 20, 30, 255))),
+    ]
+    r = Run(sbk, qapp, doc, script, strength=0.6, size=256)
+    sent = r.client.submits[0]
+    # strength is the layer's opacity: the job itself runs at full strength
+    assert sent["controls"] == {"size": 256} and sent["preset"] == "fast"
+    assert sent["mask"] is None and sent["preview"] == sbk.options.PREVIEW_INTERVAL
+    r.until(r.preview_shown)
+    preview = r.run.layer.node
+    assert doc.names() == ["Background", PREVIEW, "Top"]  # right above the source
+    assert preview.locked() and preview.opacity() == round(255 * 0.6)
+    r.until(lambda: preview.pixelData(W // 2, H // 2, 1, 1) != bytes(4))
+    # the frame, scaled to the layer: red, in Krita's BGRA order, opaque like the source
+    assert preview.pixelData(W // 2, H // 2, 1, 1) == bytes((0, 0, 250, 255))
+    r.until(r.ended)
+    (kind, node), *rest = r.events
+    assert kind == "finished" and not rest
+    assert node is preview and node.uniqueId() == preview.uniqueId()  # the same node
+    assert doc.names() == ["Background", TITLE, "Top"]
+    assert node.name() == TITLE and not node.locked()
+    assert node.opacity() == round(255 * 0.6)  # the artist changes it later without a rerun
+    assert node.pixelData(0, 0, W, H) == bytes((30, 20, 10, 255)) * (W * H)
+    assert doc.history == [("add", PREVIEW)]  # exactly one undo step: adding the layer
+    assert doc.nodeByUniqueId(node.uniqueId()) is node
+    assert r.client.closed and r.run.ended
+
+
+def test_opacity_is_the_strength_set_before_the_layer_is_inserted(sbk, qapp, doc):
+    cap = sbk.host.capture(doc, doc.activeNode())
+    for strength, opacity in ((0.0, 0), (0.25, 64), (1.0, 255), (1.7, 255)):
+        layer = sbk.host.ResultLayer(cap, TITLE, strength)
+        assert layer.node.opacity() == opacity
+        # set before the insertion, as was the lock: neither is an undo step of its own then
+        assert layer.node.inserted_as == {"name": PREVIEW, "opacity": opacity, "locked": True}
+        layer.discard()
+    assert doc.names() == ["Background", "Top"]
+    assert [step for step, _ in doc.history] == ["add", "remove"] * 4
+
+
+def test_cancel_removes_the_preview_and_stops_the_server_job(sbk, qapp, doc):
+    script = [("progress", 1, 100), ("preview", rgb(sbk, 8, 6, (0, 200, 0)))]
+    script += [("progress", n, 100) for n in range(2, 100)]
+    r = Run(sbk, qapp, doc, script)
+    r.until(r.preview_shown)
+    job = r.client.jobs[0]
+    r.run.cancel()
+    assert doc.names() == ["Background", "Top"]  # at once, not when the server confirms
+    assert r.events == [("cancelled",)]
+    assert r.client.cancels == [job.job_id]
+    r.until(lambda: r.client.closed)  # the server's answer is awaited, then the connection goes
+    assert job.cancelled
+    assert doc.history == [("add", PREVIEW), ("remove", PREVIEW)]
+
+
+def test_discard_removes_the_node_and_only_once(sbk, qapp, doc):
+    cap = sbk.host.capture(doc, doc.activeNode())
+    layer = sbk.host.ResultLayer(cap, TITLE)
+    assert doc.names() == ["Background", PREVIEW, "Top"] and layer.alive()
+    layer.discard()
+    assert doc.names() == ["Background", "Top"] and not layer.alive()
+    layer.discard()  # already gone: nothing happens
+    assert doc.history == [("add", PREVIEW), ("remove", PREVIEW)]
+
+
+@pytest.mark.parametrize("krita_52", [True, False], ids=["nodeByUniqueId", "krita-5.1-tree-walk"])
+def test_a_removed_preview_layer_cancels_the_job(sbk, qapp, krita_app, krita_52):
+    document = fake.Document(W, H, node_by_unique_id=krita_52)
+    source = document.add_layer("Background", opaque_bgra(W, H))
+    doc = fake.open_document(document)
+    script = [("progress", 1, 100), ("preview", rgb(sbk, 8, 6, (9, 9, 9)))]
+    script += [("progress", n, 100) for n in range(2, 100)]
+    r = Run(sbk, qapp, doc, script)
+    r.until(r.preview_shown)
+    r.run.layer.node.remove()  # the artist deletes it (or undoes its creation) mid-job
+    r.until(r.ended)
+    assert r.events == [("failed", "The preview layer was removed, so the job was cancelled.")]
+    assert r.client.cancels == [r.client.jobs[0].job_id]
+    assert doc.names() == ["Background"] and source.parentNode() is doc.rootNode()
+    r.until(lambda: r.client.closed)
+
+
+def test_a_result_of_the_wrong_size_fails_cleanly(sbk, qapp, doc):
+    before = bytes(doc.activeNode().pixelData(0, 0, W, H))
+    script = [("progress", 1, 2), ("result", rgba(sbk, 10, 10, (1, 2, 3, 255)))]
+    r = Run(sbk, qapp, doc, script)
+    r.until(r.ended)
+    assert r.events == [("failed", f"The server answered 10x10, expected {W}x{H}.")]
+    assert doc.names() == ["Background", "Top"]  # the preview layer went, nothing came
+    assert doc.history == [("add", PREVIEW), ("remove", PREVIEW)]
+    assert doc.activeNode().pixelData(0, 0, W, H) == before
+    assert r.client.closed and r.client.cancels == []
+
+
+def test_a_server_error_fails_with_its_message_and_leaves_nothing(sbk, qapp, doc):
+    error = sbk.stylebridge_wire.ServerError("bad_field", "size: 10 is outside 32..8192", "size")
+    r = Run(sbk, qapp, doc, [("progress", 1, 2), ("error", error)])
+    r.until(r.ended)
+    assert r.events == [("failed", "Size: 10 is outside 32..8192 [bad_field]")]
+    assert doc.names() == ["Background", "Top"] and r.client.closed
+
+
+def test_scripting_entry_point_returns_the_new_layer(sbk, qapp, doc, monkeypatch):
+    client = ScriptedClient([("result", rgba(sbk, W, H, (1, 2, 3, 255)))])
+    monkeypatch.setattr(sbk.api, "Client", lambda endpoint, token: client)
+    node = sbk.stylize_active_layer("starry_night", strength=0.5, balance=0.7, size=64)
+    assert node.name() == TITLE and node.opacity() == 128
+    assert client.submits[0]["controls"] == {"balance": 0.7, "size": 64}
+    with pytest.raises(sbk.StyleTransferError, match="Balance"):
+        sbk.stylize_active_layer("starry_night", balance=2)
