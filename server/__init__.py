@@ -1,1 +1,1 @@
-"""stylebridge.server: the command line, and (later) the ZeroMQ server and its clients."""
+"""stylebridge.server: the ZeroMQ server, its protocol, the numpy client and the command line."""

@@ -7,10 +7,20 @@ Standard library only and fast enough for 8000 px layers: every loop here runs i
 from __future__ import annotations
 
 import struct
+from typing import NamedTuple
 
 from .protocol import Image
 
-Box = tuple[int, int, int, int]  # x, y, width, height
+
+class Rect(NamedTuple):
+    """A host rectangle, in the hosts' own order (x, y, width, height); the engine's tiles use
+    ``core.tiles.TileBox`` (top, left, height, width) instead, a different name on purpose."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
 
 # Context kept around a selection: style statistics and content structure need some
 # surroundings, and the optimisation then works on the box, not the whole layer.
@@ -24,23 +34,23 @@ def context_margin(width: int, height: int) -> int:
     return max(MIN_MARGIN, int(MARGIN_FRACTION * max(width, height)))
 
 
-def expand_box(box: Box, margin: int, width: int, height: int) -> Box:
+def expand_box(box: Rect, margin: int, width: int, height: int) -> Rect:
     """``box`` grown by ``margin`` on every side and clipped to a ``width`` x ``height`` area."""
     x, y, w, h = box
     left, top = max(0, x - margin), max(0, y - margin)
     right, bottom = min(width, x + w + margin), min(height, y + h + margin)
     if right <= left or bottom <= top:
         raise ValueError(f"box {box} does not overlap the {width}x{height} area")
-    return left, top, right - left, bottom - top
+    return Rect(left, top, right - left, bottom - top)
 
 
-def intersect_box(a: Box, b: Box) -> Box | None:
+def intersect_box(a: Rect, b: Rect) -> Rect | None:
     """The overlap of two boxes, or None when they do not overlap."""
     left, top = max(a[0], b[0]), max(a[1], b[1])
     right, bottom = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
     if right <= left or bottom <= top:
         return None
-    return left, top, right - left, bottom - top
+    return Rect(left, top, right - left, bottom - top)
 
 
 def swap_red_blue(data: bytes, itemsize: int) -> bytes:

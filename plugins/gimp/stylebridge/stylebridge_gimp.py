@@ -12,7 +12,7 @@ from typing import Any
 
 from stylebridge_wire import catalogue, progress
 from stylebridge_wire.catalogue import Style
-from stylebridge_wire.pixels import Box, context_margin, expand_box, intersect_box
+from stylebridge_wire.pixels import Rect, context_margin, expand_box, intersect_box
 from stylebridge_wire.protocol import ClientError, ServerError, ServerUnavailable
 from stylebridge_wire.vocabulary import Control, Vocabulary
 
@@ -177,13 +177,12 @@ class WorkArea:
     """What to send for one drawable. ``box`` is in the drawable's own pixels; ``masked``:
     a selection limits the effect (the mask is read for the same box)."""
 
-    box: Box
+    box: Rect
     masked: bool
 
-    def image_box(self, offsets: tuple[int, int]) -> Box:
+    def image_box(self, offsets: tuple[int, int]) -> Rect:
         """The box in image (canvas) coordinates, where the selection lives."""
-        x, y, w, h = self.box
-        return x + offsets[0], y + offsets[1], w, h
+        return self.box._replace(x=self.box.x + offsets[0], y=self.box.y + offsets[1])
 
 
 def work_area(
@@ -199,15 +198,15 @@ def work_area(
     drawable plus a margin of context (clipped to the drawable); without one, on all of it.
     """
     width, height = size
-    whole: Box = (0, 0, width, height)
+    whole = Rect(0, 0, width, height)
     if selection is None:
         return WorkArea(whole, False)
     x1, y1, x2, y2 = selection
-    local: Box = (x1 - offsets[0], y1 - offsets[1], x2 - x1, y2 - y1)
+    local = Rect(x1 - offsets[0], y1 - offsets[1], x2 - x1, y2 - y1)
     selected = intersect_box(local, whole)
     if selected is None:
         raise PluginError(f"The selection does not touch {name}; select a part of it or none.")
-    margin = context_margin(selected[2], selected[3])
+    margin = context_margin(selected.width, selected.height)
     return WorkArea(expand_box(selected, margin, width, height), True)
 
 

@@ -50,10 +50,6 @@ class PixelFormat:
         return {"U8": 1, "U16": 2, "F16": 2, "F32": 4}[self.depth]
 
     @property
-    def pixel_bytes(self) -> int:
-        return self.channels * self.sample_bytes
-
-    @property
     def dtype(self) -> str:
         """The protocol dtype this format travels as."""
         return {"U8": "uint8", "U16": "uint16", "F16": "float32", "F32": "float32"}[self.depth]

@@ -14,7 +14,7 @@ from typing import Any
 from .formats import PixelFormat, UnsupportedFormat, alpha8
 from .qt import Qt, QtGui, image_bytes
 from .stylebridge_wire import Image
-from .stylebridge_wire.pixels import Box, context_margin, expand_box, intersect_box, is_blank
+from .stylebridge_wire.pixels import Rect, context_margin, expand_box, intersect_box, is_blank
 
 PREVIEW_SUFFIX = " (stylising...)"
 
@@ -30,13 +30,13 @@ class Capture:
     document: Any
     source: Any  # the node the result goes above
     fmt: PixelFormat
-    box: Box  # document coordinates of ``content``
+    box: Rect  # document coordinates of ``content``
     content: Image
     mask: Image | None  # the selection inside ``box``, None without a selection
 
     def preview_alpha(self) -> Any:
         """An Alpha8 QImage: the content's alpha times the selection, for preview frames."""
-        w, h = self.box[2], self.box[3]
+        w, h = self.box.width, self.box.height
         alpha = _alpha_image(alpha8(self.content), w, h)
         if self.mask is not None:
             painter = QtGui.QPainter(alpha)
@@ -51,15 +51,15 @@ def _alpha_image(data: bytes, width: int, height: int) -> Any:
     return image.copy()  # own the buffer: ``data`` is a temporary
 
 
-def _rect(rect: Any) -> Box:
-    return rect.x(), rect.y(), rect.width(), rect.height()
+def _rect(rect: Any) -> Rect:
+    return Rect(rect.x(), rect.y(), rect.width(), rect.height())
 
 
 def capture(document: Any, node: Any, source: str = "layer") -> Capture:
     """Read the active layer (or the visible image) and the selection of ``document``."""
     if document is None:
         raise HostError("No document is open.")
-    canvas: Box = (0, 0, document.width(), document.height())
+    canvas = Rect(0, 0, document.width(), document.height())
     if source == "layer":
         if node is None or node.type() not in ("paintlayer", "grouplayer", "filelayer"):
             kind = "no layer" if node is None else f"a {node.type()}"
@@ -85,7 +85,9 @@ def capture(document: Any, node: Any, source: str = "layer") -> Capture:
         selected = intersect_box(_rect(selection), canvas)
         if selected is None:
             raise HostError("The selection lies outside the image.")
-        box = expand_box(selected, context_margin(*selected[2:]), canvas[2], canvas[3])
+        box = expand_box(
+            selected, context_margin(selected.width, selected.height), canvas.width, canvas.height
+        )
     else:
         selection, box = None, area
 
