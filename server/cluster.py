@@ -13,7 +13,6 @@ Needs the optional extra: ``pip install 'stylebridge[cluster]'``.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import functools
 import os
@@ -29,9 +28,9 @@ from typing import Any, NamedTuple
 from stylebridge.core.errors import StyleBridgeError
 from stylebridge.core.jobs import GramCache, release_free_memory, set_threads
 
+from .board import Emit, Job, JobBoard
 from .protocol import SubmitRequest, error_header
-from .scheduler import FairQueue
-from .worker import Emit, Final, Job, engine_error, run_job
+from .worker import Final, engine_error, run_job
 
 READY_TIMEOUT = 600.0  # seconds for an actor to start and load its model (a cold node is slow)
 MAX_ATTEMPTS = 3  # a job whose actor dies runs at most this many times, then fails
@@ -182,11 +181,7 @@ class ClusterWorker:
         self.options: dict[str, Any] = {}
         self.threads: int | None = None
         self.slots: list[Slot] = []
-        self.queue = FairQueue()
-        self.retries: collections.deque[Job] = collections.deque()  # served before the queue
-        self.attempts: dict[str, int] = {}  # job id -> runs started, once its first actor died
-        self.lock = threading.Condition()
-        self.stopping = False
+        self.board = JobBoard(emit, runners=lambda: sum(s.alive for s in self.slots))
         self.engine: Any = None  # what the server's "ready on" line prints: set by load()
 
     # --- lifecycle (server thread) ---------------------------------------------------------------
@@ -237,7 +232,7 @@ class ClusterWorker:
         ref = slot.handle.describe.remote()
         deadline = time.monotonic() + READY_TIMEOUT
         while not self.ray.wait([ref], timeout=POLL * 10)[0]:
-            if self.stopping:
+            if self.board.stopping:
                 raise StyleBridgeError("stopping")
             if time.monotonic() > deadline:
                 raise StyleBridgeError(
@@ -278,119 +273,33 @@ class ClusterWorker:
 
     # --- called from the server thread -----------------------------------------------------------
 
-    def submit(self, job: Job) -> int:
-        with self.lock:
-            ahead = len(self.retries) + self.queue.push(job)
-            busy = all(s.job is not None or not s.alive for s in self.slots)
-            self.lock.notify()
-        return ahead + (1 if busy else 0)
-
-    def pending(self) -> int:
-        with self.lock:
-            return len(self.retries) + len(self.queue)
-
-    def idle(self) -> bool:
-        with self.lock:
-            return not self.retries and not self.queue and all(s.job is None for s in self.slots)
-
-    def cancel(self, peer: bytes, job_id: str) -> Job | None:
-        """Remove a waiting job now, or ask the actor running it to stop (within a step)."""
-        with self.lock:
-            job = self.queue.remove(peer, job_id) or self._remove_retry(peer, job_id)
-            if job is not None:
-                self.attempts.pop(job.id, None)
-                self._announce_positions()
-                return job
-            for slot in self.slots:
-                if slot.job and slot.job.id == job_id and slot.job.peer == peer:
-                    slot.job.cancel.set()  # its dispatcher forwards it to the actor
-                    return slot.job
-        return None
-
-    def cancel_peer(self, peer: bytes) -> None:
-        """A client vanished: drop its waiting jobs and stop its running ones."""
-        with self.lock:
-            dropped = self.queue.drop_peer(peer) + [j for j in self.retries if j.peer == peer]
-            self.retries = collections.deque(j for j in self.retries if j.peer != peer)
-            for slot in self.slots:
-                if slot.job and slot.job.peer == peer:
-                    slot.job.cancel.set()
-            if dropped:
-                self._announce_positions()
-
-    def stop(self) -> list[Job]:
-        """Take no more jobs, cancel the running ones; returns the waiting jobs it dropped."""
-        with self.lock:
-            self.stopping = True
-            dropped = [*self.retries, *self.queue.clear()]
-            self.retries.clear()
-            for slot in self.slots:
-                if slot.job:
-                    slot.job.cancel.set()
-            self.lock.notify_all()
-        return dropped
-
     def snapshot(self) -> dict[str, Any]:
-        with self.lock:
-            live = [s for s in self.slots if s.alive]
-            running = [s.job.id for s in self.slots if s.job]
-            return {
-                "device": ", ".join(sorted({s.info["device"] for s in live})) or "none",
-                "model_loaded": bool(live),
-                "weights": live[0].info["weights"] if live else None,
-                "queue": [j.id for j in self._waiting()],
-                "running": running[0] if running else None,  # the local worker's field
-                "running_jobs": running,
-                "style_cache": {
-                    k: sum(s.cache[k] for s in self.slots) for k in ("entries", "bytes")
-                },
-                "cluster": self.address,
-                "actors": [s.status() for s in self.slots],
-            }
-
-    # --- under the lock --------------------------------------------------------------------------
-
-    def _waiting(self) -> list[Job]:
-        return [*self.retries, *self.queue]
-
-    def _remove_retry(self, peer: bytes, job_id: str) -> Job | None:
-        for job in self.retries:
-            if job.id == job_id and job.peer == peer:
-                self.retries.remove(job)
-                return job
-        return None
-
-    def _announce_positions(self) -> None:
-        for position, job in enumerate(self._waiting(), start=1):
-            header = {"type": "queued", "id": job.request_id, "job": job.id, "position": position}
-            if job.id in self.attempts:  # its actor died: it runs again, from step 0
-                header["retry"] = self.attempts[job.id] - 1
-            self.emit(job.peer, header, [])
+        live = [s for s in self.slots if s.alive]
+        running = self.board.running_ids()
+        return {
+            "device": ", ".join(sorted({s.info["device"] for s in live})) or "none",
+            "model_loaded": bool(live),
+            "weights": live[0].info["weights"] if live else None,
+            "queue": self.board.waiting_ids(),
+            "running": running[0] if running else None,  # the local worker's field
+            "running_jobs": running,
+            "style_cache": {k: sum(s.cache[k] for s in self.slots) for k in ("entries", "bytes")},
+            "cluster": self.address,
+            "actors": [s.status() for s in self.slots],
+        }
 
     # --- the dispatcher threads, one per actor ---------------------------------------------------
 
     def _serve(self, slot: Slot) -> None:
-        while (job := self._next_job(slot)) is not None:
+        while (job := self.board.take()) is not None:
+            slot.job = job
             final = self._run(slot, job)
-            with self.lock:
-                slot.job = None
-            # after freeing the slot: a client holding its result sees the server idle
+            slot.job = None
+            # after the board has let it go: a client holding its result sees the server idle
             if final is not None:
                 self.emit(job.peer, *final)
             if not slot.alive:
                 self._replace(slot)
-
-    def _next_job(self, slot: Slot) -> Job | None:
-        with self.lock:
-            while not self.stopping and not (self.retries or self.queue):
-                self.lock.wait()
-            if self.stopping:
-                return None
-            job = self.retries.popleft() if self.retries else self.queue.pop()
-            job.started = True
-            slot.job = job
-            self._announce_positions()
-            return job
 
     def _run(self, slot: Slot, job: Job) -> Final | None:
         """Run ``job`` on ``slot``'s actor, emitting its messages; returns its final message,
@@ -411,13 +320,13 @@ class ClusterWorker:
                 if message.final:
                     slot.jobs_done += 1
                     slot.cache = message.cache
-                    self.attempts.pop(job.id, None)
+                    self.board.finish(job)
                     return message.header, message.blobs
                 self.emit(job.peer, message.header, message.blobs)
         except ray.exceptions.RayActorError as exc:
             return self._actor_died(slot, job, exc)
         except Exception as exc:  # anything else fails this job, never the dispatcher
-            self.attempts.pop(job.id, None)
+            self.board.finish(job)
             return engine_error(job, exc), []
 
     def _actor_died(self, slot: Slot, job: Job, exc: Exception) -> Final | None:
@@ -425,34 +334,25 @@ class ClusterWorker:
         slot.alive = False
         where = f"{slot.name} (pid {slot.info.get('pid')} on {slot.info.get('node')})"
         cause = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        with self.lock:
-            slot.job = None
-            attempt = self.attempts.get(job.id, 1)
-            if job.cancel.is_set() or self.stopping:
-                self.attempts.pop(job.id, None)
-                return cancelled_without_image(job), []
-            if attempt >= MAX_ATTEMPTS:
-                self.attempts.pop(job.id, None)
-                message = f"{where} died running this job, {attempt} actors in a row: {cause}"
-                return error_header("engine_error", message, None, job.request_id, job.id), []
-            self.attempts[job.id] = attempt + 1
-            job.started = False  # waiting again: a cancel now ends it at once
-            self.retries.append(job)
-            self._announce_positions()
-            self.lock.notify()
+        runs = self.board.retry(job, MAX_ATTEMPTS)
+        if runs == 0:
+            return cancelled_without_image(job), []
+        if runs is not None:
+            message = f"{where} died running this job, {runs} actors in a row: {cause}"
+            return error_header("engine_error", message, None, job.request_id, job.id), []
         print(f"stylebridge: {where} died ({cause}); job {job.id} runs again", flush=True)
         return None
 
     def _replace(self, slot: Slot) -> None:
         """Start a new actor in place of the dead one, so the pool stays at N."""
-        while not self.stopping:
+        while not self.board.stopping:
             with contextlib.suppress(Exception):
                 self.ray.kill(slot.handle)  # whatever is left of the old one
             try:
                 slot.handle = self._spawn()
                 self._wait_ready(slot)
             except Exception as exc:  # e.g. no node has the resources right now
-                if not self.stopping:
+                if not self.board.stopping:
                     print(f"stylebridge: {slot.name} did not restart ({exc})", flush=True)
                     time.sleep(RETRY_PAUSE)
                 continue

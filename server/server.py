@@ -21,6 +21,7 @@ from stylebridge.core import __version__, jobs
 from stylebridge.core.errors import InputError, StyleBridgeError
 from stylebridge.core.memory import estimate_peak_bytes
 
+from .board import Emit, Job
 from .discovery import remove_discovery, write_discovery
 from .protocol import (
     CONTROLS,
@@ -41,7 +42,7 @@ from .protocol import (
     unpack_header,
 )
 from .sockets import front_door
-from .worker import Backend, Emit, Job, Worker
+from .worker import Backend, Worker
 
 POLL_MS = 100
 DRAIN_SECONDS = 60.0  # on stop, queued and running jobs get this long to finish
@@ -114,7 +115,7 @@ class Server:
             if exc.errno != zmq.EHOSTUNREACH:
                 raise
             peer = frames[0].bytes if isinstance(frames[0], zmq.Frame) else frames[0]
-            self.worker.cancel_peer(peer)
+            self.worker.board.cancel_peer(peer)
 
     # --- the loop --------------------------------------------------------------------------------
 
@@ -151,7 +152,7 @@ class Server:
             self._shutdown()
 
     def _shutdown(self) -> None:
-        for job in self.worker.stop():
+        for job in self.worker.board.stop():
             self._send(
                 job.peer,
                 error_header(
@@ -175,7 +176,7 @@ class Server:
         self.stopping.set()
 
     def _drained(self) -> bool:
-        return self.worker.idle() or time.monotonic() >= self.drain_deadline
+        return self.worker.board.idle() or time.monotonic() >= self.drain_deadline
 
     def install_signal_handlers(self) -> None:
         def handler(signum: int, _frame: object) -> None:
@@ -183,7 +184,7 @@ class Server:
                 self.stop(0)
                 return
             self.stop()
-            if not self.worker.idle():
+            if not self.worker.board.idle():
                 print(
                     f"stylebridge: stopping after the current jobs (at most {self.drain:.0f} s); "
                     "interrupt again to cancel them",
@@ -273,19 +274,19 @@ class Server:
             )
         if self.stopping.is_set():
             raise ProtocolError("shutting_down", "the server is stopping")
-        if self.worker.pending() >= self.limits.max_queue:
+        if self.worker.board.pending() >= self.limits.max_queue:
             raise ProtocolError("queue_full", f"{self.limits.max_queue} jobs are already waiting")
         # the frames are zmq buffers that live only as long as this message: copy the pixels
         request.content = request.content.copy()
         request.styles = [s.copy() for s in request.styles]
         request.mask = None if request.mask is None else request.mask.copy()
         job = Job(peer, rid, request)
-        position = self.worker.submit(job)
+        position = self.worker.board.submit(job)
         self._send(peer, {"type": "accepted", "id": rid, "job": job.id, "position": position})
 
     def _on_cancel(self, peer: bytes, rid: Any, header: dict, frames: list) -> None:
         job_id = require(header, "job", str)
-        job = self.worker.cancel(peer, job_id)
+        job = self.worker.board.cancel(peer, job_id)
         if job is None:
             raise ProtocolError(
                 "unknown_job",

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from stylebridge.core import jobs
@@ -18,43 +16,32 @@ from stylebridge.core.engine import Engine
 from stylebridge.core.errors import InputError
 from stylebridge.core.progress import Progress
 
-from .protocol import CONTROLS, SubmitRequest, control_field, encode_image, error_header
-from .scheduler import FairQueue
+from .board import Emit, Job, JobBoard
+from .protocol import CONTROLS, control_field, encode_image, error_header
 
-Emit = Callable[[bytes, dict[str, Any], list], None]
 Final = tuple[dict[str, Any], list]  # a job's last message: header and blobs
 PROGRESS_INTERVAL = 0.1  # seconds: at most 10 progress events a second
 
 
 class Backend(Protocol):
     """What the server needs of whatever runs its jobs: this module's ``Worker`` thread, or the
-    cluster's dispatcher. Every method is called from the server's socket thread; results,
-    progress and previews go back through the ``emit`` callback given at construction."""
+    cluster's dispatcher. Both keep their jobs on a ``JobBoard`` (submit, cancel, stop: the same
+    rules everywhere) and differ in how a job runs. Every method is called from the server's
+    socket thread; results, progress and previews go back through the ``emit`` callback given
+    at construction."""
+
+    board: JobBoard
 
     def load(self) -> Any: ...  # warm up (model or actors); raises if that is impossible
     def start(self) -> None: ...
     def is_alive(self) -> bool: ...
     def join(self, timeout: float | None = None) -> None: ...
-    def submit(self, job: Job) -> int: ...  # how many jobs are ahead of it
-    def pending(self) -> int: ...  # jobs waiting, not running
-    def idle(self) -> bool: ...  # nothing running, nothing waiting
-    def cancel(self, peer: bytes, job_id: str) -> Job | None: ...
-    def cancel_peer(self, peer: bytes) -> None: ...
-    def stop(self) -> list[Job]: ...  # cancel running jobs, return the queued ones dropped
     def snapshot(self) -> dict[str, Any]: ...  # the status reply's worker fields
 
 
-@dataclass
-class Job:
-    peer: bytes
-    request_id: Any
-    request: SubmitRequest
-    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    cancel: threading.Event = field(default_factory=threading.Event)
-    started: bool = False  # taken from the queue: it ends with its own final message
-
-
 class Worker(threading.Thread):
+    """The local backend: one thread, one engine, the jobs on a ``JobBoard``."""
+
     def __init__(
         self,
         emit: Emit,
@@ -70,10 +57,7 @@ class Worker(threading.Thread):
         self.engine_factory = engine_factory
         self.engine: Engine | None = None
         self.cache = jobs.GramCache()
-        self.queue = FairQueue()
-        self.running: Job | None = None
-        self.lock = threading.Condition()
-        self.stopping = False
+        self.board = JobBoard(emit)
         self.last_job_end = time.monotonic()
 
     # --- called from the server thread -----------------------------------------------------------
@@ -86,110 +70,47 @@ class Worker(threading.Thread):
             engine = self.engine_factory(
                 device=self.device, weights_path=self.weights_path, style_cache=self.cache
             )
-            with self.lock:
+            with self.board.lock:
                 self.engine = engine
         return engine
 
-    def submit(self, job: Job) -> int:
-        """Queue ``job``; returns how many jobs are ahead of it (the running one included)."""
-        with self.lock:
-            position = self.queue.push(job) + (1 if self.running else 0)
-            self.lock.notify()
-        return position
-
-    def pending(self) -> int:
-        with self.lock:
-            return len(self.queue)
-
-    def idle(self) -> bool:
-        with self.lock:
-            return self.running is None and not self.queue
-
-    def cancel(self, peer: bytes, job_id: str) -> Job | None:
-        """Cancel a queued job (removed now) or the running one (stops within a step)."""
-        with self.lock:
-            job = self.queue.remove(peer, job_id)
-            if job is not None:
-                self._announce_positions()
-                return job
-            if self.running and self.running.id == job_id and self.running.peer == peer:
-                self.running.cancel.set()
-                return self.running
-        return None
-
-    def cancel_peer(self, peer: bytes) -> None:
-        """A client vanished: drop its queued jobs and stop its running one."""
-        with self.lock:
-            if self.queue.drop_peer(peer):
-                self._announce_positions()
-            if self.running and self.running.peer == peer:
-                self.running.cancel.set()
-
-    def stop(self) -> list[Job]:
-        """Stop taking jobs, cancel the running one; returns the queued jobs it dropped."""
-        with self.lock:
-            self.stopping = True
-            dropped = self.queue.clear()
-            if self.running:
-                self.running.cancel.set()
-            self.lock.notify()
-        return dropped
-
     def snapshot(self) -> dict[str, Any]:
-        with self.lock:
-            engine = self.engine
-            return {
-                "device": str(engine.device) if engine else self.device,
-                "model_loaded": engine is not None,
-                "weights": engine.weights_source if engine else None,
-                "queue": [j.id for j in self.queue],
-                "running": self.running.id if self.running else None,
-                "style_cache": self.cache.stats(),
-            }
+        engine = self.engine
+        running = self.board.running_ids()
+        return {
+            "device": str(engine.device) if engine else self.device,
+            "model_loaded": engine is not None,
+            "weights": engine.weights_source if engine else None,
+            "queue": self.board.waiting_ids(),
+            "running": running[0] if running else None,
+            "style_cache": self.cache.stats(),
+        }
 
     # --- the worker thread -----------------------------------------------------------------------
 
-    def _announce_positions(self) -> None:
-        for position, job in enumerate(self.queue, start=1):
-            self.emit(
-                job.peer,
-                {"type": "queued", "id": job.request_id, "job": job.id, "position": position},
-                [],
-            )
-
-    def _next_job(self) -> Job | None:
-        with self.lock:
-            while not self.queue and not self.stopping:
-                timeout = None
-                if self.engine is not None and self.idle_unload is not None:
-                    timeout = self.last_job_end + self.idle_unload - time.monotonic()
-                    if timeout <= 0:
-                        self._unload()
-                        continue
-                self.lock.wait(timeout)
-            if self.stopping:
-                return None
-            self.running = self.queue.pop()
-            self.running.started = True
-            self._announce_positions()
-            return self.running
-
-    def _unload(self) -> None:
-        """Idle: give the model and the cached Grams back (GPU memory above all)."""
+    def _until_unload(self) -> float | None:
+        """Under the board's lock while idle: unload a model idle for ``idle_unload`` seconds;
+        returns how long to wait before looking again (None: until a job comes)."""
+        if self.engine is None or self.idle_unload is None:
+            return None
+        left = self.last_job_end + self.idle_unload - time.monotonic()
+        if left > 0:
+            return left
+        # idle: give the model and the cached Grams back (GPU memory above all)
         self.engine = None
         self.cache.clear()
         jobs.release_model_memory()
+        return None
 
     def run(self) -> None:
-        while (job := self._next_job()) is not None:
+        while (job := self.board.take(self._until_unload)) is not None:
             final: Final | None = None
             try:
                 final = self._run_job(job)
             finally:
-                with self.lock:
-                    self.running = None
-                    self.last_job_end = time.monotonic()
-                # after clearing `running`: a client holding its result sees the server idle
+                self.board.finish(job)
+                self.last_job_end = time.monotonic()
+                # after finishing it: a client holding its result sees the server idle
                 if final is not None:
                     self.emit(job.peer, *final)
                 jobs.release_free_memory()
