@@ -16,12 +16,17 @@ import numpy as np
 from stylebridge.core import assets
 from stylebridge.core.images import layer_to_array, load_image
 from stylebridge.server.client import Client
-from tests.support.servers import start_server
+from tests.support.servers import clean_env, start_server
 
 SMALL_JOBS = ({"size": 256, "steps": 50}, {"size": 128, "steps": 20})
+CLI_JOB = {"size": 128, "steps": 5}  # what a script sends: the process start is most of it
 
 
-def fresh_local_seconds(content: Path, style: Path, out: Path, job: dict) -> float:
+def fresh_cli_seconds(
+    content: Path, style: Path, out: Path, job: dict, *, runtime: Path | None = None
+) -> float:
+    """Wall time of one `stylebridge stylize` process: with ``runtime``, a client of the warm
+    server found through that folder's discovery file; without, ``--local``."""
     cmd = [
         sys.executable,
         "-m",
@@ -31,15 +36,16 @@ def fresh_local_seconds(content: Path, style: Path, out: Path, job: dict) -> flo
         str(style),
         "-o",
         str(out),
-        "--local",
+        *(() if runtime else ("--local",)),
         "-q",
         "--size",
         str(job["size"]),
         "--steps",
         str(job["steps"]),
     ]
+    env = clean_env(**({"STYLEBRIDGE_RUNTIME_DIR": str(runtime)} if runtime else {}))
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True)
+    subprocess.run(cmd, check=True, capture_output=True, env=env)
     return time.perf_counter() - start
 
 
@@ -62,7 +68,7 @@ def run(server, tmp_path: Path) -> None:
             start = time.perf_counter()  # the first of these is the server's first job ever
             client.stylize(content, [style], **job)
             warm = time.perf_counter() - start
-            local = fresh_local_seconds(
+            local = fresh_cli_seconds(
                 assets.DEFAULT_CONTENT, assets.DEFAULT_STYLE, tmp_path / "local.png", job
             )
             print(
@@ -71,6 +77,17 @@ def run(server, tmp_path: Path) -> None:
                 f"process {local:.2f} s (import + model load + job) -> {local / warm:.1f}x "
                 f"(target >= 5x)"
             )
+
+        # the same small job from a fresh CLI process each time: remote (no torch imported) vs
+        # --local (import torch, load the model, run); best of 3 each
+        files = (assets.DEFAULT_CONTENT, assets.DEFAULT_STYLE, tmp_path / "cli.png", CLI_JOB)
+        remote = min(fresh_cli_seconds(*files, runtime=server.runtime) for _ in range(3))
+        local = min(fresh_cli_seconds(*files) for _ in range(3))
+        print(
+            f"\n## `stylebridge stylize` ({CLI_JOB['size']} px, {CLI_JOB['steps']} steps), a fresh "
+            f"process each: to the warm server {remote:.2f} s, --local {local:.2f} s -> "
+            f"{local / remote:.1f}x (target >= 5x)"
+        )
 
         big = np.random.default_rng(0).integers(0, 65535, (3000, 4000, 4), dtype=np.uint16)
         client.echo(big[:8, :8])
