@@ -246,6 +246,7 @@ class Server:
                 "uptime": time.monotonic() - self.started,
                 "limits": self.limits.as_dict(),
                 "draining": self.stopping.is_set(),
+                "worker_alive": self.worker.is_alive(),
                 **self.worker.snapshot(),
             },
         )
@@ -274,6 +275,10 @@ class Server:
             )
         if self.stopping.is_set():
             raise ProtocolError("shutting_down", "the server is stopping")
+        if not self.worker.is_alive():  # never queue a job nothing will run
+            raise ProtocolError(
+                "engine_error", "the server's worker has stopped: restart the server (see its log)"
+            )
         if self.worker.board.pending() >= self.limits.max_queue:
             raise ProtocolError("queue_full", f"{self.limits.max_queue} jobs are already waiting")
         # the frames are zmq buffers that live only as long as this message: copy the pixels

@@ -104,23 +104,19 @@ class Worker(threading.Thread):
 
     def run(self) -> None:
         while (job := self.board.take(self._until_unload)) is not None:
-            final: Final | None = None
-            try:
-                final = self._run_job(job)
-            finally:
-                self.board.finish(job)
-                self.last_job_end = time.monotonic()
-                # after finishing it: a client holding its result sees the server idle
-                if final is not None:
-                    self.emit(job.peer, *final)
-                jobs.release_free_memory()
+            final = self._run_job(job)
+            self.board.finish(job)
+            self.last_job_end = time.monotonic()
+            # after finishing it: a client holding its result sees the server idle
+            self.emit(job.peer, *final)
+            jobs.release_free_memory()
 
     def _run_job(self, job: Job) -> Final:
+        """Every way a job can end is its final message: no failure leaves this thread."""
         try:
-            engine = self.load()
-        except Exception as exc:
+            return run_job(self.load(), job, self.emit)
+        except Exception as exc:  # the model load, or what run_job does not turn into a reply
             return engine_error(job, exc), []
-        return run_job(engine, job, self.emit)
 
 
 def engine_error(job: Job, exc: BaseException) -> dict[str, Any]:
@@ -154,12 +150,12 @@ def run_job(engine: Engine, job: Job, emit: Emit) -> Final:
             should_stop=job.cancel.is_set,
             preview_interval=req.preview,
         )
+        spec, blob = encode_image(result.image, 1)
     except InputError as exc:
         return error_header("bad_field", str(exc), control_field(exc), job.request_id, job.id), []
     except Exception as exc:
         # the model itself is untouched by a failed job (e.g. out of memory): the next runs
         return engine_error(job, exc), []
-    spec, blob = encode_image(result.image, 1)
     stats = {
         "steps": result.steps,
         "elapsed": result.elapsed,

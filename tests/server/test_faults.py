@@ -230,6 +230,39 @@ def test_out_of_memory_in_the_engine_fails_the_job_clearly_and_the_model_stays_u
         thread.join(60)
 
 
+def test_a_failure_outside_the_engine_fails_that_job_and_the_worker_keeps_serving(monkeypatch):
+    """A MemoryError while encoding the result used to end the worker thread: the socket
+    thread kept accepting jobs that nothing would run. Now it is that job's error."""
+    from stylebridge.server import worker
+
+    real, calls = worker.encode_image, itertools.count()
+
+    def encode_once_fails(array, *args):
+        if next(calls) == 0:
+            raise MemoryError("no room for the result")
+        return real(array, *args)
+
+    monkeypatch.setattr(worker, "encode_image", encode_once_fails)
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    server = Server(endpoint, token="t" * 32, discovery=False)
+    server.bind()
+    ready = threading.Event()
+    thread = threading.Thread(target=server.serve_forever, args=(ready,), daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(120)
+        with Client(endpoint, "t" * 32, timeout=60) as c:
+            with pytest.raises(ServerError, match="MemoryError: no room") as failed:
+                c.stylize(rgba(), [STYLE], steps=2, **TINY)
+            assert failed.value.code == "engine_error"
+            assert c.stylize(rgba(), [STYLE], steps=2, **TINY).shape == rgba().shape
+            status = c.status()
+            assert status["worker_alive"] and status["running"] is None
+    finally:
+        server.stop(0)
+        thread.join(60)
+
+
 # --- disk: full, read-only ------------------------------------------------------------------------
 
 
