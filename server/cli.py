@@ -304,14 +304,14 @@ def default_memory_ceiling() -> int | None:
 
 
 def cmd_relay(args: argparse.Namespace) -> int:
-    from .credentials import is_local
+    from .credentials import is_local, read_secret
     from .relay import run_relay
 
     if not is_local(args.listen):
         raise StyleBridgeError(f"--listen {args.listen}: a relay listens on loopback only")
     if args.token_file:
         try:
-            token = Path(args.token_file).read_text().strip()
+            token = read_secret(Path(args.token_file))
         except OSError as exc:
             raise StyleBridgeError(f"--token-file: {exc}") from None
     else:

