@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from stylebridge.wire.protocol import PREVIEW_SIDE  # what the protocol promises clients
+
 from .optimize import StepReport
 from .resize import resize_long_side
 
-PREVIEW_SIDE = 256
 ETA_MIN_STEPS = 3  # one timed step is mostly warm-up: the first ETA waits for more
 
 

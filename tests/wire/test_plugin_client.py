@@ -362,3 +362,42 @@ def test_events_are_routed_by_request_id_and_unknown_ones_ignored():
         assert client._jobs == {}
     finally:
         client.close()
+
+
+def test_previews_and_results_that_do_not_fit_the_layer_sent_never_reach_the_host():
+    """A bad server cannot hand a host bytes it would misread: a 1-channel 'preview' (which
+    Krita would wrap as RGB and read past) is skipped, a result that is not the content's size,
+    channels and dtype is an error, and a fitting one is the result."""
+    client = wire.Client(f"tcp://127.0.0.1:{free_port()}", "token", timeout=2)
+    try:
+        content = wire.Image(2, 1, 4, "uint16", bytes(16))
+        job, bad = (
+            wire.JobHandle(client, 1, content=content),
+            wire.JobHandle(client, 2, content=content),
+        )
+        client._jobs.update({1: job, 2: bad})
+
+        def feed(header: dict, *blobs: bytes) -> None:
+            client._dispatch([packb({"v": 1, **header}), *blobs])
+
+        def spec(w: int, h: int, c: int, dtype: str) -> dict:
+            return {"width": w, "height": h, "channels": c, "dtype": dtype, "frame": 1}
+
+        gray = spec(1000, 1000, 1, "uint8")
+        feed({"type": "preview", "id": 1, "job": "j", "step": 1, "image": gray}, bytes(10**6))
+        big = spec(300, 1, 3, "uint8")  # over the protocol's 256 px
+        feed({"type": "preview", "id": 1, "job": "j", "step": 2, "image": big}, bytes(900))
+        assert job.latest_preview is None and not job.done
+        feed(
+            {"type": "preview", "id": 1, "job": "j", "step": 3, "image": spec(2, 1, 3, "uint8")},
+            bytes(6),
+        )
+        assert job.latest_preview == wire.Image(2, 1, 3, "uint8", bytes(6))
+
+        feed({"type": "result", "id": 2, "job": "k", "image": spec(2, 1, 4, "uint8")}, bytes(8))
+        assert bad.done and bad.result is None and bad.error.code == "bad_reply"
+        assert "2x1, 4 channels of uint8, not 2x1, 4 channels of uint16" in str(bad.error)
+        feed({"type": "result", "id": 1, "job": "j", "image": spec(2, 1, 4, "uint16")}, bytes(16))
+        assert job.error is None and job.result == content
+    finally:
+        client.close()

@@ -44,6 +44,7 @@ from .msgpack_lite import packb, unpackb
 from .protocol import (
     MAX_HEADER_BYTES,
     MAX_HEADER_DEPTH,
+    PREVIEW_SIDE,
     VERSION,
     ClientError,
     Image,
@@ -91,9 +92,12 @@ class JobHandle:
         request_id: int,
         on_progress: ProgressCallback | None = None,
         on_preview: PreviewCallback | None = None,
+        content: Image | None = None,
     ) -> None:
         self._client = client
         self.request_id = request_id
+        # what a result must be: the content's size, channels and dtype
+        self._shape = None if content is None else _shape(content)
         self.on_progress = on_progress
         self.on_preview = on_preview
         self.job_id: str | None = None
@@ -179,9 +183,9 @@ class JobHandle:
         elif kind == "preview":
             self.position = 0
             try:
-                image = self._client.decode(
-                    Image._from_spec(header.get("image"), frames, "preview.image")
-                )
+                raw = Image._from_spec(header.get("image"), frames, "preview.image")
+                _check_preview(raw)
+                image = self._client.decode(raw)
             except ServerError:
                 return  # a preview is a nicety: a bad one is skipped, the job goes on
             self.latest_preview = image
@@ -195,9 +199,15 @@ class JobHandle:
             self.cancelled = kind == "cancelled"
             if header.get("image") is not None:
                 try:
-                    self.result = self._client.decode(
-                        Image._from_spec(header["image"], frames, f"{kind}.image")
-                    )
+                    raw = Image._from_spec(header["image"], frames, f"{kind}.image")
+                    if self._shape is not None and _shape(raw) != self._shape:
+                        raise ServerError(
+                            "bad_reply",
+                            f"the server's {kind} is {_describe(_shape(raw))}, "
+                            f"not {_describe(self._shape)} like the layer sent",
+                            f"{kind}.image",
+                        )
+                    self.result = self._client.decode(raw)
                 except ServerError as exc:
                     self.error = exc
         elif kind == "error":
@@ -311,6 +321,7 @@ class Client:
         Callbacks run inside `poll`: ``on_progress(event)``, ``on_preview(image, event)``.
         """
         blobs: list[bytes] = []
+        content = self.encode(content, "content")  # once: the handle checks the result by it
 
         def add(image: Any, what: str) -> dict[str, Any]:
             image = self.encode(image, what)
@@ -331,7 +342,7 @@ class Client:
         if preview is not None:
             header["preview"] = float(preview)
         rid = next(self._ids)
-        handle = JobHandle(self, rid, on_progress, on_preview)
+        handle = JobHandle(self, rid, on_progress, on_preview, content)
         self._send(rid, header, blobs)
         self._jobs[rid] = handle
         return handle
@@ -577,3 +588,26 @@ class Client:
         if rid in self._waiting:
             self._replies[rid] = (header, frames)
         # anything else (a pong to a liveness ping, a late reply): dropped
+
+
+def _shape(image: Image) -> tuple[int, int, int, str]:
+    return image.width, image.height, image.channels, image.dtype
+
+
+def _describe(shape: tuple[int, int, int, str]) -> str:
+    width, height, channels, dtype = shape
+    return f"{width}x{height}, {channels} channels of {dtype}"
+
+
+def _check_preview(image: Image) -> None:
+    """A preview is 8-bit RGB of at most PREVIEW_SIDE px a side (hosts wrap its bytes as such)."""
+    if (
+        image.channels != 3
+        or image.dtype != "uint8"
+        or max(image.width, image.height) > (PREVIEW_SIDE)
+    ):
+        raise ServerError(
+            "bad_reply",
+            f"preview is {_describe(_shape(image))}, not 8-bit RGB within {PREVIEW_SIDE} px",
+            "preview.image",
+        )
