@@ -1,8 +1,11 @@
-"""Drive real GIMP 3 in the trixie root (scripts/install-gimp.sh, scripts/gimp-run.sh).
+"""Drive real GIMP 3 in its isolated roots (scripts/install-gimp.sh, scripts/install-sid.sh,
+run through scripts/root-run.sh).
 
 Used by tests/e2e/gimp/test_gimp_e2e.py and scripts/gimp-screenshot.sh: a fresh GIMP profile
 with the plug-in laid out exactly as the dist zip installs it, GIMP runs (headless or under an
-Xvfb of our own), and key presses and clicks with the root's xdotool.
+Xvfb of our own), and key presses and clicks with the root's xdotool. Two hosts: GIMP 3.0
+(Debian 13 root, ``GIMP30``, the default of every function here) and GIMP 3.2 (Debian sid root,
+``GIMP32``, which the same functions drive when given ``host=GIMP32``).
 """
 
 from __future__ import annotations
@@ -15,26 +18,68 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support import REPO
 from tests.support.plugins import dist
 
-GIMP_ROOT = Path(os.environ.get("STYLEBRIDGE_GIMP_ROOT") or REPO / ".hosts" / "gimp-root")
-MARKER = ".stylebridge-gimp-ready"
-GIMP_RUN = REPO / "scripts" / "gimp-run.sh"
+ROOT_RUN = REPO / "scripts" / "root-run.sh"
 HERE = Path(__file__).resolve().parent
 
 
-def missing_reason() -> str | None:
-    """Why GIMP cannot run here, or None."""
-    if not (GIMP_ROOT / MARKER).is_file():
+@dataclass(frozen=True)
+class Host:
+    """One GIMP in one root: what root-run.sh calls it, where it is, how GIMP is called."""
+
+    label: str  # as the tests name it
+    root_name: str  # scripts/root-run.sh --root NAME
+    root: Path
+    marker: str  # the file its install script writes last
+    install: str  # the script that builds the root
+    version: str  # GIMP's minor version: its binaries' suffix and its profile folder
+
+    @property
+    def console(self) -> str:
+        return f"gimp-console-{self.version}"
+
+    @property
+    def gui(self) -> str:
+        return f"gimp-{self.version}"
+
+    def plug_ins(self, home: Path) -> Path:
+        """The user plug-ins folder this GIMP reads under ``home`` (without GIMP3_DIRECTORY)."""
+        return home / ".config" / "GIMP" / self.version / "plug-ins"
+
+
+GIMP30 = Host(
+    "GIMP 3.0 (gimp-root)",
+    "gimp",
+    Path(os.environ.get("STYLEBRIDGE_GIMP_ROOT") or REPO / ".hosts" / "gimp-root"),
+    ".stylebridge-gimp-ready",
+    "scripts/install-gimp.sh",
+    "3.0",
+)
+GIMP32 = Host(
+    "GIMP 3.2 (sid-root)",
+    "sid",
+    Path(os.environ.get("STYLEBRIDGE_SID_ROOT") or REPO / ".hosts" / "sid-root"),
+    ".stylebridge-sid-ready",
+    "scripts/install-sid.sh",
+    "3.2",
+)
+HOSTS = (GIMP30, GIMP32)
+
+
+def missing_reason(host: Host = GIMP30) -> str | None:
+    """Why ``host`` cannot run here, or None."""
+    if not (host.root / host.marker).is_file():
         return (
-            f"no GIMP 3 root at {GIMP_ROOT}; build it with: sudo scripts/install-gimp.sh "
+            f"{host.label}: no root at {host.root}; build it with: sudo {host.install} "
             "(needs root, debootstrap and the Debian mirror)"
         )
     if os.geteuid() != 0:
-        return "running GIMP in its root needs root (mount namespaces and chroot)"
+        return f"{host.label}: running GIMP in its root needs root (mount namespaces and chroot)"
     if shutil.which("unshare") is None:
         return "unshare (util-linux) is missing"
     return None
@@ -55,18 +100,18 @@ def install_profile(folder: Path) -> Path:
     return profile
 
 
-def batch_args(script: Path, *, gui: bool = False) -> list[str]:
+def batch_args(script: Path, *, gui: bool = False, host: Host = GIMP30) -> list[str]:
     """gimp(-console) running ``script`` with python-fu-eval, then quitting."""
     code = f"import runpy; runpy.run_path({str(script)!r}, run_name='__main__')"
     if not gui:
-        return console_args(code)
-    return ["gimp-3.0", "-n", "--quit", "--batch-interpreter=python-fu-eval", "-b", code]
+        return console_args(code, host=host)
+    return [host.gui, "-n", "--quit", "--batch-interpreter=python-fu-eval", "-b", code]
 
 
-def console_args(code: str, interpreter: str = "python-fu-eval") -> list[str]:
+def console_args(code: str, interpreter: str = "python-fu-eval", host: Host = GIMP30) -> list[str]:
     """gimp-console running one batch command ``code`` with ``interpreter``, then quitting."""
     interpreter_option = f"--batch-interpreter={interpreter}"
-    return ["gimp-console-3.0", "-i", "-n", "--quit", interpreter_option, "-b", code]
+    return [host.console, "-i", "-n", "--quit", interpreter_option, "-b", code]
 
 
 def root_command(
@@ -75,9 +120,10 @@ def root_command(
     binds: Sequence[Path] = (),
     env: dict[str, str] | None = None,
     display: str | None = None,
+    host: Host = GIMP30,
 ) -> tuple[list[str], dict[str, str]]:
     """The host command running ``command`` in the root, and the host environment for it."""
-    args = [str(GIMP_RUN)]
+    args = [str(ROOT_RUN), "--root", host.root_name]
     for folder in {*binds, HERE}:
         args += ["--bind", str(folder)]
     for name, value in (env or {}).items():
@@ -96,8 +142,9 @@ def run(
     binds: Sequence[Path] = (),
     env: dict[str, str] | None = None,
     display: str | None = None,
+    host: Host = GIMP30,
 ) -> subprocess.CompletedProcess[str]:
-    args, host_env = root_command(command, binds=binds, env=env, display=display)
+    args, host_env = root_command(command, binds=binds, env=env, display=display, host=host)
     return subprocess.run(
         args, env=host_env, capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -110,9 +157,10 @@ def start(
     binds: Sequence[Path] = (),
     env: dict[str, str] | None = None,
     display: str | None = None,
+    host: Host = GIMP30,
 ) -> subprocess.Popen[bytes]:
-    """Start ``command`` in the root; gimp-run.sh execs into it, so the pid is GIMP's."""
-    args, host_env = root_command(command, binds=binds, env=env, display=display)
+    """Start ``command`` in the root; root-run.sh execs into it, so the pid is GIMP's."""
+    args, host_env = root_command(command, binds=binds, env=env, display=display, host=host)
     with open(log, "wb") as out:
         return subprocess.Popen(
             args, env=host_env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
@@ -141,19 +189,21 @@ def wait_for(path: Path, timeout: float, proc: subprocess.Popen[bytes] | None = 
     return False
 
 
-def xdotool(display: str, *args: str) -> None:
-    done = run(["xdotool", *args], timeout=30, display=display)
+def xdotool(display: str, *args: str, host: Host = GIMP30) -> None:
+    done = run(["xdotool", *args], timeout=30, display=display, host=host)
     if done.returncode != 0:
         raise RuntimeError(f"xdotool {' '.join(args)} failed: {done.stderr}")
 
 
-def find_window(display: str, title: str) -> tuple[str, tuple[int, int, int, int]] | None:
+def find_window(
+    display: str, title: str, host: Host = GIMP30
+) -> tuple[str, tuple[int, int, int, int]] | None:
     """The id and x, y, width, height of a window whose title matches the regular expression
     ``title`` (the root's xdotool, so the host needs nothing but Xvfb)."""
     script = (
         'for id in $(xdotool search --name "$1"); do xdotool getwindowgeometry --shell $id; done'
     )
-    done = run(["sh", "-c", script, "sh", title], timeout=30, display=display)
+    done = run(["sh", "-c", script, "sh", title], timeout=30, display=display, host=host)
     for block in done.stdout.split("WINDOW=")[1:]:
         fields = dict(line.split("=", 1) for line in ("WINDOW=" + block).split() if "=" in line)
         box = tuple(int(fields[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))

@@ -1,15 +1,21 @@
-"""The GIMP plug-in end to end: real GIMP 3.0.4 against a real server on loopback.
+"""The GIMP plug-in end to end: real GIMP against a real server on loopback, on both hosts
+painters run: GIMP 3.0.4 and GIMP 3.2.6.
 
-GIMP runs in the Debian 13 root that scripts/install-gimp.sh builds (skipped with the reason
-when it is absent), through scripts/gimp-run.sh, with a fresh profile holding the plug-in laid
-out by plugins/dist.py exactly as the zip installs it. Batch scripts call plug-in-stylebridge
-through the PDB (batch_case.py beside this file) and dump pixels; the numbers are checked here.
-The undo and cancel checks drive GIMP's GUI under an Xvfb of their own (gui_case.py).
+Every test runs once per GIMP (the module's ``gimp`` fixture): GIMP 3.0 in the Debian 13 root
+that scripts/install-gimp.sh builds, GIMP 3.2 in the Debian sid root of scripts/install-sid.sh,
+each skipped with the reason when its root is absent, both through scripts/root-run.sh, with a
+fresh profile holding the plug-in laid out by plugins/dist.py exactly as the zip installs it
+(and, in one test, where `stylebridge install gimp --version 3.x` puts it). Batch scripts call
+plug-in-stylebridge through the PDB (batch_case.py beside this file) and dump pixels; the
+numbers are checked here. The undo and cancel checks drive GIMP's GUI under an Xvfb of their
+own (gui_case.py).
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,11 +26,7 @@ from PIL import Image as PILImage
 
 from stylebridge.wire import Client
 from tests.e2e.gimp import harness
-from tests.support.servers import RunningServer, free_port
-
-pytestmark = pytest.mark.skipif(
-    harness.missing_reason() is not None, reason=str(harness.missing_reason())
-)
+from tests.support.servers import RunningServer, clean_env, free_port
 
 BATCH = harness.HERE / "batch_case.py"
 GUI = harness.HERE / "gui_case.py"
@@ -36,9 +38,18 @@ STARRY = "The Starry Night (van Gogh)"
 # ================================================================================ fixtures
 
 
+@pytest.fixture(scope="module", params=harness.HOSTS, ids=lambda host: f"gimp-{host.version}")
+def gimp(request) -> harness.Host:
+    """The GIMP this round of the module's tests drives; skipped when its root is absent."""
+    reason = harness.missing_reason(request.param)
+    if reason:
+        pytest.skip(reason)
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def work(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("gimp-e2e")
+def work(tmp_path_factory, gimp: harness.Host) -> Path:
+    return tmp_path_factory.mktemp(f"gimp{gimp.version}-e2e")
 
 
 @pytest.fixture(scope="module")
@@ -75,17 +86,20 @@ def layer_spec(folder: Path, name: str, size: tuple[int, int], offsets: list[int
     return {**spec, "pixels": str(path)}, pixels
 
 
-def run_batch(work: Path, name: str, cases: list[dict], env: dict[str, str]) -> dict[str, Any]:
-    """All ``cases`` in one gimp-console run; each case's report and raw dumps."""
+def run_batch(
+    work: Path, name: str, cases: list[dict], env: dict[str, str], gimp: harness.Host
+) -> dict[str, Any]:
+    """All ``cases`` in one gimp-console run of ``gimp``; each case's report and raw dumps."""
     out = work / name
     out.mkdir()
     spec = work / f"{name}.json"
     spec.write_text(json.dumps({"out": str(out), "cases": cases}))
     done = harness.run(
-        harness.batch_args(BATCH),
+        harness.batch_args(BATCH, host=gimp),
         timeout=240,
         binds=[work],
         env={**env, "STYLEBRIDGE_GIMP_CASES": str(spec)},
+        host=gimp,
     )
     assert done.returncode == 0, f"GIMP failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
     reports = {}
@@ -127,7 +141,7 @@ class Case:
 
 
 @pytest.fixture(scope="module")
-def batch(work: Path, profile: Path, server: RunningServer) -> dict[str, Any]:
+def batch(work: Path, profile: Path, server: RunningServer, gimp: harness.Host) -> dict[str, Any]:
     inputs = work / "inputs"
     inputs.mkdir()
     bg, bg_pixels = layer_spec(inputs, "background", (W, H), [0, 0], 4)
@@ -193,7 +207,7 @@ def batch(work: Path, profile: Path, server: RunningServer) -> dict[str, Any]:
         "gray": gray_pixels,
     }
     started = time.monotonic()
-    reports = run_batch(work, "batch", cases, server_env(server, profile))
+    reports = run_batch(work, "batch", cases, server_env(server, profile), gimp)
     return {"cases": reports, "inputs": inputs_by_name, "seconds": time.monotonic() - started}
 
 
@@ -282,7 +296,9 @@ def test_batch_stays_fast(batch):
     assert batch["seconds"] < 120
 
 
-def test_readme_batch_example_stylises_a_folder(work: Path, profile: Path, server: RunningServer):
+def test_readme_batch_example_stylises_a_folder(
+    work: Path, profile: Path, server: RunningServer, gimp: harness.Host
+):
     photos = work / "photos"
     photos.mkdir()
     assets = harness.REPO / "core" / "assets"
@@ -294,18 +310,7 @@ def test_readme_batch_example_stylises_a_folder(work: Path, profile: Path, serve
     env = server_env(server, profile, STYLE_FOLDER=str(photos), STYLE_SIZE="64", STYLE_STEPS="8")
     code = f"exec(open({str(script)!r}).read())"
     done = harness.run(
-        [
-            "gimp-console-3.0",
-            "-i",
-            "-n",
-            "--quit",
-            "--batch-interpreter=python-fu-eval",
-            "-b",
-            code,
-        ],
-        timeout=240,
-        binds=[work],
-        env=env,
+        harness.console_args(code, host=gimp), timeout=240, binds=[work], env=env, host=gimp
     )
     assert done.returncode == 0, done.stderr[-3000:]
     for name in ("chelsea", "astronaut"):
@@ -328,23 +333,79 @@ SCRIPT_FU = """
 """
 
 
-def test_script_fu_calls_it_with_named_arguments(work: Path, profile: Path, server: RunningServer):
+def test_script_fu_calls_it_with_named_arguments(
+    work: Path, profile: Path, server: RunningServer, gimp: harness.Host
+):
     done = harness.run(
-        harness.console_args(SCRIPT_FU, "plug-in-script-fu-eval"),
+        harness.console_args(SCRIPT_FU, "plug-in-script-fu-eval", host=gimp),
         timeout=120,
         binds=[work],
         env=server_env(server, profile),
+        host=gimp,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     # the new top layer's name, as Script-Fu's gimp-message printed it
     assert "script-fu-Warning: The Scream (Munch)" in done.stderr
 
 
+# ===================================== `stylebridge install gimp`: GIMP's own plug-ins folder
+
+
+def stylebridge_command() -> list[str]:
+    """This venv's ``stylebridge`` command (its console script, else the module)."""
+    script = Path(sys.executable).with_name("stylebridge")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "stylebridge.server.cli"]
+
+
+def test_stylebridge_install_puts_it_where_this_gimp_finds_and_runs_it(
+    work: Path, server: RunningServer, gimp: harness.Host
+):
+    home = work / "installer-home"
+    plug_ins = gimp.plug_ins(home)  # ~/.config/GIMP/<version>/plug-ins
+    command = [*stylebridge_command(), "install", "gimp", "--dest", str(plug_ins)]
+    done = subprocess.run(
+        [*command, "--version", gimp.version],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=clean_env(HOME=str(home)),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    folder = plug_ins / "stylebridge"
+    assert (folder / "stylebridge.py").stat().st_mode & 0o111  # GIMP runs only executables
+    assert json.loads((folder / "install.json").read_text())["files"] == ["stylebridge"]
+
+    inputs = work / "installer-inputs"
+    inputs.mkdir()
+    bg, original = layer_spec(inputs, "background", (64, 48), [0, 0], 4)
+    case = {
+        "name": "installed",
+        "width": 64,
+        "height": 48,
+        "base": "rgb",
+        "precision": "U8_NON_LINEAR",
+        "layers": [bg],
+        "selected": [0],
+        "select": None,
+        "args": {**FAST, "builtin-style": "shipwreck", "strength": 0.6},
+    }
+    # no GIMP3_DIRECTORY: GIMP looks in its own user folder under HOME, as on a painter's machine
+    env = {"HOME": str(home), "STYLEBRIDGE_ENDPOINT": server.endpoint}
+    env["STYLEBRIDGE_TOKEN"] = server.token
+    result = run_batch(work, "installed", [case], env, gimp)["installed"]
+    assert result.report["status"] == "success", result.report["error"]  # registered, ran
+    assert [layer["name"] for layer in result.layers] == ["The Shipwreck (Turner)", "background"]
+    assert result.layers[0]["opacity"] == pytest.approx(60.0)  # strength 0.6
+    assert changed(result.layer(0), original) > 0.04  # really repainted, not a copy
+    np.testing.assert_allclose(result.layer(1), original, atol=0.6 / 255)  # source untouched
+
+
 # ======================================================== errors: the image stays untouched
 
 
 @pytest.fixture(scope="module")
-def failures(work: Path, profile: Path) -> dict[str, Any]:
+def failures(work: Path, profile: Path, gimp: harness.Host) -> dict[str, Any]:
     inputs = work / "failure-inputs"
     inputs.mkdir()
     bg, _ = layer_spec(inputs, "background", (W, H), [0, 0], 4)
@@ -368,7 +429,7 @@ def failures(work: Path, profile: Path) -> dict[str, Any]:
         case("missing_more_styles", **{"more-styles": str(inputs / "elsewhere.jpg")}),
         case("bad_size", size=20),
     ]
-    return run_batch(work, "failures", cases, server_env(None, profile))
+    return run_batch(work, "failures", cases, server_env(None, profile), gimp)
 
 
 def test_no_server_is_a_clear_error_and_the_image_is_untouched(failures):
@@ -418,23 +479,25 @@ def wait_status(srv: RunningServer, predicate, timeout: float) -> dict[str, Any]
     return status
 
 
-def click_ok(display: str, gimp) -> tuple[int, int, int, int] | None:
+def click_ok(display: str, proc, host: harness.Host) -> tuple[int, int, int, int] | None:
     """Wait for the plug-in's dialog and click its OK button; the dialog's geometry."""
     deadline = time.monotonic() + 60
     geometry = None
-    while geometry is None and time.monotonic() < deadline and gimp.poll() is None:
-        found = harness.find_window(display, "Style Transfer")
+    while geometry is None and time.monotonic() < deadline and proc.poll() is None:
+        found = harness.find_window(display, "Style Transfer", host)
         geometry = found[1] if found else None
         time.sleep(0.3)
     if geometry is not None:
         time.sleep(1.5)  # first paint
         x, y, w, h = geometry
-        harness.xdotool(display, "mousemove", str(x + w - 70), str(y + h - 41), "click", "1")
+        harness.xdotool(
+            display, "mousemove", str(x + w - 70), str(y + h - 41), "click", "1", host=host
+        )
     return geometry
 
 
 @pytest.fixture(scope="module")
-def gui(work: Path, profile: Path, server: RunningServer) -> dict[str, Any]:
+def gui(work: Path, profile: Path, server: RunningServer, gimp: harness.Host) -> dict[str, Any]:
     reason = harness.xvfb_missing_reason()
     if reason:
         pytest.skip(reason)
@@ -443,44 +506,45 @@ def gui(work: Path, profile: Path, server: RunningServer) -> dict[str, Any]:
     results: dict[str, Any] = {}
     env = server_env(server, profile, STYLEBRIDGE_GIMP_GUI=str(out))
     with harness.xvfb() as display:
-        gimp = harness.start(
-            harness.batch_args(GUI, gui=True),
+        proc = harness.start(
+            harness.batch_args(GUI, gui=True, host=gimp),
             out / "gimp.log",
             binds=[work],
             env=env,
             display=display,
+            host=gimp,
         )
         try:
-            assert harness.wait_for(out / "a-ran.json", 120, gimp), (out / "gimp.log").read_text()
-            main_window = harness.find_window(display, "– GIMP")
+            assert harness.wait_for(out / "a-ran.json", 120, proc), (out / "gimp.log").read_text()
+            main_window = harness.find_window(display, "– GIMP", gimp)
             results["geometry"] = main_window[1] if main_window else None
             results["a_ran"] = json.loads((out / "a-ran.json").read_text())
-            harness.xdotool(display, "mousemove", *map(str, CANVAS_POINT))
+            harness.xdotool(display, "mousemove", *map(str, CANVAS_POINT), host=gimp)
             time.sleep(0.3)
-            harness.xdotool(display, "key", "ctrl+z")
+            harness.xdotool(display, "key", "ctrl+z", host=gimp)
             time.sleep(1.0)
             (out / "a-undone").write_text("")
-            assert harness.wait_for(out / "a-after.json", 30, gimp)
+            assert harness.wait_for(out / "a-after.json", 30, proc)
             results["a_after"] = json.loads((out / "a-after.json").read_text())
 
-            assert harness.wait_for(out / "b-started", 30, gimp)
+            assert harness.wait_for(out / "b-started", 30, proc)
             running = wait_status(server, lambda s: s["running"] is not None, 30)
             results["b_running"] = running["running"]
             time.sleep(1.0)  # a few optimisation steps: the progress bar is up
-            harness.xdotool(display, "mousemove", *map(str, CANCEL_BUTTON), "click", "1")
+            harness.xdotool(display, "mousemove", *map(str, CANCEL_BUTTON), "click", "1", host=gimp)
             clicked = time.monotonic()
             results["b_after_status"] = wait_status(server, lambda s: s["running"] is None, 15)
             results["cancel_seconds"] = time.monotonic() - clicked
-            assert harness.wait_for(out / "b-after.json", 30, gimp)
+            assert harness.wait_for(out / "b-after.json", 30, proc)
             results["b_after"] = json.loads((out / "b-after.json").read_text())
 
-            results["dialog"] = click_ok(display, gimp)
-            assert harness.wait_for(out / "d-after.json", 60, gimp)
+            results["dialog"] = click_ok(display, proc, gimp)
+            assert harness.wait_for(out / "d-after.json", 60, proc)
             results["c_after"] = json.loads((out / "c-after.json").read_text())
             results["d_after"] = json.loads((out / "d-after.json").read_text())
-            gimp.wait(60)
+            proc.wait(60)
         finally:
-            harness.stop(gimp)
+            harness.stop(proc)
     return results
 
 

@@ -1,8 +1,26 @@
-"""Helpers for the scripts that run inside Krita (imported by path from each script)."""
+"""Helpers for the scripts that run inside Krita (imported by path from each script).
 
+Krita 5 embeds PyQt5 and Krita 6 PyQt6; `qt_widgets()` gives the one this Krita runs.
+"""
+
+import importlib
 import struct
 
 from krita import Krita
+
+
+def qt_major():
+    """5 or 6: the Qt (and PyQt) this Krita embeds."""
+    try:
+        import pykrita
+    except ImportError:
+        return 5
+    version = getattr(pykrita, "qt_major_version", None)
+    return int(version()) if callable(version) else 5
+
+
+def qt_widgets():
+    return importlib.import_module(f"PyQt{qt_major()}.QtWidgets")
 
 
 def pattern_rgba8(width, height):
@@ -79,7 +97,7 @@ def activate(doc, node):
     """Make ``node`` the active layer; Krita applies it through the event loop."""
     import time
 
-    from PyQt5.QtWidgets import QApplication
+    QApplication = qt_widgets().QApplication
 
     settle = time.monotonic() + 0.3  # let pending node insertions activate their nodes first
     while time.monotonic() < settle:
@@ -98,7 +116,7 @@ def pump_until(predicate, timeout):
     """Run Krita's event loop until ``predicate()`` holds; returns the seconds it took."""
     import time
 
-    from PyQt5.QtWidgets import QApplication
+    QApplication = qt_widgets().QApplication
 
     start = time.monotonic()
     while not predicate():
@@ -111,7 +129,7 @@ def pump_until(predicate, timeout):
 
 def grab_screen(path):
     """A screenshot of the whole (virtual) screen, as a user sees it."""
-    from PyQt5.QtWidgets import QApplication
+    QApplication = qt_widgets().QApplication
 
     QApplication.processEvents()
     return QApplication.primaryScreen().grabWindow(0).save(path)

@@ -4,7 +4,7 @@ import os
 import runpy
 import time
 
-from krita import Selection
+from krita import Krita, Selection
 
 common = runpy.run_path(os.path.join(os.path.dirname(__file__), "common.py"))
 
@@ -47,4 +47,9 @@ def main():
         "height": H,
         "result": result,
         "original": original,
+        "krita_version": Krita.instance().version(),
+        "qt": common["qt_major"](),
+        "plugin_file": stylebridge_krita.__file__,
+        # Krita loaded the plug-in itself: its extension made the menu action in the window
+        "action": Krita.instance().action("stylebridge_stylize") is not None,
     }

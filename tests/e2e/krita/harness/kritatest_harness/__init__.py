@@ -3,14 +3,27 @@
 When the first main window exists, the module at $KRITA_TEST_SCRIPT is run and its
 ``main()`` called; its return value (JSON-able) or the traceback goes to $KRITA_TEST_OUT.
 Then every document is closed unsaved and Krita quits through its own ``file_quit`` action.
+Krita 5 embeds PyQt5, Krita 6 PyQt6 (and refuses a plug-in importing the other): the binding
+follows ``pykrita.qt_major_version()`` where Krita has it.
 """
 
+import importlib
 import json
 import os
 import runpy
 import traceback
 
 from krita import Krita
+
+
+def _qt_major() -> int:
+    try:
+        import pykrita
+    except ImportError:
+        return 5
+    version = getattr(pykrita, "qt_major_version", None)
+    return int(version()) if callable(version) else 5
+
 
 _started = False
 
@@ -37,9 +50,8 @@ def _window_created() -> None:
     if _started:
         return
     _started = True
-    from PyQt5.QtCore import QTimer
-
-    QTimer.singleShot(500, _run)
+    qt_core = importlib.import_module(f"PyQt{_qt_major()}.QtCore")
+    qt_core.QTimer.singleShot(500, _run)
 
 
 if os.environ.get("KRITA_TEST_SCRIPT"):
