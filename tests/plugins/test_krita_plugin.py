@@ -252,3 +252,16 @@ def test_dialog_choices_persist_in_the_preferences(sbk, qapp, no_server):
     assert again.fields["strength"].value() == 0.85 and again.fields["size"].value() == 96
     assert again.preset.currentData() == "quality" and again.fields["seed"].value() == 0
     again.close()
+
+
+def test_start_uses_the_installers_absolute_server_command(sbk, tmp_path):
+    """`stylebridge install krita` records the command of the stylebridge that installed it:
+    Start must work where Krita's PATH has no `stylebridge` (a desktop launcher, a Flatpak)."""
+    sp = sbk.server_process
+    record = tmp_path / "install.json"
+    assert sp.default_command(record) == "stylebridge serve"  # no record: the plain command
+    record.write_text('{"server_command": ["/opt/my venv/bin/stylebridge", "serve"]}')
+    assert sp.default_command(record) == "'/opt/my venv/bin/stylebridge' serve"
+    for broken in ("[1]", '{"server_command": "rm -rf /"}', "{", '{"server_command": []}'):
+        record.write_text(broken)
+        assert sp.default_command(record) == "stylebridge serve"

@@ -369,7 +369,7 @@ class StyleDialog(W.QDialog):
         return True
 
     def _start_server(self) -> None:
-        command = self.prefs.get("server_command", server_process.DEFAULT_COMMAND)
+        command = self.prefs.get("server_command") or server_process.default_command()
         try:
             server_process.start(command)
         except OSError as exc:
