@@ -349,10 +349,17 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     from .client import Client
+    from .discovery import read_discovery
 
+    info = read_discovery() or {}
+    if not isinstance(info.get("admin"), str):
+        raise StyleBridgeError(
+            "no admin key: `stylebridge stop` works on the server's machine, as its user "
+            "(it reads the key from the server's discovery file)"
+        )
     with Client(args.endpoint, timeout=5) as client:
         pid = client.status()["pid"]
-        pending = client.shutdown(0 if args.now else None)
+        pending = client.shutdown(info["admin"], 0 if args.now else None)
     after = "after its current jobs" if pending else "now"
     print(f"stylebridge: asked the server (pid {pid}) to stop {after}")
     return 0

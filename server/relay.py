@@ -129,6 +129,12 @@ class Relay:
             header = unpack_header(parts[1].bytes)
             request_id = header.get("id") if isinstance(header.get("id"), int | str) else None
             check_token(header, self.token)
+            if header.get("type") == "shutdown":  # a member never stops the studio's server
+                raise ProtocolError(
+                    "forbidden",
+                    "the relay does not forward shutdown: stop the studio server on its machine",
+                    "type",
+                )
         except ProtocolError as exc:
             self._to_client([peer, *pack(exc.reply(request_id))])
             return

@@ -6,6 +6,7 @@ touches the ROUTER socket (ZeroMQ sockets are not thread-safe).
 
 from __future__ import annotations
 
+import hmac
 import os
 import secrets
 import signal
@@ -66,6 +67,9 @@ class Server:
         self.endpoint = endpoint
         self.limits = limits or Limits()
         self.token = token or secrets.token_urlsafe(32)
+        # shutdown's own key: only in the private discovery file on this machine, so a token
+        # holder elsewhere (a studio member, a relay) cannot stop everyone's server
+        self.admin_key = secrets.token_urlsafe(32)
         self.discovery = discovery
         self.started = time.monotonic()
         self.ctx = zmq.Context()
@@ -131,6 +135,7 @@ class Server:
                     "endpoint": self.endpoint,
                     "pid": os.getpid(),
                     "token": self.token,
+                    "admin": self.admin_key,
                     "version": __version__,
                     "protocol": VERSION,
                     "server_key": self.server_key,
@@ -316,6 +321,16 @@ class Server:
             )
 
     def _on_shutdown(self, peer: bytes, rid: Any, header: dict, frames: list) -> None:
+        admin = header.get("admin")
+        if not isinstance(admin, str) or not hmac.compare_digest(
+            admin.encode(), self.admin_key.encode()
+        ):
+            raise ProtocolError(
+                "forbidden",
+                "shutdown needs the server's admin key: run `stylebridge stop` as the server's "
+                "user on its machine (the key is in its discovery file)",
+                "admin",
+            )
         drain = header.get("drain")
         if drain is not None and (
             isinstance(drain, bool)

@@ -79,7 +79,7 @@ def test_drain_deadline_cancels_the_running_job_and_fails_the_queued(tmp_path):
             queued = c.submit(rgba(), [STYLE], steps=5, **TINY)
             started(running)
             t0 = time.monotonic()
-            assert c.shutdown(drain=1) is True  # jobs were pending
+            assert c.shutdown(srv.admin, drain=1) is True  # jobs were pending
             best = running.wait(60)
             assert running.cancelled and best.shape == (48, 64, 4)  # the best image so far
             assert time.monotonic() - t0 < 30

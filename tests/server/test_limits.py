@@ -215,3 +215,13 @@ def test_a_killed_connection_mid_frame_leaves_the_server_serving(server, client)
 def test_unreachable_server_is_an_error_not_a_hang():
     with Client("tcp://127.0.0.1:9", "t" * 32, timeout=1) as c, pytest.raises(ServerUnavailable):
         c.ping()
+
+
+def test_only_the_admin_key_of_the_discovery_file_stops_the_server(server):
+    """Any token holder (a studio member) used to be able to stop everyone's server."""
+    with Client(server.endpoint, server.token) as c:
+        for admin in ("", server.token, server.admin[:-1]):
+            with pytest.raises(ServerError) as refused:
+                c.shutdown(admin)
+            assert refused.value.code == "forbidden" and "stylebridge stop" in str(refused.value)
+        assert c.ping()["type"] == "pong"  # still serving

@@ -3,6 +3,7 @@ lets the plug-ins (plain ZMTP, no crypto library) reach it. Real processes and s
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -168,6 +169,14 @@ def test_plugins_reach_the_curve_server_through_the_relay(studio, tmp_path):
                 ):
                     bad.status()
                 assert refused.value.code == "bad_token"
+                # a member cannot stop everyone's server, even holding its admin key
+                admin = json.loads((studio["top"] / "rt" / "server.json").read_text())["admin"]
+                with pytest.raises(wire.ServerError) as forbidden:
+                    c.shutdown(admin, drain=0)
+                assert forbidden.value.code == "forbidden" and "does not forward" in str(
+                    forbidden.value
+                )
+                assert c.ping()["type"] == "pong"
         finally:
             del os.environ["STYLEBRIDGE_RUNTIME_DIR"]
     finally:

@@ -35,6 +35,7 @@ class RunningServer:
     token: str
     runtime: Path
     log: Path
+    admin: str  # shutdown's key, from the discovery file
 
     @property
     def env(self) -> dict[str, str]:
@@ -70,7 +71,7 @@ def start_server(
     while time.monotonic() < deadline:
         if "ready on" in log.read_text():
             info = json.loads((runtime / "server.json").read_text())
-            return RunningServer(proc, endpoint, info["token"], runtime, log)
+            return RunningServer(proc, endpoint, info["token"], runtime, log, info["admin"])
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {log.read_text()}")
         time.sleep(0.1)

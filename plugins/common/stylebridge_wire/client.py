@@ -361,10 +361,11 @@ class Client:
         reply, frames = self._request({"type": "echo", "image": image._spec(1)}, [image.data])
         return self.decode(Image._from_spec(reply.get("image"), frames, "echo.image"))
 
-    def shutdown(self, drain: float | None = None) -> bool:
+    def shutdown(self, admin: str, drain: float | None = None) -> bool:
         """Ask the server to stop after its jobs (at most ``drain`` s; None: the server's
-        default, 0: cancel them now). True when jobs were still running or queued."""
-        request: dict[str, Any] = {"type": "shutdown"}
+        default, 0: cancel them now). ``admin``: the key in the server's discovery file (a
+        server refuses shutdown without it). True when jobs were still running or queued."""
+        request: dict[str, Any] = {"type": "shutdown", "admin": admin}
         if drain is not None:
             request["drain"] = drain
         return bool(self._request(request)[0].get("pending"))
