@@ -37,6 +37,7 @@ class Job:
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     cancel: threading.Event = field(default_factory=threading.Event)
     started: bool = False  # taken from the queue: it ends with its own final message
+    nbytes: int = 0  # the decoded pixels it holds while it waits (shared frames once)
 
 
 class JobBoard:
@@ -63,6 +64,16 @@ class JobBoard:
     def pending(self) -> int:
         with self.lock:
             return len(self.retries) + len(self.queue)
+
+    def pending_for(self, peer: bytes) -> int:
+        """Jobs this client has waiting."""
+        with self.lock:
+            return sum(j.peer == peer for j in self._waiting())
+
+    def held_bytes(self) -> int:
+        """The pixels every waiting and running job holds."""
+        with self.lock:
+            return sum(j.nbytes for j in (*self._waiting(), *self.running))
 
     def idle(self) -> bool:
         with self.lock:

@@ -44,10 +44,17 @@ class Limits:
     max_pixels: int = 8192 * 8192
     max_styles: int = 8
     max_queue: int = 32
-    max_memory: int | None = None  # bytes one job may need (core/memory.py); None: no ceiling
+    # bytes the server may need: the running job's estimated peak plus the pixels every queued
+    # job holds (core/memory.py); None: no ceiling
+    max_memory: int | None = None
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
+
+    def client_share(self) -> int:
+        """Jobs one client may have waiting: a quarter of the queue (at least one place) is
+        kept for the others."""
+        return max(1, self.max_queue - max(1, self.max_queue // 4))
 
 
 class ProtocolError(Exception):

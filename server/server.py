@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import zmq
 
 from stylebridge.core import __version__, jobs
@@ -30,6 +31,7 @@ from .protocol import (
     VERSION,
     Limits,
     ProtocolError,
+    SubmitRequest,
     check_envelope,
     check_token,
     control_field,
@@ -288,13 +290,25 @@ class Server:
             raise ProtocolError(
                 "engine_error", "the server's worker has stopped: restart the server (see its log)"
             )
-        if self.worker.board.pending() >= self.limits.max_queue:
+        board = self.worker.board
+        if board.pending() >= self.limits.max_queue:
             raise ProtocolError("queue_full", f"{self.limits.max_queue} jobs are already waiting")
-        # the frames are zmq buffers that live only as long as this message: copy the pixels
-        request.content = request.content.copy()
-        request.styles = [s.copy() for s in request.styles]
-        request.mask = None if request.mask is None else request.mask.copy()
-        job = Job(peer, rid, request)
+        share = self.limits.client_share()  # one client never fills it for everyone
+        if board.pending_for(peer) >= share:
+            raise ProtocolError(
+                "queue_full",
+                f"this client already has {share} of the {self.limits.max_queue} places in the "
+                "queue (the rest are kept for other clients): wait for one to finish",
+            )
+        nbytes = keep_pixels(request)
+        if ceiling is not None and need + board.held_bytes() + nbytes > ceiling:
+            raise ProtocolError(
+                "queue_full",
+                f"the jobs already queued hold {board.held_bytes() / 2**30:.2f} GiB of images: "
+                f"with this one the server would pass its memory ceiling of "
+                f"{ceiling / 2**30:.1f} GiB; wait for the queue to drain",
+            )
+        job = Job(peer, rid, request, nbytes=nbytes)
         position = self.worker.board.submit(job)
         self._send(peer, {"type": "accepted", "id": rid, "job": job.id, "position": position})
 
@@ -340,6 +354,24 @@ class Server:
             raise ProtocolError("bad_field", "drain: seconds, 0..86400", "drain")
         self.stop(drain)
         self._send(peer, {"type": "bye", "id": rid, "pending": 0 if self._drained() else 1})
+
+
+def keep_pixels(request: SubmitRequest) -> int:
+    """Copy the request's images out of the message's zmq buffers, which live only as long as
+    the message; images decoded from the same frame (content, styles, mask) share one copy.
+    Returns the bytes kept."""
+    copies: dict[tuple[int, tuple[int, ...], str], np.ndarray] = {}
+
+    def keep(array: np.ndarray) -> np.ndarray:
+        key = (array.__array_interface__["data"][0], array.shape, array.dtype.str)
+        if key not in copies:
+            copies[key] = array.copy()
+        return copies[key]
+
+    request.content = keep(request.content)
+    request.styles = [keep(s) for s in request.styles]
+    request.mask = None if request.mask is None else keep(request.mask)
+    return sum(a.nbytes for a in copies.values())
 
 
 def current_rss() -> int:

@@ -225,3 +225,49 @@ def test_only_the_admin_key_of_the_discovery_file_stops_the_server(server):
                 c.shutdown(admin)
             assert refused.value.code == "forbidden" and "stylebridge stop" in str(refused.value)
         assert c.ping()["type"] == "pong"  # still serving
+
+
+def test_one_client_cannot_fill_the_queue_and_queued_images_count_against_the_ceiling(tmp_path):
+    """Queued jobs keep their decoded images: they used to be counted nowhere, and one client
+    could take every place in the queue."""
+    from tests.support.servers import start_server
+
+    # max-queue 4: one client may hold 3. The ceiling: a 3000 px job's estimated peak (2.06 GiB)
+    # with its own image (69 MiB) fits under 2.15 GiB; with a second such image queued, not
+    srv = start_server(tmp_path / "rt", "--max-queue", "4", "--max-memory", "2.15")
+    try:
+        with (
+            Client(srv.endpoint, srv.token, timeout=60) as a,
+            Client(srv.endpoint, srv.token, timeout=60) as b,
+        ):
+            forever = {**TINY, "steps": 100_000}
+            running = a.submit(rgba(), [STYLE], **forever)
+            while not running.progress:
+                running.poll(0.05)
+            waiting = [a.submit(rgba(), [STYLE], **TINY) for _ in range(3)]
+            over = a.submit(rgba(), [STYLE], **TINY)
+            while not over.poll(0.05):
+                pass
+            assert over.error.code == "queue_full" and "3 of the 4 places" in str(over.error)
+            other = b.submit(rgba(), [STYLE], **TINY)  # the place kept for the others
+            while other.job_id is None and not other.done:
+                other.poll(0.05)
+            assert other.job_id and not other.done
+            for job in (other, *waiting):  # room in the queue again
+                job.cancel()
+                while not job.done:
+                    job.poll(0.05)
+            # a big image in the queue: with a second one the server would pass its ceiling
+            big = np.zeros((3000, 3000, 4), np.uint16)
+            first = b.submit(big, [STYLE], **TINY)
+            while first.job_id is None and not first.done:
+                first.poll(0.05)
+            assert first.job_id and not first.done, first.error
+            second = b.submit(big, [STYLE], **TINY)
+            while not second.poll(0.05):
+                pass
+            assert second.error.code == "queue_full" and "memory ceiling" in str(second.error)
+            for job in (first, running):
+                job.cancel()
+    finally:
+        srv.stop()
