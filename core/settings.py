@@ -238,46 +238,37 @@ class Preset:
     settings: Settings
 
 
+# The picture first: the paper's terms plus the structure term (the content's colours in 4 px
+# blocks: luma held, chroma loosely), started from the content recoloured to the styles. On the
+# pairs it was chosen on: a style term at or below the recipe's final with the subject kept, in
+# 1/25 of its time (docs/quality.md, "The objective"). One scale and a constant lr: a coarse
+# stage bought no style at equal time once the start carries the painting's colours, and more
+# time (--time) runs the same steps for longer.
+_FAST = Settings(
+    size=384,
+    steps=60,
+    init="recolour",
+    structure_weight=3e5,
+    space="pixel",
+    optimizer="adam",
+    lr=0.03,
+    precision="bf16",
+    # 4000x3000 on 2 CPU cores: 5 steps a tile took 543-666 s on the same CPU model, too close
+    # to the 10-minute target (docs/benchmarks.md)
+    refine_steps=4,
+    preset="fast",
+)
+
 PRESET_TABLE: dict[str, Preset] = {
     "fast": Preset(
         "Fast (about a minute on a CPU)",
         "the paper's terms plus the structure term, from the content recoloured to the style",
-        # The picture first: the paper's terms plus the structure term (the content's colours
-        # in 4 px blocks: luma held, chroma loosely), started from the content recoloured to
-        # the styles. On the pairs it was chosen on: a style term at or below the recipe's final
-        # with the subject kept, in 1/25 of its time (docs/quality.md, "The objective"). One
-        # scale and a constant lr: a coarse stage bought no style at equal time once the start
-        # carries the painting's colours, and more time (--time) runs the same steps for longer.
-        Settings(
-            size=384,
-            steps=60,
-            init="recolour",
-            structure_weight=3e5,
-            space="pixel",
-            optimizer="adam",
-            lr=0.03,
-            precision="bf16",
-            # 4000x3000 on 2 CPU cores: 5 steps a tile took 543-666 s on the same CPU model,
-            # too close to the 10-minute target (docs/benchmarks.md)
-            refine_steps=4,
-            preset="fast",
-        ),
+        _FAST,
     ),
     "quality": Preset(
         "Quality (a few minutes)",
         "fast's objective nearer its optimum: three times the steps, up to 512 px",
-        Settings(
-            size=512,
-            steps=180,
-            init="recolour",
-            structure_weight=3e5,
-            space="pixel",
-            optimizer="adam",
-            lr=0.03,
-            precision="bf16",
-            refine_steps=24,
-            preset="quality",
-        ),
+        dataclasses.replace(_FAST, size=512, steps=180, refine_steps=24, preset="quality"),
     ),
     "paper": Preset(
         "Paper recipe (slow, the reference)",
