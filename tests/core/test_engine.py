@@ -109,10 +109,10 @@ def test_time_budget_returns_within_budget(engine, style):
     engine.stylize(layer(), [style], make_settings("fast", size=64, steps=2))
     start = time.monotonic()
     result = engine.stylize(
-        layer(), [style], make_settings("fast", size=64, steps=3, time_budget=1.5)
+        layer(), [style], make_settings("fast", size=64, steps=3, time_budget=3.0)
     )
     elapsed = time.monotonic() - start
-    assert elapsed < 1.5 + 5.0  # without the budget it would run 10**9 steps; slack for load
+    assert elapsed < 3.0 + 5.0  # without the budget it would run 10**9 steps; slack for load
     # the budget, not the step count, decides (a 64 px step takes ~0.03 s; >3 even when loaded)
     assert result.steps > 3
     assert not result.cancelled

@@ -52,7 +52,7 @@ VERSION = wire_protocol.VERSION
 # fmt: off
 CODES = frozenset({
     "bad_message", "bad_version", "bad_token", "unknown_type", "bad_field", "too_large",
-    "queue_full", "unknown_job", "engine_error", "shutting_down",
+    "queue_full", "unknown_job", "engine_error", "shutting_down", "forbidden",
 })
 # fmt: on
 REQUEST_TYPES = ("ping", "status", "submit", "cancel", "echo", "shutdown")

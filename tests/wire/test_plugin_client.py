@@ -399,5 +399,11 @@ def test_previews_and_results_that_do_not_fit_the_layer_sent_never_reach_the_hos
         assert "2x1, 4 channels of uint8, not 2x1, 4 channels of uint16" in str(bad.error)
         feed({"type": "result", "id": 1, "job": "j", "image": spec(2, 1, 4, "uint16")}, bytes(16))
         assert job.error is None and job.result == content
+        # with a mask, a layer without alpha comes back with one
+        rgb = wire.Image(2, 1, 3, "uint8", bytes(6))
+        masked = wire.JobHandle(client, 3, content=rgb, masked=True)
+        client._jobs[3] = masked
+        feed({"type": "result", "id": 3, "job": "m", "image": spec(2, 1, 4, "uint8")}, bytes(8))
+        assert masked.error is None and masked.result.channels == 4
     finally:
         client.close()

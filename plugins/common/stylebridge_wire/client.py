@@ -93,11 +93,16 @@ class JobHandle:
         on_progress: ProgressCallback | None = None,
         on_preview: PreviewCallback | None = None,
         content: Image | None = None,
+        masked: bool = False,
     ) -> None:
         self._client = client
         self.request_id = request_id
-        # what a result must be: the content's size, channels and dtype
-        self._shape = None if content is None else _shape(content)
+        # what a result may be: the content's size, channels and dtype; with a mask, a layer
+        # without alpha comes back with one (docs/protocol.md, submit)
+        self._shapes = [] if content is None else [_shape(content)]
+        if content is not None and masked and content.channels in (1, 3):
+            width, height, channels, dtype = _shape(content)
+            self._shapes.append((width, height, channels + 1, dtype))
         self.on_progress = on_progress
         self.on_preview = on_preview
         self.job_id: str | None = None
@@ -200,11 +205,11 @@ class JobHandle:
             if header.get("image") is not None:
                 try:
                     raw = Image._from_spec(header["image"], frames, f"{kind}.image")
-                    if self._shape is not None and _shape(raw) != self._shape:
+                    if self._shapes and _shape(raw) not in self._shapes:
                         raise ServerError(
                             "bad_reply",
                             f"the server's {kind} is {_describe(_shape(raw))}, "
-                            f"not {_describe(self._shape)} like the layer sent",
+                            f"not {_describe(self._shapes[0])} like the layer sent",
                             f"{kind}.image",
                         )
                     self.result = self._client.decode(raw)
@@ -342,7 +347,7 @@ class Client:
         if preview is not None:
             header["preview"] = float(preview)
         rid = next(self._ids)
-        handle = JobHandle(self, rid, on_progress, on_preview, content)
+        handle = JobHandle(self, rid, on_progress, on_preview, content, mask is not None)
         self._send(rid, header, blobs)
         self._jobs[rid] = handle
         return handle
