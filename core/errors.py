@@ -11,7 +11,3 @@ class InputError(StyleBridgeError):
 
 class WeightsError(StyleBridgeError):
     """No usable VGG16 weights: the message lists every source tried and how to fix it."""
-
-
-class Cancelled(StyleBridgeError):
-    """Raised inside the optimiser loop when the caller asked it to stop."""
