@@ -29,10 +29,7 @@ STARRY = "The Starry Night (van Gogh)"
 def args_of(sg, vocabulary, preset="fast", **values):
     """The procedure's arguments as the PDB hands them over: every dialog control at the value
     a fresh GIMP config holds (0 where 0 means the preset's), ``values`` over them."""
-    defaults = {}
-    for control in vocabulary.dialog_controls():
-        zero = sg.zero_means_preset(control)
-        defaults[control.name] = 0 if zero or control.default is None else control.default
+    defaults = {c.name: c.dialog_default for c in vocabulary.dialog_controls()}
     return sg.ProcedureArgs(preset, {**defaults, **values})
 
 
@@ -275,7 +272,9 @@ def test_edge_registers_the_documented_arguments(edge):
     ranges = {n: (a.spec["low"], a.spec["high"], a.default) for n, a in proc.arguments.items()
               if a.kind in ("int", "double")}  # fmt: skip
     assert ranges["strength"] == (0, 1, 1.0) and ranges["balance"] == (0, 1, 0.5)
-    assert ranges["size"] == (0, 8192, 512)  # 0: the preset's
+    # a dialog left alone runs the preset as defined: 0, the preset's (it used to start at the
+    # engine's generic 512 px and 200 steps, overriding fast's 384 px and 60 steps)
+    assert ranges["size"] == (0, 8192, 0) and ranges["steps"][2] == ranges["time-budget"][2] == 0
     assert ranges["seed"] == (0, 2**31 - 1, 0)  # a PDB int is a C int
     assert proc.arguments["size"].label == "Working size (0: preset)"
     # the dialog shows every argument, each in one frame

@@ -194,6 +194,9 @@ def test_dialog_builds_under_pyqt6_and_maps_its_fields_to_options(sbk, qapp, no_
     dialog = sbk.dialog.StyleDialog(lambda source: None, sbk.prefs.Prefs())
     vocabulary = dialog.vocabulary
     assert list(dialog.fields) == [c.name for c in vocabulary.dialog_controls()]
+    # left alone, the dialog runs the preset as defined: no size or steps of its own
+    fresh = dialog.options().job_controls()
+    assert fresh.get("size") is None and fresh.get("steps") is None and fresh["balance"] == 0.5
     assert dialog.style_table.rowCount() == 1  # The Starry Night by default
     dialog.add_style("the_scream", 2.0)
     dialog.fields["strength"].set(0.4)

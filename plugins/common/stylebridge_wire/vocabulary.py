@@ -36,6 +36,18 @@ class Control:
     def __repr__(self) -> str:
         return f"Control({self.name!r})"
 
+    @property
+    def zero_means_preset(self) -> bool:
+        """A number whose 0 stands for "the preset's" (or "no limit"): 0 is not a value the
+        control itself takes."""
+        return self.choices is None and (self.optional or (self.min or 0) > 0)
+
+    @property
+    def dialog_default(self) -> Any:
+        """Where a dialog starts: 0 (the preset's own value) where 0 means that, so a dialog
+        left alone runs the preset as defined; else the control's default."""
+        return 0 if self.zero_means_preset else self.default
+
     def check(self, value: Any) -> Any:
         """``value`` if the server will take it (ints as ints), else ValueError."""
         if value is None and self.optional:

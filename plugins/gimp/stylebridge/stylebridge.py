@@ -103,10 +103,9 @@ def add_arguments(procedure: Gimp.Procedure, vocab: vocabulary.Vocabulary = VOCA
             )
             continue
         low, high = sg.argument_range(control)
-        default = control.default if control.default is not None else low
-        label = control.label + (" (0: preset)" if sg.zero_means_preset(control) else "")
+        label = control.label + (" (0: preset)" if control.zero_means_preset else "")
         add = procedure.add_double_argument if control.type is float else procedure.add_int_argument
-        add(name, label, control.help, low, high, default, RW)
+        add(name, label, control.help, low, high, control.dialog_default, RW)
 
 
 class StyleBridge(Gimp.PlugIn):

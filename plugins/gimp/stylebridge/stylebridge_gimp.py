@@ -78,15 +78,9 @@ def argument_name(control: Control) -> str:
     return control.name.replace("_", "-")
 
 
-def zero_means_preset(control: Control) -> bool:
-    """A number argument whose 0 stands for "the preset's" (or "no limit"): 0 is not a value
-    the control itself takes."""
-    return control.choices is None and (control.optional or (control.min or 0) > 0)
-
-
 def argument_range(control: Control) -> tuple[float, float]:
     """What the PDB argument takes: the control's range, from 0 when 0 means the preset's."""
-    low = 0 if zero_means_preset(control) else control.min
+    low = 0 if control.zero_means_preset else control.min
     high = control.max if control.type is float else min(control.max, GIMP_INT_MAX)
     return low, high
 
@@ -127,7 +121,7 @@ class ProcedureArgs:
         controls = {}
         for name, value in self.values.items():
             control = vocabulary.controls[name]
-            if zero_means_preset(control) and value == 0:
+            if control.zero_means_preset and value == 0:
                 continue
             if name == "time_budget" and isinstance(value, (int, float)) and value > 0:
                 value = max(0.1, value)  # a budget below the server's minimum is raised to it

@@ -53,16 +53,15 @@ class ControlField:
             row.addWidget(shown)
         else:
             spin = W.QDoubleSpinBox() if c.type is float else W.QSpinBox()
-            self.preset_zero = c.optional or (c.min or 0) > 0
-            low = 0 if self.preset_zero else c.min
+            low = 0 if c.zero_means_preset else c.min
             spin.setRange(low, min(c.max if c.max is not None else QT_INT_MAX, QT_INT_MAX))
-            if self.preset_zero:
+            if c.zero_means_preset:
                 spin.setSpecialValueText("no limit" if c.optional else "preset default")
             if c.unit:
                 spin.setSuffix(f" {c.unit}")
             self.widget = self.input = spin
         self.widget.setToolTip(c.help)
-        self.set(c.default)
+        self.set(c.dialog_default)
 
     def value(self) -> Any:
         c = self.control
@@ -71,7 +70,7 @@ class ControlField:
         if isinstance(self.input, W.QSlider):
             return self.input.value() / SLIDER_STEPS
         value = self.input.value()
-        return None if self.preset_zero and value == 0 else c.type(value)
+        return None if c.zero_means_preset and value == 0 else c.type(value)
 
     def set(self, value: Any) -> None:
         if self.control.choices is not None:
