@@ -1,6 +1,6 @@
 """Screenshots of the real Krita under Xvfb for docs/: the dialog mid-job and the result.
 
-.venv/bin/python scripts/krita_screenshots.py   # writes docs/krita-dialog.png, krita-result.png
+.venv/bin/python -m tests.e2e.krita.screenshot   # writes docs/krita-dialog.png, krita-result.png
 """
 
 from __future__ import annotations
@@ -11,12 +11,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.e2e.krita import host as krita_host  # noqa: E402
-from tests.support.plugins import dist  # noqa: E402
-from tests.support.servers import free_port  # noqa: E402
+from tests.e2e.krita import host as krita_host
+from tests.support import REPO as ROOT
+from tests.support.plugins import dist
+from tests.support.servers import free_port
 
 
 def main() -> None:
