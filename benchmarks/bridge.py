@@ -19,7 +19,9 @@ from stylebridge.server.client import Client
 from tests.support.servers import clean_env, start_server
 
 SMALL_JOBS = ({"size": 256, "steps": 50}, {"size": 128, "steps": 20})
-CLI_JOB = {"size": 128, "steps": 5}  # what a script sends: the process start is most of it
+# what a script sends when the process start is most of it: 5 steps at 128 px, no full-size
+# refinement (with it, the 451x300 content would be refined in tiles: seconds of work)
+CLI_JOB = {"size": 128, "steps": 5, "refine_steps": 0}
 
 
 def fresh_cli_seconds(
@@ -38,10 +40,7 @@ def fresh_cli_seconds(
         str(out),
         *(() if runtime else ("--local",)),
         "-q",
-        "--size",
-        str(job["size"]),
-        "--steps",
-        str(job["steps"]),
+        *(a for k, v in job.items() for a in (f"--{k.replace('_', '-')}", str(v))),
     ]
     env = clean_env(**({"STYLEBRIDGE_RUNTIME_DIR": str(runtime)} if runtime else {}))
     start = time.perf_counter()
