@@ -3,7 +3,9 @@
 1. Fuzzing: at least 10,000 malformed, truncated, oversized and type-confused requests (half
    drawn by hypothesis, half by a seeded random source; the generators and the oracle of
    docs/protocol.md are tests/support/fuzz_messages.py, shared with tests/server/test_fuzz.py),
-   then raw garbage below ZeroMQ on 2,000 TCP connections and 200 peers held half-way.
+   then raw garbage below ZeroMQ on 2,000 TCP connections and 200 peers held half-way, and
+   the never-ending message of a peer without the token (8 MiB frames, all "more", up to
+   2 GiB) at both front doors, the server's and a relay's: RSS before and at the peak.
 2. After it: the reference job gives the same pixels as before, and the server's RSS is within
    10% of the RSS after the warm-up.
 3. Load: 8 clients, 50 small jobs (tests/support/load.py): every result right, none lost or
@@ -20,6 +22,7 @@ import argparse
 import collections
 import random
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,10 +34,12 @@ from hypothesis import strategies as st
 
 from tests.support import fuzz_messages as fm
 from tests.support.load import CLIENTS, JOBS, RSS_FIRST_AFTER, imbalance, run_load
-from tests.support.servers import start_server
+from tests.support.servers import clean_env, free_port, start_server
 
 RSS_TOLERANCE = 0.10
 HELD = 200
+FLOOD_BYTES = 2 * 2**30  # what the reproduced attack sent (issue 16)
+FLOOD_RSS_LIMIT = 50 * 2**20
 
 
 class Tally:
@@ -110,6 +115,42 @@ def raw_garbage(server, session, connections: int, seed: int) -> dict[str, float
     return dict(stats)
 
 
+def start_relay(server, folder: Path) -> tuple[subprocess.Popen, str]:
+    """`stylebridge relay` on loopback in front of ``server`` (its token from the environment)."""
+    folder.mkdir()
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    env = clean_env(STYLEBRIDGE_TOKEN=server.token, STYLEBRIDGE_RUNTIME_DIR=str(folder))
+    log = folder / "relay.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stylebridge.server.cli", "relay", "--listen", endpoint,
+             "--to", server.endpoint],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+        )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while "ready on" not in log.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"the relay did not start: {log.read_text()}")
+        time.sleep(0.1)
+    return proc, endpoint
+
+
+def floods(server, folder: Path) -> list[tuple[str, dict[str, float]]]:
+    """The never-ending message without the token, at the server and at a relay before it."""
+    relay, relay_endpoint = start_relay(server, folder)
+    try:
+        doors = (("server", server.endpoint, server.proc.pid), ("relay", relay_endpoint, relay.pid))
+        return [
+            (f"{door}, {label}", fm.flood_watched(endpoint, pid, FLOOD_BYTES, password))
+            for door, endpoint, pid in doors
+            for label, password in (("no credentials", None), ("wrong token", "x" * 43))
+        ]
+    finally:
+        relay.terminate()
+        relay.wait(30)
+
+
 def mib(n: int) -> str:
     return f"{n / 2**20:,.0f} MiB"
 
@@ -132,12 +173,12 @@ def main() -> int:
             Path(tmp) / "rt", "--max-pixels", "4096", "--max-queue", str(JOBS + 14)
         )
         try:
-            return soak(server, args, seed, began)
+            return soak(server, args, seed, began, Path(tmp))
         finally:
             server.stop()
 
 
-def soak(server, args, seed: int, began: float) -> int:
+def soak(server, args, seed: int, began: float, tmp: Path) -> int:
     failures: list[str] = []
     session = fm.Session(server.endpoint, server.token, timeout=30)
     status = session.request({"type": "status"})
@@ -154,6 +195,7 @@ def soak(server, args, seed: int, began: float) -> int:
     start = time.monotonic()
     raw = raw_garbage(server, session, args.raw, seed) if server.proc.poll() is None else {}
     raw_s = time.monotonic() - start
+    flooded = floods(server, tmp / "relay") if server.proc.poll() is None else []
     crashed = server.proc.poll() is not None
     ok, why = (False, "the server died") if crashed else fm.reference_result_ok(session, reference)
     rss_after = 0 if crashed else session.request({"type": "status"})["memory"]["rss"]
@@ -181,6 +223,14 @@ def soak(server, args, seed: int, began: float) -> int:
     row("  raw ZMTP pings answered", raw.get("raw pings answered", 0))
     row(f"  ping with {HELD} peers stuck half-way", f"{raw.get('ping ms while held', '-')} ms")
     row("  time", f"{raw_s:.0f} s")
+    print(f"\na never-ending message without the token (up to {mib(FLOOD_BYTES)})")
+    for label, f in flooded:
+        grew = f["rss_peak"] - f["rss_before"]
+        row(f"  {label}", f"{mib(f['sent'])} taken",
+            f"{f['ended']} after {f['seconds'] * 1000:.0f} ms; RSS {mib(f['rss_before'])}, "
+            f"peak +{grew / 2**20:.1f} MiB")  # fmt: skip
+        if grew >= FLOOD_RSS_LIMIT or f["ended"] == "all sent":
+            failures.append(f"the never-ending message at the {label} was buffered")
     print("\nafter the fuzzing")
     row("server crashes", int(crashed))
     row("reference job (32x32 RGBA, 3 steps)", "same pixels" if ok else "WRONG", why)

@@ -1,5 +1,5 @@
 """The Python client: the one client core (``stylebridge.wire.Client``) over pyzmq, with numpy
-arrays in and out and CurveZMQ for a studio server.
+arrays in and out and CurveZMQ for a studio server; the token goes in the handshake.
 
     with Client() as client:  # discovery file, or STYLEBRIDGE_ENDPOINT/_TOKEN
         out = client.stylize(content, [style], balance=0.6)  # H x W x C arrays
@@ -17,12 +17,23 @@ from typing import Any
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from stylebridge.wire import Client as WireClient
 from stylebridge.wire import Image, ServerError, ServerUnavailable, TransportError
 from stylebridge.wire.discovery import read_discovery
+from stylebridge.wire.protocol import PLAIN_USER
 
-__all__ = ["Client", "ServerError", "ServerUnavailable", "ZmqDealer", "find_server_key"]
+from .credentials import token_keys
+
+__all__ = [
+    "Client",
+    "ServerError",
+    "ServerUnavailable",
+    "ZmqDealer",
+    "find_server_key",
+    "present_token",
+]
 
 ImageLike = np.ndarray  # H x W x C (or H x W), uint8 / uint16 / float32
 
@@ -36,10 +47,28 @@ def find_server_key(endpoint: str) -> str | None:
     return info.get("server_key") if info and info["endpoint"] == endpoint else None
 
 
+# What the monitor reports when a handshake fails (libzmq >= 4.3)
+_HANDSHAKE_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
+
+
+def present_token(sock: zmq.Socket, token: str, server_key: str | None) -> None:
+    """Set up ``sock`` to show ``token`` in its handshake (docs/protocol.md, "Authentication"):
+    as the ZMTP PLAIN password, or, to a CURVE server, as the key pair derived from it."""
+    if server_key:
+        sock.curve_serverkey = server_key.encode()
+        sock.curve_publickey, sock.curve_secretkey = token_keys(token)
+    else:
+        sock.plain_username, sock.plain_password = PLAIN_USER.encode(), token.encode()
+
+
 class ZmqDealer:
-    """The transport: a pyzmq DEALER socket, with CurveZMQ (a throwaway key pair of our own)
-    when ``server_key`` is given. A send that cannot be queued within ``send_timeout`` (no
-    connection to queue on, e.g. a CURVE handshake that failed) raises `TransportError`."""
+    """The transport: a pyzmq DEALER socket that shows the token in its handshake, with CurveZMQ
+    when ``server_key`` is given. A refused handshake (wrong token, wrong server key) raises
+    `TransportError` at once, as does a send that cannot be queued within ``send_timeout``."""
 
     connected = True  # ZeroMQ reconnects by itself
     pending_bytes = 0  # and queues what is sent: no upload to watch
@@ -47,6 +76,7 @@ class ZmqDealer:
     def __init__(
         self,
         endpoint: str,
+        token: str,
         server_key: str | None = None,
         send_timeout: float = 15.0,
         context: zmq.Context | None = None,
@@ -55,22 +85,41 @@ class ZmqDealer:
         sock = (context or zmq.Context.instance()).socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDTIMEO, int(send_timeout * 1000))  # never hang on a send
-        if server_key:
-            sock.curve_serverkey = server_key.encode()
-            sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()
+        present_token(sock, token, server_key)
+        self.monitor = sock.get_monitor_socket(_HANDSHAKE_FAILED)
         sock.connect(endpoint)
         self.sock = sock
+        self.poller = zmq.Poller()
+        self.poller.register(sock, zmq.POLLIN)
+        self.poller.register(self.monitor, zmq.POLLIN)
+
+    def _check_handshake(self) -> None:
+        """Raise if the monitor saw the server refuse us: no reply would ever come."""
+        while self.monitor.poll(0):
+            event = recv_monitor_message(self.monitor)["event"]
+            if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                reason = "it did not accept this client's token (not that server's token?)"
+            else:
+                reason = "the handshake failed" + (
+                    " (is its CURVE server key right?)" if self.server_key else ""
+                )
+            raise TransportError(f"the server at {self.endpoint} refused the connection: {reason}")
 
     def send(self, frames: Sequence[Any]) -> None:
+        self._check_handshake()
         try:
             self.sock.send_multipart(list(frames), copy=False)
         except zmq.Again:
+            self._check_handshake()
             hint = " (is its CURVE server key right?)" if self.server_key else ""
             raise TransportError(f"cannot reach the server at {self.endpoint}{hint}") from None
 
     def poll(self, timeout: float = 0.0) -> list[list[bytes]]:
         messages: list[list[bytes]] = []
-        if self.sock.poll(int(timeout * 1000), zmq.POLLIN):
+        ready = dict(self.poller.poll(int(timeout * 1000)))
+        if self.monitor in ready:
+            self._check_handshake()
+        if self.sock in ready:
             while self.sock.poll(0, zmq.POLLIN):
                 messages.append(self.sock.recv_multipart())
         return messages
@@ -79,6 +128,8 @@ class ZmqDealer:
         return self.sock.getsockopt(zmq.FD)
 
     def close(self) -> None:
+        self.sock.disable_monitor()
+        self.monitor.close(linger=0)
         self.sock.close(linger=0)
 
 
@@ -97,9 +148,9 @@ class Client(WireClient):
         self._server_key = server_key
         super().__init__(endpoint, token, timeout=timeout, transport=self._open)
 
-    def _open(self, endpoint: str) -> ZmqDealer:
+    def _open(self, endpoint: str, token: str) -> ZmqDealer:
         self.server_key = self._server_key or find_server_key(endpoint)
-        return ZmqDealer(endpoint, self.server_key, self.timeout)
+        return ZmqDealer(endpoint, token, self.server_key, self.timeout)
 
     def encode(self, image: Any, what: str) -> Image:
         if isinstance(image, Image):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import secrets
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 
 import zmq
 import zmq.auth
+from zmq.utils import z85
 
 from stylebridge.core.errors import StyleBridgeError
 
@@ -93,3 +95,12 @@ def curve_keys(folder: Path | None = None) -> tuple[bytes, bytes]:
     if sec is None or pub is None:
         raise StyleBridgeError(f"{secret} holds no secret key")
     return pub, sec
+
+
+def token_keys(token: str) -> tuple[bytes, bytes]:
+    """The CURVE (public, secret) key pair, z85, that every holder of ``token`` derives from it:
+    a studio server allows this public key in its handshake, so the token is checked there,
+    before any message frame (any 32 bytes are a valid Curve25519 secret key)."""
+    seed = hashlib.sha256(b"stylebridge curve client key\x00" + token.encode()).digest()
+    secret = z85.encode(seed)
+    return zmq.curve_public(secret), secret

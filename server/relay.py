@@ -1,10 +1,10 @@
 """``stylebridge relay``: a loopback front door for a remote (studio) server.
 
 The plug-ins speak plain ZMTP with no crypto library. The relay gives them what a local server
-would (a loopback endpoint, a per-start token, the discovery file) and carries each local client
-over its own CURVE connection to the studio server, with the studio token put in its place. The
-studio server therefore still sees one peer per client: fair queueing, and a client that
-vanishes has its jobs cancelled there too.
+would (a loopback endpoint, a per-start token checked in the handshake, the discovery file) and
+carries each local client over its own CURVE connection to the studio server, which shows the
+studio token in its handshake. The studio server therefore still sees one peer per client: fair
+queueing, and a client that vanishes has its jobs cancelled there too.
 """
 
 from __future__ import annotations
@@ -15,23 +15,22 @@ import secrets
 import signal
 import threading
 
-import msgpack
 import zmq
 
 from stylebridge.core import __version__
 from stylebridge.core.errors import StyleBridgeError
 
+from .client import present_token
 from .discovery import remove_discovery, write_discovery
 from .protocol import (
     VERSION,
     Limits,
     ProtocolError,
-    check_token,
     error_header,
     pack,
     unpack_header,
 )
-from .sockets import front_door
+from .sockets import FrontDoor
 
 POLL_MS = 200
 MAX_CLIENTS = 256  # local connections kept open upstream; the least recently used goes first
@@ -54,7 +53,8 @@ class Relay:
         self.discovery = discovery
         self.limits = limits or Limits()
         self.ctx = zmq.Context()
-        self.front = front_door(self.ctx, self.limits)
+        self.door = FrontDoor(self.ctx, self.limits, self.token)
+        self.front = self.door.router
         self.poller = zmq.Poller()
         self.poller.register(self.front, zmq.POLLIN)
         # local peer -> its own upstream connection, least recently used first
@@ -87,6 +87,7 @@ class Relay:
         finally:
             if self.discovery:
                 remove_discovery(os.getpid())
+            self.door.close()
             self.ctx.destroy(linger=0)
 
     def stop(self) -> None:
@@ -103,9 +104,7 @@ class Relay:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 60000)
-        if self.server_key:
-            sock.curve_serverkey = self.server_key.encode()
-            sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()
+        present_token(sock, self.remote_token, self.server_key)
         sock.connect(self.remote)
         self.upstream[peer], self.peer_of[sock] = sock, peer
         self.poller.register(sock, zmq.POLLIN)
@@ -128,7 +127,6 @@ class Relay:
                 raise ProtocolError("bad_message", "a message needs a header frame")
             header = unpack_header(parts[1].bytes)
             request_id = header.get("id") if isinstance(header.get("id"), int | str) else None
-            check_token(header, self.token)
             if header.get("type") == "shutdown":  # a member never stops the studio's server
                 raise ProtocolError(
                     "forbidden",
@@ -138,8 +136,7 @@ class Relay:
         except ProtocolError as exc:
             self._to_client([peer, *pack(exc.reply(request_id))])
             return
-        header["token"] = self.remote_token
-        frames = [msgpack.packb(header, use_bin_type=True), *parts[2:]]
+        frames = parts[1:]  # as they came: the studio server checks them itself
         try:  # never block the relay on one connection (e.g. a CURVE handshake that failed)
             self._connection(peer).send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
         except zmq.Again:
@@ -168,6 +165,7 @@ def run_relay(listen: str, remote: str, remote_token: str, server_key: str | Non
     try:
         relay.bind()
     except zmq.ZMQError as exc:
+        relay.door.close()
         relay.ctx.destroy(linger=0)
         raise StyleBridgeError(f"cannot listen on {listen}: {exc.strerror}") from None
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -33,7 +33,6 @@ from .protocol import (
     ProtocolError,
     SubmitRequest,
     check_envelope,
-    check_token,
     control_field,
     decode_image,
     encode_image,
@@ -44,7 +43,7 @@ from .protocol import (
     submit_settings,
     unpack_header,
 )
-from .sockets import front_door
+from .sockets import FrontDoor
 from .worker import Backend, Worker
 
 POLL_MS = 100
@@ -75,13 +74,11 @@ class Server:
         self.discovery = discovery
         self.started = time.monotonic()
         self.ctx = zmq.Context()
-        self.router = front_door(self.ctx, self.limits)
         # CURVE: encrypted, and clients know they reach this server (by its public key); who
-        # may use it is still decided by the token
+        # may use it is decided by the token, in the handshake either way (server/sockets.py)
+        self.front = FrontDoor(self.ctx, self.limits, self.token, curve)
+        self.router = self.front.router
         self.server_key = curve[0].decode() if curve else None
-        if curve:
-            self.router.curve_server = True
-            self.router.curve_publickey, self.router.curve_secretkey = curve
         self.events_in = self.ctx.socket(zmq.PULL)
         self.events_in.setsockopt(zmq.RCVHWM, 0)
         self.events_in.bind(f"inproc://events-{id(self)}")
@@ -176,6 +173,7 @@ class Server:
             self._forward(self.events_in.recv_multipart(copy=False))
         if self.discovery:
             remove_discovery(os.getpid())
+        self.front.close()
         # the worker's PUSH socket lives in its (finished) thread: destroy closes everything
         self.ctx.destroy(linger=500)
 
@@ -217,7 +215,6 @@ class Server:
                 raise ProtocolError("too_large", f"{len(parts) - 1} frames is too many")
             header = unpack_header(parts[1].bytes)
             request_id = header.get("id") if isinstance(header.get("id"), int | str) else None
-            check_token(header, self.token)
             kind, request_id = check_envelope(header)
             frames = [p.buffer for p in parts[1:]]
             getattr(self, f"_on_{kind}")(peer, request_id, header, frames)
@@ -392,6 +389,7 @@ def run_server(endpoint: str, **kwargs: Any) -> int:
     try:
         server.bind()
     except zmq.ZMQError as exc:
+        server.front.close()
         server.ctx.destroy(linger=0)
         raise StyleBridgeError(f"cannot listen on {endpoint}: {exc.strerror}") from None
     server.install_signal_handlers()

@@ -22,7 +22,7 @@ import torch
 import zmq
 
 from stylebridge.core.engine import Engine
-from stylebridge.server.client import Client, ServerError, ServerUnavailable
+from stylebridge.server.client import Client, ServerError, ServerUnavailable, present_token
 from stylebridge.server.protocol import VERSION, encode_image, pack
 from stylebridge.server.server import Server
 from stylebridge.server.worker import Worker
@@ -136,6 +136,7 @@ def test_a_client_that_never_reads_does_not_hold_up_the_others(tmp_path):
     deaf.setsockopt(zmq.LINGER, 0)
     deaf.setsockopt(zmq.RCVHWM, 1)
     deaf.setsockopt(zmq.RCVBUF, 4096)
+    present_token(deaf, srv.token, None)
     deaf.connect(srv.endpoint)
     try:
         for rid in range(1, 4):  # previews every 0.2 s and progress it never reads
@@ -156,10 +157,12 @@ def test_a_client_that_never_reads_does_not_hold_up_the_others(tmp_path):
         srv.stop()
 
 
-def test_server_killed_mid_job_then_restarted(tmp_path):
+def test_server_killed_mid_job_then_restarted(tmp_path, monkeypatch):
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     srv = start_server(tmp_path, endpoint=endpoint)
-    with Client(endpoint, srv.token, timeout=3) as c:
+    # found through the discovery file, as the plug-ins find it: a restart's new token too
+    monkeypatch.setenv("STYLEBRIDGE_RUNTIME_DIR", str(tmp_path))
+    with Client(timeout=3) as c:
         job = c.submit(rgba(), [STYLE], **FOREVER)
         started(job)
         srv.proc.kill()
@@ -173,8 +176,8 @@ def test_server_killed_mid_job_then_restarted(tmp_path):
         try:
             new = json.loads((tmp_path / "server.json").read_text())
             assert new["pid"] == again.proc.pid
-            c.token = again.token  # a new start has a new token
             assert c.stylize(rgba(), [STYLE], steps=3, **TINY).shape == (48, 64, 4)
+            assert c.token == again.token != srv.token  # the new start's, read on reconnect
         finally:
             again.stop()
 

@@ -7,6 +7,7 @@ import re
 import numpy as np
 
 from stylebridge.server.protocol import encode_image, pack
+from stylebridge.wire.protocol import VERSION
 from tests.support import REPO
 
 DOC = REPO / "docs" / "protocol.md"
@@ -16,10 +17,9 @@ def test_example_dump_matches_the_encoder():
     c_spec, c_blob = encode_image(np.arange(16, dtype=np.uint8).reshape(2, 2, 4), 1)
     s_spec, s_blob = encode_image(np.full((2, 2, 3), 200, np.uint8), 2)
     header = {
-        "v": 1,
+        "v": VERSION,
         "type": "submit",
         "id": 1,
-        "token": "TOKEN",
         "content": c_spec,
         "styles": [s_spec],
         "preset": "fast",

@@ -9,10 +9,12 @@ benchmarks/soak.py (a seeded random source, for ten thousand messages and more):
   or styles, ...), with the replies docs/protocol.md allows for it (``Expect``).
 * ``expectation(frames, ctx)``: that oracle, written from the protocol document, not from
   server/protocol.py. Where several things are wrong at once it accepts an error about any of
-  them (the order of checks is the server's business), but the token is always checked first.
+  them (the order of checks is the server's business). The token is not in the message: it
+  was checked in the handshake (a stale ``token`` field is one more field the server ignores).
 * ``Session``: a pyzmq DEALER that sends one case at a time and checks the reply (and, for the
   rare valid ``submit``, the job's events and result) against the oracle.
-* ``raw_case(draw, token)`` and ``run_raw_batch``: garbage at the TCP level, below ZeroMQ.
+* ``raw_case(draw, token)`` and ``run_raw_batch``: garbage at the TCP level, below ZeroMQ: all
+  but the raw ping come without credentials, so the server's handshake must refuse them.
 
 Every builder takes a ``Draw``: ``RandomDraw(seed)`` or ``HypothesisDraw(data)``.
 """
@@ -25,6 +27,7 @@ import random
 import selectors
 import socket
 import struct
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +39,7 @@ import zmq
 
 from stylebridge.core.errors import InputError
 from stylebridge.core.settings import make_settings
+from stylebridge.server.client import present_token
 from stylebridge.wire import protocol as wire_protocol
 from stylebridge.wire import vocabulary
 
@@ -296,7 +300,7 @@ def add_image(
 
 
 def valid_request(draw: Draw, ctx: Context, kind: str, rid: Any) -> Request:
-    req = Request({"v": VERSION, "type": kind, "id": rid, "token": ctx.token}, [])
+    req = Request({"v": VERSION, "type": kind, "id": rid}, [])
     h = req.header
     if kind == "echo":
         side = draw.choice((1, 2, 3, 7, 16, 24))
@@ -516,14 +520,8 @@ def mutate_structure(draw: Draw, req: Request) -> str:
     if op == 4:
         h["id"] = draw.choice(("i" * 64, "i" * 65, "", 2**64 - 1, -(2**63), True, 1.0, None))
         return "id"
-    h["token"] = draw.choice((None, "", _wrong_token(h.get("token")), 0, ["x"], b""))
+    h["token"] = draw.choice((None, "", "x", 0, ["x"], b""))  # a version-1 field: ignored
     return "token"
-
-
-def _wrong_token(token: Any) -> Any:
-    if not isinstance(token, str) or not token:
-        return "x"
-    return token[:-1] + ("A" if token[-1] != "A" else "B")
 
 
 def pad_to(header: dict[str, Any], size: int) -> dict[str, Any]:
@@ -718,10 +716,6 @@ def expectation(frames: list[bytes], ctx: Context) -> Expect:
     if has_bin:  # bin is in the subset, but no header field is a bin: refusing it is fair
         exp.allow("bad_message", None)
         exp.rids = (*exp.rids, None)
-    token = header.get("token")
-    if token != ctx.token:
-        exp.allow("bad_token", "token", None)
-        return exp
     hard: list[tuple[str, Any]] = []
     soft: list[tuple[str, Any]] = []  # None given for an optional field: absent, or wrong
     late: list[tuple[str, Any]] = []
@@ -943,6 +937,7 @@ class Session:
     def _connect(self) -> zmq.Socket:
         sock = self.ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        present_token(sock, self.token, None)
         sock.connect(self.endpoint)
         return sock
 
@@ -958,9 +953,7 @@ class Session:
     def request(self, header: dict[str, Any], blobs: Sequence[bytes] = ()) -> dict[str, Any]:
         """A well-formed request (status, ping) and its reply header."""
         rid = f"ctl-{next(self.ids)}"
-        self.sock.send_multipart(
-            [msgpack.packb({"v": 1, "id": rid, "token": self.token, **header}), *blobs]
-        )
+        self.sock.send_multipart([msgpack.packb({"v": VERSION, "id": rid, **header}), *blobs])
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             frames = self.recv(deadline - time.monotonic())
@@ -976,7 +969,7 @@ class Session:
     ) -> tuple[dict[str, Any], list[bytes]]:
         """Submit a well-formed job and wait for its final message (result, error, cancelled)."""
         rid = f"job-{next(self.ids)}"
-        head = {"v": 1, "type": "submit", "id": rid, "token": self.token, **header}
+        head = {"v": VERSION, "type": "submit", "id": rid, **header}
         self.sock.send_multipart([msgpack.packb(head), *blobs])
         deadline = time.monotonic() + timeout
         while (frames := self.recv(max(0.0, deadline - time.monotonic()))) is not None:
@@ -1121,10 +1114,9 @@ def follow_job(
                 [
                     msgpack.packb(
                         {
-                            "v": 1,
+                            "v": VERSION,
                             "type": "cancel",
                             "id": cancel_id,
-                            "token": session.token,
                             "job": job,
                         }
                     )
@@ -1216,9 +1208,12 @@ def zmtp_command(name: bytes, data: bytes = b"", size: int | None = None) -> byt
     return zmtp_frame(body, command=True, size=size)
 
 
+def metadata(socket_type: bytes = b"DEALER", extra: bytes = b"") -> bytes:
+    return b"\x0bSocket-Type" + struct.pack(">I", len(socket_type)) + socket_type + extra
+
+
 def ready(socket_type: bytes = b"DEALER", extra: bytes = b"") -> bytes:
-    meta = b"\x0bSocket-Type" + struct.pack(">I", len(socket_type)) + socket_type + extra
-    return zmtp_command(b"READY", meta)
+    return zmtp_command(b"READY", metadata(socket_type, extra))
 
 
 HANDSHAKE = greeting() + ready()
@@ -1292,7 +1287,7 @@ def raw_case(draw: Draw, token: str) -> RawCase:
         claim = zmtp_command(b"PING", b"\x00\x10", size)
         return RawCase(f"{kind} {size}", [hello, ready() + claim], reset)
     if kind == "unfinished message":
-        body = msgpack.packb({"v": 1, "type": "ping", "id": 1, "token": token})
+        body = msgpack.packb({"v": VERSION, "type": "ping", "id": 1})
         parts = [zmtp_frame(body, more=True)]
         parts += [zmtp_frame(b"x" * draw.int(0, 40), more=True)] * draw.int(0, 5)
         return RawCase(kind, [hello, ready() + b"".join(parts)], reset)
@@ -1310,15 +1305,21 @@ def raw_case(draw: Draw, token: str) -> RawCase:
         ]
         return RawCase(kind, [hello, ready() + b"".join(cmds[: draw.int(1, 5)])], reset)
     if kind == "pipelined":  # a valid ping, but all in one write
-        ping = msgpack.packb({"v": 1, "type": "ping", "id": "raw", "token": token})
+        ping = msgpack.packb({"v": VERSION, "type": "ping", "id": "raw"})
         return RawCase(kind, [HANDSHAKE + message([ping])], reset)
     return raw_case_ping(token)
 
 
 def raw_case_ping(token: str) -> RawCase:
-    """A valid ping written byte by byte: the greeting, then READY and one message."""
-    ping = msgpack.packb({"v": 1, "type": "ping", "id": "raw", "token": token})
-    return RawCase("raw ping", [greeting(), ready() + message([ping])], False, want_pong=True)
+    """A valid ping written byte by byte: the PLAIN greeting, HELLO with the token, then (after
+    the server's WELCOME) INITIATE and one message."""
+    ping = msgpack.packb({"v": VERSION, "type": "ping", "id": "raw"})
+    chunks = [
+        greeting(b"PLAIN"),
+        plain_hello(token),
+        zmtp_command(b"INITIATE", metadata()) + message([ping]),
+    ]
+    return RawCase("raw ping", chunks, False, want_pong=True)
 
 
 def _host_port(endpoint: str) -> tuple[str, int]:
@@ -1412,8 +1413,11 @@ def raw_ping(endpoint: str, case: RawCase, timeout: float = 10.0) -> dict[str, A
         theirs = reader.take(64)
         if theirs[:1] != b"\xff" or theirs[9] & 1 != 1 or theirs[10] != 3:
             raise AssertionError(f"not a ZMTP 3 greeting: {theirs!r}")
-        for chunk in case.chunks[1:]:
+        for i, chunk in enumerate(case.chunks[1:], 2):
             sock.sendall(chunk)
+            if i < len(case.chunks):  # the server answers each handshake step (WELCOME)
+                flags, _ = reader.frame()
+                assert flags & 4, "a handshake command was expected"
         while True:
             flags, body = reader.frame()
             if flags & 4:
@@ -1450,22 +1454,87 @@ class _Reader:
         return flags, self.take(size)
 
 
+def plain_hello(password: str, user: str = wire_protocol.PLAIN_USER) -> bytes:
+    """ZMTP PLAIN's HELLO command (RFC 24): the username and password, each length-prefixed."""
+    u, pw = user.encode(), password.encode()
+    return zmtp_command(b"HELLO", bytes((len(u),)) + u + bytes((len(pw),)) + pw)
+
+
+def unfinished_flood(
+    endpoint: str, total: int, password: str | None = None, frame: int = 8 << 20
+) -> dict[str, float]:
+    """The attack of a peer without credentials: it goes as far into the handshake as it can
+    (NULL, or PLAIN with a wrong ``password``), then streams ``frame``-byte frames that all carry
+    the MORE flag, up to ``total`` bytes, never the last one. Returns how many bytes the server
+    took before it closed the connection or stopped reading, and when."""
+    sock = open_raw(endpoint, timeout=5)
+    start = time.monotonic()
+    sent = 0
+    body = bytes(frame)
+    try:
+        if password is None:
+            sock.sendall(greeting() + ready())
+        else:
+            sock.sendall(greeting(b"PLAIN") + plain_hello(password))
+            sock.sendall(zmtp_command(b"INITIATE", metadata()))
+        while sent < total:
+            sock.sendall(zmtp_frame(b"", more=True, size=frame))
+            sock.sendall(body)
+            sent += frame
+        how = "all sent"
+    except TimeoutError:
+        how = "not read"  # the server stopped reading: nothing more is buffered
+    except OSError:
+        how = "closed"
+    finally:
+        close_raw(sock, reset=True)
+    return {"sent": sent, "seconds": time.monotonic() - start, "ended": how}
+
+
+def rss_of(pid: int) -> int:
+    """A process's resident set size now, bytes (Linux)."""
+    with open(f"/proc/{pid}/status") as f:
+        return int(f.read().split("VmRSS:")[1].split()[0]) * 1024
+
+
+def flood_watched(endpoint: str, pid: int, total: int, password: str | None) -> dict[str, float]:
+    """`unfinished_flood` while the RSS of process ``pid`` is sampled every 20 ms: adds its
+    value before and its peak during the attack."""
+    before, peak = rss_of(pid), [0]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_of(pid))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        result = unfinished_flood(endpoint, total, password)
+    finally:
+        done.set()
+        watcher.join()
+    return {**result, "rss_before": before, "rss_peak": max(peak[0], before)}
+
+
 def hold_connections(endpoint: str, n: int, draw: Draw) -> list[tuple[socket.socket, bool]]:
-    """``n`` connections left half-way: a greeting cut short, a handshake and no message, a
-    frame that never ends. Every one stays open until `drop_connections`."""
+    """``n`` connections left half-way through the handshake, where a peer without the token
+    stops: a greeting cut short, a whole greeting and then nothing, a HELLO cut short. Each
+    stays open until `drop_connections` or the server's handshake timeout (10 s)."""
     held = []
     for _ in range(n):
         sock = open_raw(endpoint)
         stage = draw.int(0, 3)
         if stage == 0:
-            sock.sendall(greeting()[: draw.int(1, 63)])
+            sock.sendall(greeting(b"PLAIN")[: draw.int(1, 63)])
         elif stage == 3:
             sock.sendall(b"\xff" + draw.bytes(draw.int(0, 8)))
         else:
-            sock.sendall(greeting())
+            sock.sendall(greeting(b"PLAIN"))
             _Reader(sock, time.monotonic() + 5).take(64)
-            frame = zmtp_frame(b"", more=True, size=draw.int(10, 10**6)) if stage == 2 else b""
-            sock.sendall(ready() + frame)
+            if stage == 2:  # a HELLO that claims more than it sends
+                sock.sendall(plain_hello("x" * 40)[: draw.int(1, 40)])
         held.append((sock, draw.chance(0.5)))
     return held
 

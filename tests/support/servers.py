@@ -14,6 +14,8 @@ from pathlib import Path
 
 import zmq
 
+from stylebridge.server.client import present_token
+
 DISCOVERY_ENV = ("STYLEBRIDGE_ENDPOINT", "STYLEBRIDGE_TOKEN", "STYLEBRIDGE_RUNTIME_DIR")
 
 
@@ -80,11 +82,12 @@ def start_server(
 
 
 def raw_socket(server: RunningServer, identity: bytes | None = None) -> zmq.Socket:
-    """A bare pyzmq DEALER connected to ``server``, for hand-made messages."""
+    """A bare pyzmq DEALER connected to ``server`` with its token, for hand-made messages."""
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVTIMEO, 20000)
     if identity:
         sock.setsockopt(zmq.IDENTITY, identity)
+    present_token(sock, server.token, None)
     sock.connect(server.endpoint)
     return sock

@@ -29,6 +29,7 @@ import pytest
 
 from stylebridge import wire
 from stylebridge.wire.msgpack_lite import packb
+from stylebridge.wire.protocol import VERSION
 from tests.support import SUPPORT
 from tests.support.servers import DISCOVERY_ENV, RunningServer, free_port, start_server
 
@@ -119,9 +120,9 @@ def test_ping_status_and_discovery_without_zmq(server):
     assert out["zmq_blocked"]  # the peer could not import zmq, yet talked to the server
     assert out["found"] == [server.endpoint, server.token]  # from the discovery file
     assert out["endpoint"] == server.endpoint
-    assert out["pong"]["type"] == "pong" and out["pong"]["protocol"] == 1
+    assert out["pong"]["type"] == "pong" and out["pong"]["protocol"] == VERSION
     status = out["status"]
-    assert status["type"] == "status" and status["protocol"] == 1
+    assert status["type"] == "status" and status["protocol"] == VERSION
     assert status["model_loaded"] and status["queue"] == [] and status["pid"] == server.proc.pid
 
 
@@ -191,8 +192,9 @@ def test_cancel_queued_and_running_jobs(server):
 
 def test_error_replies_become_server_errors(server):
     (out,) = run_peer("errors", server)
-    assert out["bad_token_ping"] == ["bad_token", "token"]
-    assert out["bad_token_submit"] == [True, "bad_token", None]
+    assert "did not accept this client's token" in out["bad_token_ping"]
+    refused, job_id = out["bad_token_submit"]
+    assert "did not accept this client's token" in refused and job_id is None
     assert out["bad_control"] == [True, "bad_field", "controls.strength"]
     assert out["stylize_raises"] == ["bad_field", "controls.strength"]
     assert out["unknown_control"] == ["bad_field", "controls.brushiness"]
@@ -332,7 +334,7 @@ def test_events_are_routed_by_request_id_and_unknown_ones_ignored():
         client._jobs.update({7: job, 8: other})
 
         def feed(header: dict, *blobs: bytes) -> None:
-            client._dispatch([packb({"v": 1, **header}), *blobs])
+            client._dispatch([packb({"v": VERSION, **header}), *blobs])
 
         rgb = {"width": 2, "height": 1, "channels": 3, "dtype": "uint8", "frame": 1}
         feed({"type": "accepted", "id": 7, "job": "j7", "position": 2})
@@ -378,7 +380,7 @@ def test_previews_and_results_that_do_not_fit_the_layer_sent_never_reach_the_hos
         client._jobs.update({1: job, 2: bad})
 
         def feed(header: dict, *blobs: bytes) -> None:
-            client._dispatch([packb({"v": 1, **header}), *blobs])
+            client._dispatch([packb({"v": VERSION, **header}), *blobs])
 
         def spec(w: int, h: int, c: int, dtype: str) -> dict:
             return {"width": w, "height": h, "channels": c, "dtype": dtype, "frame": 1}

@@ -44,6 +44,7 @@ from .msgpack_lite import packb, unpackb
 from .protocol import (
     MAX_HEADER_BYTES,
     MAX_HEADER_DEPTH,
+    PLAIN_USER,
     PREVIEW_SIDE,
     VERSION,
     ClientError,
@@ -233,6 +234,11 @@ class JobHandle:
 # ================================================================================== client
 
 
+def plain_dealer(endpoint: str, token: str) -> DealerSocket:
+    """The standard-library transport: ZMTP PLAIN with the token as the password."""
+    return DealerSocket(endpoint, plain=(PLAIN_USER, token))
+
+
 class Client:
     """A connection to the stylebridge server (one DEALER socket, many requests in flight).
 
@@ -240,7 +246,8 @@ class Client:
         endpoint, token: see `find_server` (arguments, environment, discovery file).
         timeout: seconds of silence before the liveness ping, and again before giving up; also
             how long the blocking requests wait for their reply.
-        transport: ``transport(endpoint)`` opens the socket: anything with `DealerSocket`'s
+        transport: ``transport(endpoint, token)`` opens the socket and presents the token in its
+            handshake (default: `plain_dealer`): anything with `DealerSocket`'s
             ``send``, ``poll``, ``close``, ``fileno``, ``connected`` and ``pending_bytes``,
             raising `TransportError` when the connection fails.
 
@@ -254,14 +261,14 @@ class Client:
         token: str | None = None,
         *,
         timeout: float = 15.0,
-        transport: Callable[[str], Any] = DealerSocket,
+        transport: Callable[[str, str], Any] | None = None,
     ) -> None:
         if not timeout > 0:
             raise ValueError("timeout must be positive")
         self._given = (endpoint, token)
         self.endpoint, self.token = find_server(endpoint, token)
         self.timeout = float(timeout)
-        self._transport = transport
+        self._transport = transport or plain_dealer
         self._ids = itertools.count(1)
         self._sock: Any = None
         self._closed = False
@@ -417,7 +424,7 @@ class Client:
         if self._sock is None:
             self.endpoint, self.token = find_server(*self._given)
             try:
-                self._sock = self._transport(self.endpoint)
+                self._sock = self._transport(self.endpoint, self.token)
             except ValueError as exc:
                 raise ServerUnavailable(f"bad server endpoint {self.endpoint!r}: {exc}") from None
             self._last_heard = time.monotonic()
@@ -447,7 +454,7 @@ class Client:
         return exc
 
     def _send(self, rid: Any, header: dict[str, Any], blobs: Sequence[bytes] = ()) -> None:
-        frame0 = packb({"v": VERSION, "id": rid, "token": self.token, **header})
+        frame0 = packb({"v": VERSION, "id": rid, **header})
         if not self._busy() and self._sock is not None:
             # Idle: a connection that died meanwhile (server restarted) is replaced quietly,
             # since nothing is lost with it.
@@ -547,7 +554,7 @@ class Client:
                 return self._last_heard + self.timeout
             self._ping_sent = now
             rid = next(self._ids)
-            frame0 = packb({"v": VERSION, "type": "ping", "id": rid, "token": self.token})
+            frame0 = packb({"v": VERSION, "type": "ping", "id": rid})
             try:
                 sock.send([frame0])
             except TransportError as exc:

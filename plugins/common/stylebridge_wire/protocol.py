@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-VERSION = 1  # the protocol version this package speaks
+# 2: the token moved from every header into the ZMTP handshake (PLAIN, or a CURVE key derived
+# from it), so nothing from an unauthenticated peer is ever buffered; a version-1 client is
+# refused in the handshake (its NULL mechanism does not match)
+VERSION = 2  # the protocol version this package speaks
+PLAIN_USER = "stylebridge"  # the ZMTP PLAIN username; the password is the token
 DEFAULT_PORT = 47474
 DEFAULT_ENDPOINT = f"tcp://127.0.0.1:{DEFAULT_PORT}"
 MAX_HEADER_BYTES = 64 * 1024  # frame 0, the msgpack header

@@ -32,6 +32,19 @@ from .protocol import TransportError
 __all__ = ["DealerSocket", "ZmtpError"]
 
 
+# A peer that closes before the handshake ends: libzmq closes at once on a mechanism mismatch
+# or a refused token, often before its own greeting has left.
+_CLOSED_IN_HANDSHAKE = (
+    " during the handshake: a stylebridge server of another protocol version"
+    " (update the plug-in or the server), or not a stylebridge server"
+)
+# Why a security mechanism may not match, as a stylebridge user would need to hear it.
+_MECHANISM_HINTS = {
+    ("PLAIN", "NULL"): " (a newer stylebridge server: update the plug-in)",
+    ("NULL", "PLAIN"): " (an older stylebridge server, before protocol 2: update the server)",
+}
+
+
 class ZmtpError(TransportError):
     """The connection failed, timed out, or the peer broke the protocol; the socket is dead."""
 
@@ -574,12 +587,15 @@ class DealerSocket:
                 break
             except OSError as exc:
                 failure = f"connection to {self._endpoint} lost: {exc}"
-                break
-            if n == 0:
+            else:
+                if n:
+                    self._rbuf += view[:n]
+                    moved += n
+                    continue
                 failure = f"connection to {self._endpoint} closed by the peer"
-                break
-            self._rbuf += view[:n]
-            moved += n
+            if self._state in (_GREETING_WAIT, _HANDSHAKE):
+                failure += _CLOSED_IN_HANDSHAKE
+            break
         if moved:
             # Any traffic proves the peer alive (libzmq resets its heartbeat timers alike).
             self._last_recv = time.monotonic()
@@ -670,9 +686,10 @@ class DealerSocket:
         if mechanism != self._mechanism:
             name = mechanism.decode("ascii", "replace")
             ours = self._mechanism.decode()
+            hint = _MECHANISM_HINTS.get((name, ours), "")
             raise self._die(
                 f"{self._endpoint} wants security mechanism {name!r}; this client speaks {ours}"
-                + (" (an older stylebridge: update the plug-in)" if name == "PLAIN" else "")
+                + hint
             )
         self._state = _HANDSHAKE
         if self._plain is not None:
@@ -690,6 +707,10 @@ class DealerSocket:
         return _metadata(props)
 
     def _on_command(self, body: bytes) -> None:
+        if self._state == _HANDSHAKE and body[1:5] == b"RROR" and len(body) == 6 + body[5]:
+            # libzmq 4.3.5 writes the ERROR of a refused handshake one byte short, its name
+            # length and "E" merged (b"^RROR\x03400"): read it as the ERROR it is
+            body = b"\x05ERROR" + body[5:]
         if not body or len(body) < 1 + body[0]:
             raise self._die(f"protocol error from {self._endpoint}: malformed command")
         name = body[1 : 1 + body[0]]
@@ -701,6 +722,9 @@ class DealerSocket:
                 self._enqueue([_command(b"INITIATE", self._properties())])
             elif name == b"ERROR":
                 reason = data[1 : 1 + data[0]].decode("utf-8", "replace") if data else ""
+                if self._plain is not None and reason in ("400", "wrong token"):
+                    # libzmq sends the ZAP status code: 400 is "not these credentials"
+                    reason = "it did not accept this client's token (not that server's token?)"
                 raise self._die(f"{self._endpoint} rejected the handshake: {reason}")
             else:
                 raise self._die(f"protocol error from {self._endpoint}: {name!r} before READY")
