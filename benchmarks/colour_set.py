@@ -32,6 +32,7 @@ import png
 import tifffile
 from PIL import Image
 
+from stylebridge.core import assets
 from stylebridge.core.images import ImageWarning, load_image
 from tests.support.servers import clean_env, start_server
 
@@ -254,8 +255,9 @@ def stylize_at_strength_0(
     content: Path, out: Path, runtime: Path, *extra: str
 ) -> subprocess.CompletedProcess:
     """`stylebridge stylize CONTENT STYLE -o OUT --strength 0` against the server whose
-    discovery file is in ``runtime`` (the content is its own style: any would do)."""
-    cmd = [sys.executable, "-m", "stylebridge.server.cli", "stylize", str(content), str(content)]
+    discovery file is in ``runtime``, with the demo painting as the style."""
+    style = str(assets.DEFAULT_STYLE)
+    cmd = [sys.executable, "-m", "stylebridge.server.cli", "stylize", str(content), style]
     cmd += ["-o", str(out), "--strength", "0", "--size", "64", "--steps", "3", "-q", *extra]
     env = clean_env(STYLEBRIDGE_RUNTIME_DIR=str(runtime))
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)

@@ -46,8 +46,11 @@ WEBP_QUALITY = 95
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
-# Samples beyond [0, 1] by less than this are conversion noise, not colours worth a warning.
-_RANGE_SLACK = 1 / 1024
+# Clipping to [0, 1] is worth a warning when it moves a sample by more than 2/255 of full light:
+# these are those bounds in sRGB's encoding (slope 12.92 at black, exponent 1/2.4 at white).
+# Within them lies quantisation noise: an 8-bit Adobe RGB or P3 file's colours at sRGB's edge
+# reach -0.031 and 1.0021 (its rounding leaks through the matrix into a channel at 0 or 1).
+_CLIP_LOW, _CLIP_HIGH = -2 * 12.92 / 255, 1.055 * (1 + 2 / 255) ** (1 / 2.4) - 0.055
 _EXIF_ORIENTATION = 0x0112
 _FULL_SCALE = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
 # What an extension promises, for the message about a file that is not what its name says.
@@ -631,8 +634,8 @@ def _clip_with_warning(values: np.ndarray, name: str, profile: Profile | None) -
     """Clip to [0, 1] in place: the engine and the wire work in [0, 1]. Wide-gamut colours
     (after a profile's conversion to sRGB) and float values beyond 1.0 are lost: say so."""
     lo, hi = float(values.min()), float(values.max())
-    if lo < -_RANGE_SLACK or hi > 1 + _RANGE_SLACK:
-        outside = np.count_nonzero((values < -_RANGE_SLACK) | (values > 1 + _RANGE_SLACK))
+    if lo < _CLIP_LOW or hi > _CLIP_HIGH:
+        outside = np.count_nonzero((values < _CLIP_LOW) | (values > _CLIP_HIGH))
         where = "outside sRGB" if profile is not None and not profile.is_srgb else "beyond [0, 1]"
         warnings.warn(
             f"{name}: {outside / values.size:.2%} of the samples lie {where} "
