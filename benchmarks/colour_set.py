@@ -246,9 +246,13 @@ def to_lab(path: Path) -> np.ndarray:
     return colour.XYZ_to_Lab(xyz.astype(np.float64), d50)
 
 
+def delta_e(a: Path, b: Path) -> np.ndarray:
+    """CIEDE2000 between two files' colours, per pixel (alpha ignored: it travels untouched)."""
+    return colour.delta_E(to_lab(a), to_lab(b), method="CIE 2000")
+
+
 def mean_delta_e(a: Path, b: Path) -> float:
-    """Mean CIEDE2000 between two files' colours (alpha ignored: it travels untouched)."""
-    return float(np.mean(colour.delta_E(to_lab(a), to_lab(b), method="CIE 2000")))
+    return float(np.mean(delta_e(a, b)))
 
 
 def stylize_at_strength_0(
@@ -282,7 +286,7 @@ def main() -> None:
 def report_delta_e(paths: list[Path], tmp: Path) -> None:
     server = start_server(tmp / "runtime")
     try:
-        print("| file | profile | mean ΔE2000 at strength 0 |\n|---|---|---|")
+        print("| file | profile | ΔE2000 at strength 0: mean / max |\n|---|---|---|")
         for path in paths:
             out = tmp / f"out-{path.name}"
             proc = stylize_at_strength_0(path, out, server.runtime)
@@ -290,7 +294,8 @@ def report_delta_e(paths: list[Path], tmp: Path) -> None:
                 raise SystemExit(f"{path.name}: {proc.stderr.strip()}")
             with warnings.catch_warnings(category=ImageWarning, action="ignore"):
                 name = load_image(path).profile.name
-            print(f"| {path.name} | {name} | {mean_delta_e(path, out):.4f} |")
+            d = delta_e(path, out)
+            print(f"| {path.name} | {name} | {d.mean():.2g} / {d.max():.2g} |")
     finally:
         server.stop()
 

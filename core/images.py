@@ -45,6 +45,13 @@ JPEG_QUALITY = 95
 WEBP_QUALITY = 95
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# OpenCV's settings: level 1, run-length strategy, the Sub filter. On a 4000x3000 16-bit RGBA
+# photo-like picture, 4x faster than libpng's defaults for a file as small (docs/benchmarks.md).
+_PNG16 = {
+    "level": imagecodecs.PNG.COMPRESSION.SPEED,
+    "strategy": imagecodecs.PNG.STRATEGY.RLE,
+    "filter": imagecodecs.PNG.FILTER.SUB,
+}
 _TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
 # Clipping to [0, 1] is worth a warning when it moves a sample by more than 2/255 of full light:
 # these are those bounds in sRGB's encoding (slope 12.92 at black, exponent 1/2.4 at white).
@@ -364,7 +371,7 @@ def _write_png(array: np.ndarray, layer: Layer, f: IO[bytes]) -> None:
         _pil_image(array).save(f, format="PNG", icc_profile=icc)
         return
     # Pillow has no 16-bit colour or gray+alpha mode; libpng writes every one.
-    data = imagecodecs.png_encode(array if array.shape[2] > 1 else array[:, :, 0])
+    data = imagecodecs.png_encode(array if array.shape[2] > 1 else array[:, :, 0], **_PNG16)
     f.write(_png_with_profile(data, icc) if icc else data)
 
 
@@ -376,7 +383,8 @@ def _write_tiff(array: np.ndarray, layer: Layer, f: IO[bytes]) -> None:
         array if array.shape[2] > 1 else array[:, :, 0],
         photometric="rgb" if colour else "minisblack",
         extrasamples=["unassalpha"] if array.shape[2] in (2, 4) else None,
-        compression="zlib",
+        compression="zlib",  # Deflate: every TIFF reader has it; level 1: at 4000x3000
+        compressionargs={"level": 1},  # 16-bit, 2.5x faster than 6 and no larger
         predictor=True,  # horizontal differencing for integers, floating-point for float
         iccprofile=_icc(layer),
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import io
+import struct
 from dataclasses import dataclass
 
 import imagecodecs
@@ -27,6 +28,7 @@ _INTENT = imagecodecs.CMS.INTENT.RELATIVE_COLORIMETRIC
 # converted: a tagged sRGB JPEG, the common case, costs nothing).
 _PROBE = np.stack(np.meshgrid(*[np.linspace(0, 1, 9, dtype=np.float32)] * 3), axis=-1)
 _SAME = 1e-5
+_SRGB_STAMP = struct.pack(">6H", 2026, 1, 1, 0, 0, 0)  # dateTimeNumber: y, m, d, h, min, s
 _IMAGE_KINDS = {"RGB": "an RGB", "GRAY": "a gray", "CMYK": "a CMYK"}
 
 
@@ -53,8 +55,11 @@ class Profile:
 
 @functools.cache
 def srgb_icc() -> bytes:
-    """LittleCMS's sRGB profile, embedded by ``--srgb``."""
-    return imagecodecs.cms_profile("srgb")
+    """LittleCMS's sRGB profile, embedded by ``--srgb``. LittleCMS stamps a profile with the
+    time it was made (header bytes 24-36; no profile ID is computed over them): a fixed stamp
+    keeps the files written reproducible."""
+    icc = imagecodecs.cms_profile("srgb")
+    return icc[:24] + _SRGB_STAMP + icc[36:]
 
 
 def srgb_profile() -> Profile:

@@ -436,7 +436,7 @@ def test_atomic_save_disk_full_is_input_error(tmp_path: Path, monkeypatch) -> No
     out = tmp_path / "out.png"
     out.write_bytes(b"the old image")
 
-    def disk_full(array: np.ndarray) -> bytes:
+    def disk_full(array: np.ndarray, **settings) -> bytes:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(images.imagecodecs, "png_encode", disk_full)
