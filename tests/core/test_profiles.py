@@ -16,6 +16,8 @@ from stylebridge.core.errors import InputError
 from stylebridge.core.images import ImageWarning, Layer, layer_to_array, load_image, save_image
 from stylebridge.core.profiles import read_profile, srgb_icc
 
+H, W = 40, 48
+
 
 @pytest.fixture(scope="module")
 def colour_set(tmp_path_factory) -> dict[str, Path]:
@@ -83,3 +85,22 @@ def test_out_of_gamut_colours_warn_once_and_clip(tmp_path):
         layer = load_image(write_gamut(tmp_path, profiles()["adobe"]))
     assert [type(w.message) for w in caught] == [ImageWarning]
     assert layer.rgb.min() == 0 and layer.rgb.max() <= 1
+
+
+GHOSTSCRIPT_CMYK = Path("/usr/share/color/icc/ghostscript/default_cmyk.icc")
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".tif"])
+def test_cmyk_goes_through_its_own_profile(ext, tmp_path):
+    if not GHOSTSCRIPT_CMYK.is_file():  # no CMYK profile can be made here; Ghostscript ships one
+        pytest.skip(f"no CMYK ICC profile at {GHOSTSCRIPT_CMYK} (Debian: libgs-common)")
+    cmyk = np.zeros((H, W, 4), np.uint8)
+    cmyk[:, : W // 2] = (255, 0, 0, 0)  # full cyan ink
+    path = tmp_path / f"cyan{ext}"
+    Image.fromarray(cmyk, "CMYK").save(path, icc_profile=GHOSTSCRIPT_CMYK.read_bytes())
+    layer = load_image(path)
+    assert layer.profile is None  # sRGB now: an RGB file cannot hold a CMYK profile
+    cyan, paper = layer.rgb[:, 0, 0], layer.rgb[:, 0, -1]
+    # Pillow's naive conversion says (0, 1, 1); printing ink is a duller, darker cyan
+    assert cyan[0] < 0.05 and 0.5 < cyan[1] < 0.85 and cyan[2] > 0.85
+    assert np.all(paper > 0.99)
