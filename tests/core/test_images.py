@@ -368,8 +368,8 @@ def test_jpeg_drops_alpha_over_white_and_keeps_gray(tmp_path: Path) -> None:
         assert img.mode == "L" and img.format == "JPEG"
 
 
-@pytest.mark.parametrize("ext", [".tif", ".tiff", ".webp", ".jpeg"])
-def test_other_formats_save_8bit(ext: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("ext", [".webp", ".jpeg"])
+def test_8bit_formats_save_8bit_and_say_so(ext: str, tmp_path: Path) -> None:
     arr = noise((H, W, 3), np.uint16)
     arr[:] = arr[:1, :1]  # flat colour: lossy formats keep it closely
     layer = layer_from_array(arr)
@@ -377,7 +377,30 @@ def test_other_formats_save_8bit(ext: str, tmp_path: Path) -> None:
     back = load_image(tmp_path / f"a{ext}")
     assert back.bit_depth == 8 and back.size == (W, H)
     diff = np.abs(layer_to_array(back, np.float32) - layer_to_array(layer, np.float32))
-    assert diff.max() <= (0.5 / 255 + 1e-6 if ext.startswith(".tif") else 4 / 255)
+    assert diff.max() <= 4 / 255
+    warning = images.output_warning(layer, tmp_path / f"a{ext}")
+    assert warning == f"{tmp_path / f'a{ext}'} is 8-bit: the 16-bit content loses depth"
+
+
+@pytest.mark.parametrize("ext", [".tif", ".tiff"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_tiff_keeps_depth_channels_and_values(ext, dtype, channels, tmp_path: Path) -> None:
+    arr = noise((H, W, channels), dtype)
+    layer = layer_from_array(arr)
+    save_image(layer, tmp_path / f"a{ext}")
+    back = load_image(tmp_path / f"a{ext}")
+    assert back.bit_depth == layer.bit_depth and back.grayscale == layer.grayscale
+    assert np.array_equal(layer_to_array(back, dtype), arr)
+    assert images.output_warning(layer, tmp_path / f"a{ext}") is None
+
+
+def test_png_of_a_float_layer_is_16bit_and_says_so(tmp_path: Path) -> None:
+    layer = layer_from_array(noise((H, W, 3), np.float32))
+    save_image(layer, tmp_path / "a.png")
+    assert load_image(tmp_path / "a.png").bit_depth == 16
+    warning = images.output_warning(layer, tmp_path / "a.png")
+    assert warning == f"{tmp_path / 'a.png'} is 16-bit: the 32-bit float content loses depth"
 
 
 def test_unsupported_extension_lists_the_supported(tmp_path: Path) -> None:
@@ -413,11 +436,10 @@ def test_atomic_save_disk_full_is_input_error(tmp_path: Path, monkeypatch) -> No
     out = tmp_path / "out.png"
     out.write_bytes(b"the old image")
 
-    def disk_full(self, outfile, rows):
-        outfile.write(b"\x89PNG half")
+    def disk_full(array: np.ndarray, **settings) -> bytes:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(png.Writer, "write", disk_full)
+    monkeypatch.setattr(images.imagecodecs, "png_encode", disk_full)
     with pytest.raises(InputError, match="no space left on device") as e:
         save_image(layer_from_array(noise((H, W, 3), np.uint16)), out)
     assert "out.png" in str(e.value)
