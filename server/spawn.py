@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from stylebridge.core.errors import StyleBridgeError
@@ -30,13 +31,16 @@ def running_server(endpoint: str | None = None) -> dict[str, Any] | None:
     return info
 
 
-def ensure_server(endpoint: str | None = None) -> dict[str, Any]:
-    """Return the running server, starting ``stylebridge serve`` in the background if needed."""
+def ensure_server(
+    endpoint: str | None = None, serve_args: Sequence[str] = ()
+) -> tuple[dict[str, Any], bool]:
+    """The running server, starting ``stylebridge serve [serve_args]`` in the background if
+    there is none; and whether this call started it (``serve_args`` reach only a new server)."""
     info = running_server(endpoint)
     if info is not None:
-        return info
+        return info, False
     log = runtime_dir() / "server.log"
-    cmd = [sys.executable, "-m", "stylebridge.server.cli", "serve"]
+    cmd = [sys.executable, "-m", "stylebridge.server.cli", "serve", *serve_args]
     if endpoint:
         cmd += ["--listen", endpoint]
     print(f"stylebridge: starting a background server (log: {log})", file=sys.stderr)
@@ -54,7 +58,7 @@ def ensure_server(endpoint: str | None = None) -> dict[str, Any]:
             raise StyleBridgeError(f"the background server exited ({proc.returncode}); see {log}")
         info = running_server(endpoint)
         if info is not None and info["pid"] == proc.pid:
-            return info
+            return info, True
         time.sleep(0.3)
     raise StyleBridgeError(
         f"the background server did not start within {START_TIMEOUT:.0f} s; see {log}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -9,12 +10,14 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import msgpack
 import numpy as np
 import pytest
 import zmq
 
+from stylebridge.core.weights import cache_dir
 from stylebridge.server.client import Client, ServerError, ServerUnavailable
 from stylebridge.wire.protocol import VERSION
 from tests.support.images import STYLE, rgba
@@ -345,9 +348,11 @@ def test_cli_stylize_spawns_a_server_and_ctrl_c_cancels_on_it(tmp_path):
     Image.fromarray(rgba(60, 80)).save(photo)
     out = tmp_path / "out.png"
     common = [str(photo), str(assets.DEFAULT_STYLE), "-o", str(out), "--endpoint", endpoint]
+    weights = cache_dir() / "vgg16-features.safetensors"  # the converted weights, as a file
+    engine = ["--device", "cpu", *(["--weights", str(weights)] if weights.is_file() else [])]
     try:
         proc = subprocess.run(
-            [*cli, "stylize", *common, "--size", "64", "--steps", "3", "-q"],
+            [*cli, "stylize", *common, "--size", "64", "--steps", "3", "-q", *engine],
             env=env,
             capture_output=True,
             text=True,
@@ -355,6 +360,10 @@ def test_cli_stylize_spawns_a_server_and_ctrl_c_cancels_on_it(tmp_path):
         )
         assert proc.returncode == 0, proc.stderr
         assert "starting a background server" in proc.stderr and endpoint in proc.stdout
+        # the engine's flags reached the server the command started
+        pid = json.loads((runtime / "server.json").read_text())["pid"]
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        assert all(arg in cmdline for arg in engine), cmdline
         with Image.open(out) as img:
             assert img.size == (80, 60) and img.mode == "RGBA"
         out.unlink()
