@@ -69,9 +69,12 @@ bench-cluster: $(VENV)/.extra-test $(VENV)/.extra-cluster
 quality: $(VENV)/.extra-test
 	$(BIN)/python -m benchmarks.quality
 
-# 12,000 hostile requests + 2,000 raw TCP connections, then 8 clients x 50 jobs: figures (~4 min)
+# 12,000 hostile requests + 2,000 raw TCP connections + never-ending messages without the
+# token at the server and a relay, then 8 clients x 50 jobs; then issue 16's other attacks
+# (a hostile server against the plug-ins' client, a shared-frame queue): figures (~5 min)
 soak: $(VENV)/.extra-test
 	$(BIN)/python -m benchmarks.soak
+	$(BIN)/python -m benchmarks.attacks
 
 lint: $(VENV)/.extra-test
 	$(BIN)/ruff check .
