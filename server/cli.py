@@ -536,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--cluster",
         metavar="ADDRESS",
         help="run jobs on warm actors of this Ray cluster ('local': start one here); "
-        "needs pip install 'stylebridge[cluster]'",
+        "needs pip install '.[cluster]' in a checkout",
     )
     p.add_argument(
         "--actors",

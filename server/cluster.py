@@ -8,7 +8,7 @@ previews come back message by message and go out through ``emit``), forwards a c
 the actor dies mid-job, puts the job back at the head of the queue and starts a new actor so the
 pool stays at N. The socket thread never calls Ray; it only touches this object's lock.
 
-Needs the optional extra: ``pip install 'stylebridge[cluster]'``.
+Needs the optional extra: ``pip install '.[cluster]'`` (from a checkout).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import contextlib
 import functools
 import os
 import queue
+import secrets
 import signal
 import threading
 import time
@@ -36,7 +37,7 @@ READY_TIMEOUT = 600.0  # seconds for an actor to start and load its model (a col
 MAX_ATTEMPTS = 3  # a job whose actor dies runs at most this many times, then fails
 POLL = 0.05  # how often a dispatcher waiting on its actor looks for a cancel to forward
 RETRY_PAUSE = 5.0  # between attempts to start an actor that would not start
-INSTALL_HINT = "pip install 'stylebridge[cluster]'"
+INSTALL_HINT = "pip install '.[cluster]' in a checkout of stylebridge"
 
 
 def import_ray() -> Any:
@@ -52,6 +53,11 @@ def cluster_backend(
 ) -> Callable[[Emit], ClusterWorker]:
     """The server's ``backend`` factory. ``address``: a Ray address (``auto``, ``host:6379``)
     or ``local`` (start a Ray instance in this process)."""
+    if address == "local" and "RAY_AUTH_TOKEN" not in os.environ:
+        # a token of this start on every one of Ray's RPCs: Ray (>= 2.52) reads these when it
+        # is imported, and its processes inherit them. Joining a cluster, its operator decides.
+        os.environ["RAY_AUTH_MODE"] = "token"
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_urlsafe(32)
     import_ray()  # fail now, in one line, if the extra is missing
     if address.startswith("ray://"):
         raise StyleBridgeError(
@@ -209,6 +215,7 @@ class ClusterWorker:
             kwargs: dict[str, Any] = {"address": self.address}
             if self.address == "local":  # a new private instance, even where one is running
                 kwargs["include_dashboard"] = False
+                kwargs["_node_ip_address"] = "127.0.0.1"  # this machine only
             try:
                 with keep_signal_handlers():
                     ray.init(logging_level="WARNING", **kwargs)
