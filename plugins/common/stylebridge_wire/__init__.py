@@ -6,7 +6,7 @@ Installed as ``stylebridge.wire``, and vendored into the Krita and GIMP plug-ins
 ``stylebridge_wire`` (which is why every import inside it is relative).
 """
 
-from .client import Client, JobHandle
+from .client import Client, JobHandle, PendingReply
 from .discovery import discovery_path, find_server, runtime_dir
 from .protocol import (
     DTYPES,
@@ -27,6 +27,7 @@ __all__ = [
     "DealerSocket",
     "Image",
     "JobHandle",
+    "PendingReply",
     "ServerError",
     "ServerUnavailable",
     "TransportError",

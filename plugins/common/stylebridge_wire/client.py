@@ -234,6 +234,37 @@ class JobHandle:
 # ================================================================================== client
 
 
+class PendingReply:
+    """A request whose reply is collected by polling (`Client.begin`): a host's timer asks for
+    it, so its UI thread never waits on the network."""
+
+    def __init__(self, client: Client, rid: Any, deadline: float) -> None:
+        self._client, self._rid, self._deadline = client, rid, deadline
+
+    def poll(self) -> dict[str, Any] | None:
+        """The reply once it has come, else None, at once. Raises `ServerError` for an error
+        reply, `ServerUnavailable` when the connection failed or ``timeout`` passed."""
+        client, rid = self._client, self._rid
+        try:
+            client._pump(0.0, lambda: rid in client._replies)
+        except ServerUnavailable:
+            client._waiting.discard(rid)
+            raise
+        if rid in client._replies:
+            client._waiting.discard(rid)
+            reply = client._replies.pop(rid)[0]
+            if reply.get("type") == "error":
+                raise error_from(reply)
+            return reply
+        if time.monotonic() >= self._deadline:
+            client._waiting.discard(rid)
+            raise client._fail(
+                f"no answer from the stylebridge server at {client.endpoint} "
+                f"within {client.timeout:g} s"
+            )
+        return None
+
+
 def plain_dealer(endpoint: str, token: str) -> DealerSocket:
     """The standard-library transport: ZMTP PLAIN with the token as the password."""
     return DealerSocket(endpoint, plain=(PLAIN_USER, token))
@@ -366,6 +397,14 @@ class Client:
     def status(self) -> dict[str, Any]:
         """The ``status`` reply (device, model_loaded, queue, running, memory, limits, ...)."""
         return self._request({"type": "status"})[0]
+
+    def begin(self, kind: str, **fields: Any) -> PendingReply:
+        """Send a request without waiting for it (``status``, ``ping``, ``shutdown``): the
+        returned `PendingReply` is polled for the reply, within ``timeout`` s."""
+        rid = next(self._ids)
+        self._send(rid, {"type": kind, **fields})
+        self._waiting.add(rid)
+        return PendingReply(self, rid, time.monotonic() + self.timeout)
 
     def echo(self, image: Any) -> Any:
         """Send an image and get it back from the server: the transport's round-trip check."""

@@ -8,19 +8,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import server_process
 from . import styles as style_files
 from .options import SOURCES, Options
 from .prefs import Prefs
 from .qt import QtCore, QtWidgets
 from .runner import StyleRun, describe
-from .stylebridge_wire import Client, ClientError
+from .server_panel import ServerPanel
+from .stylebridge_wire import ClientError
 from .stylebridge_wire.progress import step_text
 from .stylebridge_wire.vocabulary import Control, Vocabulary, default
 
 W = QtWidgets
 MAX_RECENT = 8
-PING_TIMEOUT = 0.5  # s; only on open, Refresh and while waiting for a started server
+CLIENT_TIMEOUT = 15.0  # s of silence before a job's liveness ping
 SLIDER_STEPS = 100  # a 0..1 control as a slider: hundredths
 QT_INT_MAX = 2**31 - 1  # QSpinBox holds a C int
 
@@ -115,10 +115,6 @@ class StyleDialog(W.QDialog):
         self.last_node: Any = None
         self._build()
         self._load_prefs()
-        self._server_poll = QtCore.QTimer(self)
-        self._server_poll.setInterval(1000)
-        self._server_poll.timeout.connect(self._wait_for_server)
-        self._server_wait_left = 0
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
@@ -167,17 +163,8 @@ class StyleDialog(W.QDialog):
         self.message.setWordWrap(True)
         layout.addWidget(self.message)
 
-        server_row = W.QHBoxLayout()
-        self.server_label = W.QLabel()
-        self.server_label.setWordWrap(True)
-        self.start_button = W.QPushButton("Start server")
-        self.start_button.clicked.connect(self._start_server)
-        refresh = W.QPushButton("Refresh")
-        refresh.clicked.connect(self.check_server)
-        server_row.addWidget(self.server_label, 1)
-        server_row.addWidget(self.start_button)
-        server_row.addWidget(refresh)
-        layout.addLayout(server_row)
+        self.server = ServerPanel(self.prefs, self)
+        layout.addWidget(self.server)
 
         buttons = W.QDialogButtonBox()
         self.apply_button = buttons.addButton("Apply", W.QDialogButtonBox.ButtonRole.ApplyRole)
@@ -295,11 +282,12 @@ class StyleDialog(W.QDialog):
         try:
             options = self.options()
             cap = self.capture_source(options.source)
-            client = Client(timeout=15)
+            client = self.server.client(CLIENT_TIMEOUT)
         except (ClientError, ValueError) as exc:
             self.show_message(describe(exc), error=True)
             if isinstance(exc, ClientError):
-                self.check_server()
+                self.server.show_error(describe(exc))
+                self.server.check()
             return
         self._save_prefs(options)
         self.run = StyleRun(cap, options, client)
@@ -347,44 +335,3 @@ class StyleDialog(W.QDialog):
     def closeEvent(self, event: Any) -> None:
         self.cancel()  # closing the dialog never leaves a job (or a preview layer) behind
         super().closeEvent(event)
-
-    # ------------------------------------------------------------------ server
-    def check_server(self) -> bool:
-        try:
-            with Client(timeout=PING_TIMEOUT) as client:
-                pong = client.status()
-        except ClientError:
-            self.server_label.setText(
-                "Server: not running. Start it here, or run 'stylebridge serve' yourself."
-            )
-            self.start_button.setEnabled(True)
-            return False
-        device = pong.get("device", "?")
-        queue = len(pong.get("queue") or [])
-        self.server_label.setText(
-            f"Server: ready on {device}" + (f", {queue} queued" if queue else "")
-        )
-        self.start_button.setEnabled(False)
-        return True
-
-    def _start_server(self) -> None:
-        command = self.prefs.get("server_command") or server_process.default_command()
-        try:
-            server_process.start(command)
-        except OSError as exc:
-            self.server_label.setText(describe(exc))
-            return
-        self.server_label.setText(f"Starting the server ({command})...")
-        self.start_button.setEnabled(False)
-        self._server_wait_left = 120
-        self._server_poll.start()
-
-    def _wait_for_server(self) -> None:
-        self._server_wait_left -= 1
-        if self.check_server():
-            self._server_poll.stop()
-        elif self._server_wait_left <= 0:
-            self._server_poll.stop()
-            self.server_label.setText("The server did not come up; see server.log in its folder.")
-        else:
-            self.server_label.setText("Starting the server (loading the model)...")

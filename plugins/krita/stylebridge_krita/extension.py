@@ -38,5 +38,5 @@ class StyleBridgeExtension(Extension):
         self.dialog.show()
         self.dialog.raise_()
         self.dialog.activateWindow()
-        self.dialog.check_server()
+        self.dialog.server.check()
         return self.dialog

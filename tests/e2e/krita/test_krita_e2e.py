@@ -158,10 +158,14 @@ def test_dialog_offers_to_start_the_server_then_applies(tmp_path, plugin_zip):
     env.update(STYLEBRIDGE_RUNTIME_DIR=str(runtime), SB_SERVER_CMD=command)
     try:
         r = krita_host.run_script(home, "dialog_flow.py", env)
+        stopped_by_the_dialog = not (runtime / "server.json").exists()
     finally:
         krita_host.stop_server_in(runtime)
+    assert stopped_by_the_dialog
     assert "not running" in r["down_text"] and r["start_enabled"] is True
     assert "ready on cpu" in r["ready_text"]
+    assert "stopped" in r["stopped_text"]  # Stop: this machine's server, with its admin key
+    assert r["log"] == str(runtime / "server.log")
     assert r["progress_events"] >= 1 and "step" in r["running_text"]
     done = r["done_text"]
     assert done.startswith("Done: new layer 'The Starry Night (van Gogh)'"), done

@@ -1,4 +1,4 @@
-"""The artist's path: menu action -> dialog says the server is down -> Start server -> Apply.
+"""The artist's path: menu action -> dialog says the server is down -> Start -> Apply -> Stop.
 
 $SB_SERVER_CMD is the configured server command; $SB_SHOTS (optional) receives screenshots;
 $SB_CONTENT (optional) is an image to open instead of the generated test picture.
@@ -36,11 +36,13 @@ def main():
     if shots:
         screen = dialog.screen().geometry()
         dialog.move(screen.width() - dialog.width() - 10, 60)
-    down_text = dialog.server_label.text()
-    start_enabled = dialog.start_button.isEnabled()
+    panel = dialog.server  # its check is polled by a timer: the answer comes while we pump
+    common["pump_until"](lambda: "not running" in panel.state.text(), 10)
+    down_text = panel.state.text()
+    start_enabled = panel.start_button.isEnabled()
 
-    dialog.start_button.click()
-    started_in = common["pump_until"](lambda: "ready" in dialog.server_label.text(), 150)
+    panel.start_button.click()
+    started_in = common["pump_until"](lambda: "ready" in panel.state.text(), 150)
     dialog.fields["strength"].set(0.85)
     dialog.fields["balance"].set(0.7)
     dialog.fields["size"].set(int(os.environ.get("SB_SIZE", "96")))
@@ -57,13 +59,18 @@ def main():
     if shots:
         common["pump_until"](lambda: True, 1)  # let the canvas repaint
         common["grab_screen"](os.path.join(shots, "krita-result.png"))
+    ready_text = panel.state.text()
+    panel.stop_button.click()
+    common["pump_until"](lambda: "stopped" in panel.state.text(), 30)
     result = {
         "before": before,
         "after": common["names"](doc),
         "down_text": down_text,
         "start_enabled": start_enabled,
         "started_in": started_in,
-        "ready_text": dialog.server_label.text(),
+        "ready_text": ready_text,
+        "stopped_text": panel.state.text(),
+        "log": panel.log.text(),
         "running_text": running_text,
         "progress_events": len(progress),
         "done_text": dialog.message.text(),

@@ -1,4 +1,5 @@
-"""Start the local server on the artist's request, with the command from the settings."""
+"""The local server as a plug-in sees it: the command that starts it (the installer's record),
+starting it detached, its log, and what to say when a sandbox hides it. Both plug-ins use it."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .stylebridge_wire import ClientError
-from .stylebridge_wire.discovery import open_log
+from .discovery import open_log, runtime_dir
+from .protocol import ClientError
 
 DEFAULT_COMMAND = "stylebridge serve"
-# written by `stylebridge install krita` beside this module: the absolute command of the
-# stylebridge that installed it, so Start works without stylebridge on Krita's PATH
-INSTALL_RECORD = Path(__file__).with_name("install.json")
+# `stylebridge install krita|gimp` writes install.json into the plug-in's own folder (the
+# parent of this package as the plug-ins ship it): the absolute command of the stylebridge that
+# installed it, so Start works without stylebridge on the host's PATH
+INSTALL_RECORD = Path(__file__).resolve().parent.parent / "install.json"
+FLATPAK_INFO = Path("/.flatpak-info")  # present inside every Flatpak sandbox
 
 
 def default_command(record: Path = INSTALL_RECORD) -> str:
@@ -26,8 +29,17 @@ def default_command(record: Path = INSTALL_RECORD) -> str:
     except (OSError, ValueError, AttributeError):
         return DEFAULT_COMMAND
     if isinstance(command, list) and command and all(isinstance(a, str) for a in command):
-        return subprocess.list2cmdline(command) if os.name == "nt" else shlex.join(command)
+        return _join(command)
     return DEFAULT_COMMAND
+
+
+def command_for(program: str) -> str:
+    """The server command for a chosen ``stylebridge`` program (a file picker's answer)."""
+    return _join([program, "serve"])
+
+
+def _join(argv: list[str]) -> str:
+    return subprocess.list2cmdline(argv) if os.name == "nt" else shlex.join(argv)
 
 
 class StartError(OSError):
@@ -58,3 +70,19 @@ def start(command: str) -> subprocess.Popen:
             f"Cannot start {argv[0]!r}: {exc.strerror or exc}. "
             "Install stylebridge or set the server command."
         ) from exc
+
+
+def log_path() -> Path:
+    """Where a server started here (or `stylebridge serve`) writes its log."""
+    return Path(runtime_dir()) / "server.log"
+
+
+def sandbox_hint(app_id: str, info: Path = FLATPAK_INFO) -> str | None:
+    """The exact command that lets a Flatpak host see the server's folder, when this host runs
+    in a Flatpak sandbox; else None."""
+    if not info.exists():
+        return None
+    return (
+        "This host runs in a Flatpak sandbox, which hides the server's folder from it. Run "
+        f"'flatpak override --user --filesystem=xdg-run/stylebridge {app_id}' and restart it."
+    )
