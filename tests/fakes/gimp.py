@@ -212,6 +212,10 @@ class Procedure:
         assert default in choice.nicks, f"{name}: default {default!r} is not a choice"
         self._add("choice", name, label, help, choice=choice, default=default)
 
+    def add_boolean_argument(self, name, label, help, default, flags):
+        assert isinstance(default, bool), f"{name}: default {default!r} is not a bool"
+        self._add("boolean", name, label, help, default=default)
+
     def add_string_argument(self, name, label, help, default, flags):
         self._add("string", name, label, help, default=default)
 

@@ -20,7 +20,7 @@ from tests.fakes import gimp as fake
 from tests.fakes.client import THREE_STEPS_THEN_RESULT, ScriptedClient
 from tests.support import REPO
 from tests.support.plugins import dist
-from tests.support.servers import free_port
+from tests.support.servers import free_port, start_server
 
 PLUGIN = REPO / "plugins" / "gimp" / "stylebridge"
 STARRY = "The Starry Night (van Gogh)"
@@ -127,7 +127,70 @@ def test_dialog_frames_hold_every_control_once(sg, gimp_wire):
     frames = sg.dialog_frames(vocabulary)
     assert [frame for frame, _, _ in frames] == ["style", "result", "optimiser"]
     assert frames[1][2] == ["strength", "balance", "preserve-colors"]  # what the result looks like
-    assert frames[2][2] == ["preset", "size", "time-budget", "steps", "seed"]
+    assert frames[2][2] == ["preset", "size", "time-budget", "steps", "seed", "start-server"]
+
+
+# ================================================================================ server
+
+
+class Answers:
+    """A make_client for `connect`: no server for ``down`` calls, then one that answers."""
+
+    def __init__(self, sg, down: int) -> None:
+        self.sg, self.down, self.calls = sg, down, []
+
+    def __call__(self, **kwargs):
+        self.calls.append(kwargs)
+        if len(self.calls) <= self.down:
+            raise self.sg.ServerUnavailable("no stylebridge server found")
+        return type("Pong", (), {"ping": lambda self: {"type": "pong"}})()
+
+
+def test_a_running_server_is_used_as_it_is(sg):
+    started = []
+    answers = Answers(sg, down=0)
+    sg.connect(answers, started.append, "stylebridge serve")
+    assert started == [] and len(answers.calls) == 1
+
+
+def test_no_server_and_no_start_fails_at_once(sg):
+    with pytest.raises(sg.ServerUnavailable):
+        sg.connect(Answers(sg, down=1), None, "stylebridge serve")
+
+
+def test_no_server_starts_the_recorded_command_and_waits_for_it(sg):
+    started, said = [], []
+    answers = Answers(sg, down=3)
+    sg.connect(
+        answers, started.append, "'/opt/sb/bin/stylebridge' serve", said.append, lambda s: None
+    )
+    assert started == ["'/opt/sb/bin/stylebridge' serve"]
+    assert said == ["Starting the stylebridge server ('/opt/sb/bin/stylebridge' serve)..."]
+    assert len(answers.calls) == 4 and answers.calls[-1] == {"timeout": sg.START_PING}
+
+
+def test_a_server_that_cannot_start_or_never_answers_is_said_in_words(sg, monkeypatch):
+    def refuse(command):
+        raise OSError(2, "No such file or directory")
+
+    with pytest.raises(sg.PluginError, match="Could not start the stylebridge server"):
+        sg.connect(Answers(sg, down=1), refuse, "nope serve")
+    monkeypatch.setattr(sg, "START_WAIT", 0.05)
+    with pytest.raises(sg.PluginError, match="did not answer within"):
+        sg.connect(Answers(sg, down=10**6), lambda c: None, "x serve", sleep=lambda s: None)
+
+
+def test_start_brings_up_a_real_server(sg, gimp_wire, no_server):
+    """The plug-in's own start path against a real server process found by discovery."""
+    servers = []
+    client = sg.connect(
+        gimp_wire.Client, lambda command: servers.append(start_server(no_server)), "serve"
+    )
+    try:
+        assert client.ping()["type"] == "pong" and len(servers) == 1
+    finally:
+        client.close()
+        servers[0].stop()
 
 
 # ================================================================================ pixels
@@ -260,7 +323,9 @@ def test_edge_registers_the_documented_arguments(edge):
         "time-budget",
         "steps",
         "seed",
+        "start-server",  # last: positional PDB calls of before keep working
     ]
+    assert proc.arguments["start-server"].default is True
     builtin = proc.arguments["builtin-style"]
     assert builtin.default == "starry_night" and "the_scream" in builtin.spec["choice"].nicks
     preset = proc.arguments["preset"]
@@ -382,6 +447,25 @@ def test_edge_without_server_is_an_execution_error(edge, monkeypatch):
     status, error = run(edge, image, [layer], **FAST)
     assert status == "execution-error"
     assert error.startswith("The stylebridge server is not available") and "refused" in error
+    assert image.log == []
+
+
+def test_edge_starts_this_machines_server_with_the_recorded_command(edge, no_server, monkeypatch):
+    started = []
+
+    def start(command):
+        started.append(command)
+        raise edge.server_process.StartError("Cannot start 'x': no such file")
+
+    monkeypatch.setattr(edge.server_process, "start", start)
+    image = fake.Image()
+    layer = image.add("a", 40, 30)
+    status, error = run(edge, image, [layer], **FAST)
+    assert started == [edge.server_process.default_command()]
+    assert status == "execution-error" and "Could not start the stylebridge server" in error
+    started.clear()
+    status, error = run(edge, image, [layer], **FAST, start_server=False)  # fail at once
+    assert started == [] and error.startswith("The stylebridge server is not available")
     assert image.log == []
 
 

@@ -27,7 +27,14 @@ if HERE not in sys.path:
 
 import gi  # noqa: E402
 import stylebridge_gimp as sg  # noqa: E402
-from stylebridge_wire import Client, ClientError, Image, catalogue, vocabulary  # noqa: E402
+from stylebridge_wire import (  # noqa: E402
+    Client,
+    ClientError,
+    Image,
+    catalogue,
+    server_process,
+    vocabulary,
+)
 from stylebridge_wire.pixels import is_blank  # noqa: E402
 
 gi.require_version("Gimp", "3.0")
@@ -59,7 +66,8 @@ def _builtin_choice() -> tuple[Gimp.Choice, str]:
 
 
 def add_arguments(procedure: Gimp.Procedure, vocab: vocabulary.Vocabulary = VOCABULARY) -> None:
-    """The styles, then the preset and every dialog control of the vocabulary."""
+    """The styles, then the preset and every dialog control of the vocabulary, then whether
+    to start a server that is not running."""
     procedure.add_file_argument(
         "style-file",
         "Style _image",
@@ -106,6 +114,15 @@ def add_arguments(procedure: Gimp.Procedure, vocab: vocabulary.Vocabulary = VOCA
         label = control.label + (" (0: preset)" if control.zero_means_preset else "")
         add = procedure.add_double_argument if control.type is float else procedure.add_int_argument
         add(name, label, control.help, low, high, control.dialog_default, RW)
+    # last: scripts that pass the arguments by position keep working
+    procedure.add_boolean_argument(
+        "start-server",
+        "S_tart the server if none is running",
+        "Start this machine's stylebridge server with the command `stylebridge install` "
+        "recorded, and wait for it (else fail at once)",
+        True,
+        RW,
+    )
 
 
 class StyleBridge(Gimp.PlugIn):
@@ -153,7 +170,7 @@ def run(
     try:
         styles, args = read_config(config)
         targets = [Target.of(image, d) for d in check_drawables(image, drawables)]
-        results = stylize(targets, styles, args)
+        results = stylize(targets, styles, args, config.get_property("start-server"))
         add_result_layers(image, results, catalogue.title(styles), args.opacity())
     except Exception as exc:  # every failure becomes a message, never a traceback
         calling = isinstance(exc, sg.PluginError) and exc.calling
@@ -278,14 +295,24 @@ def load_style(style: catalogue.Style) -> Image:
 
 
 def stylize(
-    targets: list[Target], styles: list[catalogue.Style], args: sg.ProcedureArgs
+    targets: list[Target],
+    styles: list[catalogue.Style],
+    args: sg.ProcedureArgs,
+    start_server: bool = True,
 ) -> list[tuple[Target, Image]]:
     """Every target's result, one job at a time, before the image is touched."""
     title = catalogue.title(styles)
     Gimp.progress_init(sg.progress_text(None, 0, len(targets), title))
-    client = Client()
+    # a server that answers (started here if need be), before anything is read; one named
+    # by STYLEBRIDGE_ENDPOINT is somebody else's to start
+    local = not os.environ.get("STYLEBRIDGE_ENDPOINT")
+    client = sg.connect(
+        Client,
+        server_process.start if start_server and local else None,
+        server_process.default_command(),
+        on_wait=Gimp.progress_set_text,
+    )
     try:
-        client.ping()  # fail fast, before reading anything, when no server answers
         style_images = [load_style(style) for style in styles]
         image = targets[0].drawable.get_image()
         results = []
@@ -410,7 +437,10 @@ def server_status() -> str:
     try:
         client = Client(timeout=2)
     except ClientError:
-        return "Server: not running. Start it with: stylebridge serve"
+        return (
+            "Server: not running: it is started when you press OK (unless unticked below), "
+            f"with: {server_process.default_command()}"
+        )
     try:
         info = client.status()
         device = info.get("device", "?")

@@ -7,6 +7,8 @@ Python (standard library and the vendored bridge), so the tests run it without G
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,7 +99,7 @@ def dialog_frames(vocabulary: Vocabulary) -> tuple[tuple[str, str, list[str]], .
     return (
         ("style", "Style", ["style-file", "builtin-style", "more-styles"]),
         ("result", "Result", look),
-        ("optimiser", "Optimisation", ["preset", *rest]),
+        ("optimiser", "Optimisation", ["preset", *rest, "start-server"]),
     )
 
 
@@ -227,6 +229,50 @@ def progress_text(
     elif text := progress.step_text(event):
         parts.append(text.replace(", ", " · "))
     return " · ".join(parts)
+
+
+# ================================================================================== server
+
+
+START_WAIT = 120.0  # s for a started server to load its model and answer
+START_PING = 2.0  # s for each ping while it starts
+
+
+def connect(
+    make_client: Callable[..., Any],
+    start: Callable[[str], Any] | None,
+    command: str,
+    on_wait: Callable[[str], None] = lambda text: None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Any:
+    """A client whose server answers. With ``start``, a server that is not running is started
+    with ``command`` (the installer's record) and waited for; without, the error is raised.
+    This runs in the plug-in's own process, so GIMP stays responsive meanwhile."""
+    try:
+        client = make_client()
+        client.ping()
+        return client
+    except ServerUnavailable:
+        if start is None:
+            raise
+    try:
+        start(command)
+    except OSError as exc:
+        raise PluginError(f"Could not start the stylebridge server: {exc}") from None
+    on_wait(f"Starting the stylebridge server ({command})...")
+    deadline = time.monotonic() + START_WAIT
+    while True:
+        try:
+            client = make_client(timeout=START_PING)
+            client.ping()
+            return client
+        except ServerUnavailable as exc:
+            if time.monotonic() >= deadline:
+                raise PluginError(
+                    f"The stylebridge server was started ({command}) but did not answer within "
+                    f"{START_WAIT:.0f} s: {exc}. See its log, server.log in its folder."
+                ) from None
+        sleep(1.0)
 
 
 # ================================================================================== errors
