@@ -105,6 +105,7 @@ def _spread(values: list[float]) -> float:
     return (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
 
 
+@on_kritas(KRITA5, KRITA6)
 def test_every_depth_gives_a_visibly_stylised_layer_and_cmyk_a_clear_message(krita):
     r = krita("depths.py")
     for case in ("RGBA-U8", "RGBA-U16", "RGBA-F16", "RGBA-F32", "GRAYA-U8", "GRAYA-U16"):
@@ -177,3 +178,17 @@ def test_dialog_offers_to_start_the_server_then_applies(tmp_path, plugin_zip):
     assert r["saved_strength"] == "0.85"  # choices persist in Krita's settings
     assert r["saved_balance"] == "0.7"
     assert "starry_night.jpg" in r["recent"]
+
+
+@on_kritas(KRITA6)
+def test_krita6_dialog_from_its_menu_finds_the_host_server_and_applies(krita):
+    """Krita 6 (PyQt6) in the sid root, the plug-in put there by `stylebridge install krita
+    --dest`: its Python cannot run this venv, so the server runs on the host; the dialog opened
+    from its menu action finds it ready and Apply gives the result layer."""
+    r = krita("dialog_flow.py", SB_SIZE="64")
+    assert "ready on cpu" in r["down_text"] and "ready on cpu" in r["ready_text"]
+    done = r["done_text"]
+    assert done.startswith("Done: new layer 'The Starry Night (van Gogh)'"), done
+    assert r["after"] == [*r["before"], "The Starry Night (van Gogh)"]
+    assert r["opacity"] == round(255 * 0.85)
+    assert r["fields"] == r["dialog_controls"] and r["balance_slider"] is True
