@@ -32,6 +32,7 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STYLEBRIDGE_")}
         env.update(
             STYLEBRIDGE_RUNTIME_DIR=str(runtime),
+            SB_START="1",
             SB_SERVER_CMD=f"{sys.executable} -m stylebridge.server.cli serve --listen tcp://127.0.0.1:{port}",
             SB_SHOTS=str(shots),
             SB_CONTENT=str(ROOT / "core" / "assets" / "chelsea.jpg"),

@@ -13,14 +13,16 @@ Every test runs on Krita 5; those parametrized over ``krita`` run on Krita 6 too
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from stylebridge.wire.protocol import DEFAULT_PORT
 from tests.e2e.krita import host as krita_host
 from tests.support.plugins import dist
-from tests.support.servers import free_port
 
 KRITA5, KRITA6, KRITA6_ZIP = "krita-5", "krita-6", "krita-6-zip"
 
@@ -146,23 +148,30 @@ def test_cancel_mid_job_stops_the_server_job_and_leaves_no_layer(krita):
     assert r["server_running"] is None and r["server_queue"] == []
 
 
-def test_dialog_offers_to_start_the_server_then_applies(tmp_path, plugin_zip):
+def test_fresh_profile_install_start_apply_stop(tmp_path):
+    """The painter's path (issue 15): `stylebridge install krita` into a fresh profile, no
+    `stylebridge` on PATH, no server running; the dialog from its menu action, Start (the
+    recorded absolute command), Apply, Stop."""
     skip_unless(KRITA5)
+    with socket.socket() as probe:  # the recorded command serves on the default endpoint
+        if probe.connect_ex(("127.0.0.1", DEFAULT_PORT)) == 0:
+            pytest.skip(f"a server already listens on the default port {DEFAULT_PORT}")
     home = tmp_path / "home"
-    krita_host.install_profile(home, plugin_zip)
+    resources = krita_host.resources_of(home)
+    program = Path(sys.executable).with_name("stylebridge")
+    subprocess.run([program, "install", "krita", "--dest", str(resources)], check=True)
+    krita_host.add_harness(home)
     runtime = tmp_path / "runtime"  # no server here: the dialog must say so
     runtime.mkdir(mode=0o700)
-    command = (
-        f"{sys.executable} -m stylebridge.server.cli serve --listen tcp://127.0.0.1:{free_port()}"
-    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("STYLEBRIDGE_")}
-    env.update(STYLEBRIDGE_RUNTIME_DIR=str(runtime), SB_SERVER_CMD=command)
+    env.update(STYLEBRIDGE_RUNTIME_DIR=str(runtime), SB_START="1", PATH="/usr/bin:/bin")
     try:
         r = krita_host.run_script(home, "dialog_flow.py", env)
         stopped_by_the_dialog = not (runtime / "server.json").exists()
     finally:
         krita_host.stop_server_in(runtime)
     assert stopped_by_the_dialog
+    assert r["command"] == f"{program} serve"  # from install.json: nothing from PATH
     assert "not running" in r["down_text"] and r["start_enabled"] is True
     assert "ready on cpu" in r["ready_text"]
     assert "stopped" in r["stopped_text"]  # Stop: this machine's server, with its admin key

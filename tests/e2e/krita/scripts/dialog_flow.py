@@ -1,8 +1,10 @@
 """The artist's path: menu action -> dialog says the server is down -> Start -> Apply -> Stop.
 
-$SB_SERVER_CMD is the configured server command; without it a server is already running (on the
-host, for a Krita whose Python cannot run it) and the dialog must find it ready, Start and Stop
-left alone. $SB_SHOTS (optional) receives screenshots;
+$SB_START=1: no server runs and the dialog's Start starts it, with the command of
+$SB_SERVER_CMD (written to the settings) or else the one `stylebridge install` recorded; Stop
+stops it at the end. Without it a server is already running (on the host, for a Krita whose
+Python cannot run this one) and the dialog must find it ready. $SB_SHOTS (optional) receives
+screenshots;
 $SB_CONTENT (optional) is an image to open instead of the generated test picture.
 """
 
@@ -18,9 +20,9 @@ def main():
     import stylebridge_krita
 
     app = Krita.instance()
-    command = os.environ.get("SB_SERVER_CMD")
-    if command:
-        app.writeSetting("stylebridge", "server_command", command)
+    start = os.environ.get("SB_START") == "1"
+    if os.environ.get("SB_SERVER_CMD"):
+        app.writeSetting("stylebridge", "server_command", os.environ["SB_SERVER_CMD"])
     shots = os.environ.get("SB_SHOTS")
     content = os.environ.get("SB_CONTENT")
     if content:
@@ -45,7 +47,8 @@ def main():
     down_text = panel.state.text()
     start_enabled = panel.start_button.isEnabled()
     started_in = None
-    if command:
+    command = panel.command.text()
+    if start:
         panel.start_button.click()
         started_in = common["pump_until"](lambda: "ready" in panel.state.text(), 150)
     dialog.fields["strength"].set(0.85)
@@ -65,7 +68,7 @@ def main():
         common["pump_until"](lambda: True, 1)  # let the canvas repaint
         common["grab_screen"](os.path.join(shots, "krita-result.png"))
     ready_text = panel.state.text()
-    if command:
+    if start:
         panel.stop_button.click()
         common["pump_until"](lambda: "stopped" in panel.state.text(), 30)
     result = {
@@ -75,6 +78,7 @@ def main():
         "start_enabled": start_enabled,
         "started_in": started_in,
         "ready_text": ready_text,
+        "command": command,
         "stopped_text": panel.state.text(),
         "log": panel.log.text(),
         "running_text": running_text,
