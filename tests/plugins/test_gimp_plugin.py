@@ -502,3 +502,11 @@ def test_edge_empty_layer_is_a_clear_error(edge, monkeypatch):
     layer.buffer.fill = 0.0
     status, error = run(edge, image, [layer], **FAST)
     assert status == "execution-error" and "'empty' is empty" in error
+
+
+def test_a_flatpak_gimp_that_cannot_see_the_server_is_told_the_override(sg, monkeypatch, tmp_path):
+    info = tmp_path / ".flatpak-info"
+    info.write_text("[Application]\nname=org.gimp.GIMP\n")
+    monkeypatch.setattr(sg.server_process, "FLATPAK_INFO", info)
+    text = sg.describe_error(sg.ServerUnavailable("no stylebridge server found"))
+    assert "flatpak override --user --filesystem=xdg-run/stylebridge org.gimp.GIMP" in text

@@ -77,10 +77,10 @@ def log_path() -> Path:
     return Path(runtime_dir()) / "server.log"
 
 
-def sandbox_hint(app_id: str, info: Path = FLATPAK_INFO) -> str | None:
+def sandbox_hint(app_id: str, info: Path | None = None) -> str | None:
     """The exact command that lets a Flatpak host see the server's folder, when this host runs
-    in a Flatpak sandbox; else None."""
-    if not info.exists():
+    in a Flatpak sandbox (``info``: its marker file); else None."""
+    if not (info or FLATPAK_INFO).exists():
         return None
     return (
         "This host runs in a Flatpak sandbox, which hides the server's folder from it. Run "

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from stylebridge_wire import catalogue, progress
+from stylebridge_wire import catalogue, progress, server_process
 from stylebridge_wire.catalogue import Style
 from stylebridge_wire.pixels import Rect, context_margin, expand_box, intersect_box
 from stylebridge_wire.protocol import ClientError, ServerError, ServerUnavailable
@@ -22,6 +22,7 @@ PROCEDURE = "plug-in-stylebridge"
 MENU_PATH = "<Image>/Filters/Artistic"
 MENU_LABEL = "Style _Transfer (Neural)..."
 DIALOG_TITLE = "Style Transfer (Neural)"
+GIMP_FLATPAK = "org.gimp.GIMP"
 
 DEFAULT_BUILTIN = "starry_night"
 GIMP_INT_MAX = 2**31 - 1  # a PDB int argument is a C int
@@ -285,6 +286,8 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, ServerUnavailable):
         text = str(exc).rstrip(".")
         hint = "" if "stylebridge serve" in text else " Start it with: stylebridge serve."
+        sandbox = server_process.sandbox_hint(GIMP_FLATPAK)
+        hint += f" {sandbox}" if sandbox else ""
         return f"The stylebridge server is not available: {text}.{hint} The image was not changed."
     if isinstance(exc, ServerError):
         where = f" (field {exc.field})" if exc.field else ""
