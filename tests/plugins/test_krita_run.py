@@ -246,3 +246,20 @@ def test_a_document_in_the_working_profile_is_sent_as_it_is(sbk, qapp, krita_app
     r.until(r.ended)
     assert r.client.submits[0]["content"].dtype == "uint8"
     assert krita_app.created == []  # no conversion, no scratch document
+
+
+def test_a_layer_in_another_profile_than_its_document_comes_back_in_the_documents(
+    sbk, qapp, krita_app
+):
+    document = fake.Document(W, H, "RGBA", "U16")  # Krita's sRGB curve
+    source = document.add_layer("Background", ramp_u16(W, H))
+    source.profile = "sRGB-elle-V2-g10.icc"  # the layer alone is linear
+    doc = fake.open_document(document)
+    r = Run(sbk, qapp, doc, None)
+    working = ("RGBA", "F32", "sRGB-elle-V2-srgbtrc.icc")
+    linear = ("RGBA", "U16", source.profile)
+    assert r.client.submits[0]["content"].data == fake.convert(ramp_u16(W, H), linear, working)
+    r.until(r.ended)
+    # the result layer is in the document's space: the layer's colours in sRGB, not linear
+    result = r.events[0][1].pixelData(0, 0, W, H)
+    assert result == fake.convert(ramp_u16(W, H), linear, ("RGBA", "U16", document.profile))
