@@ -55,10 +55,13 @@ bench-large: $(VENV)/.extra-test
 
 # 16-bit PNG codecs against pypng, the CLI's file path for a 4000x3000 16-bit RGBA PNG and TIFF,
 # the ICC conversion's cost and precision; then the colour test set's round trips at strength 0
-# with their mean CIEDE2000 (docs/benchmarks.md, "Colour and bit depth"; about 2 min)
+# with their mean CIEDE2000; Krita's F16 halves, with numpy and without (docs/benchmarks.md,
+# "Colour and bit depth"; about 4 min). Inside the real hosts (`make hosts`):
+# `python -m benchmarks.krita_colour`, `python -m benchmarks.gimp_colour`.
 bench-codecs: $(VENV)/.extra-test $(VENV)/.extra-bench
 	$(BIN)/python -m benchmarks.codecs
 	$(BIN)/python -m benchmarks.colour_set --delta-e
+	$(BIN)/python -m benchmarks.halves
 
 # the same small jobs on the local worker and on a local Ray cluster with 1 and 2 actors (~4 min)
 bench-cluster: $(VENV)/.extra-test $(VENV)/.extra-cluster

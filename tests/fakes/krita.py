@@ -11,11 +11,19 @@ bytes in its own colour model and depth (BGRA for 8 and 16 bit RGBA, zeros outsi
 (`Document.history`: adding and removing nodes; measured on Krita 5.1.5, ``setPixelData``,
 ``setOpacity``, ``setLocked`` and ``setName`` are not), so a test can count the steps a job
 leaves in the history.
+
+Colour profiles are names, as Krita gives them. A document's default is the sRGB-curve profile
+of its model, which the plug-in sends as it is (Krita 5.1.5 itself gives scripts' U16 and float
+documents the linear sRGB-elle-V2-g10.icc). `Document.setColorSpace` converts every layer the
+way Krita does, but only the transfer curve (named by the profile: g10 linear, g22 gamma 2.2,
+srgbtrc the sRGB curve), not the primaries, clipped to 0..1 as Krita's V2 curves are: enough
+to see which way and how often the plug-in converts.
 """
 
 from __future__ import annotations
 
 import itertools
+import struct
 from typing import Any
 
 PIXEL_BYTES = {"RGBA": 4, "GRAYA": 2, "CMYKA": 5}
@@ -23,8 +31,68 @@ DEPTH_BYTES = {"U8": 1, "U16": 2, "F16": 2, "F32": 4}
 _uids = itertools.count(1)
 
 
+SRGB_CURVE = {"RGBA": "sRGB-elle-V2-srgbtrc.icc", "GRAYA": "Gray-D50-elle-V2-srgbtrc.icc"}
+_SAMPLE = {"U8": ("B", 255.0), "U16": ("H", 65535.0), "F16": ("e", 1.0), "F32": ("f", 1.0)}
+
+
 def pixel_size(model: str, depth: str) -> int:
     return PIXEL_BYTES.get(model, 4) * DEPTH_BYTES.get(depth, 1)
+
+
+def to_linear(value: float, profile: str) -> float:
+    if "g10" in profile:
+        return value
+    if "g22" in profile:
+        return max(0.0, value) ** 2.2
+    if "srgbtrc" in profile:
+        return value / 12.92 if value <= 0.04045 else ((value + 0.055) / 1.055) ** 2.4
+    raise ValueError(f"the fake knows no curve for {profile!r}")
+
+
+def from_linear(value: float, profile: str) -> float:
+    if "g10" in profile:
+        return value
+    if "g22" in profile:
+        return max(0.0, value) ** (1 / 2.2)
+    if "srgbtrc" in profile:
+        return value * 12.92 if value <= 0.0031308 else 1.055 * value ** (1 / 2.4) - 0.055
+    raise ValueError(f"the fake knows no curve for {profile!r}")
+
+
+def decode(data: bytes, model: str, depth: str) -> list[float]:
+    """Krita's bytes -> samples 0..1 in R, G, B, A (or gray, alpha) order."""
+    code, scale = _SAMPLE[depth]
+    values = [
+        v / scale for v in struct.unpack(f"<{len(data) // struct.calcsize(code)}{code}", data)
+    ]
+    if model == "RGBA" and depth in ("U8", "U16"):  # BGRA
+        for i in range(0, len(values), 4):
+            values[i], values[i + 2] = values[i + 2], values[i]
+    return values
+
+
+def encode(values: list[float], model: str, depth: str) -> bytes:
+    """Samples 0..1 (R, G, B, A order) -> Krita's bytes."""
+    values = list(values)
+    if model == "RGBA" and depth in ("U8", "U16"):
+        for i in range(0, len(values), 4):
+            values[i], values[i + 2] = values[i + 2], values[i]
+    code, scale = _SAMPLE[depth]
+    if scale > 1:
+        values = [round(min(1.0, max(0.0, v)) * scale) for v in values]
+    return struct.pack(f"<{len(values)}{code}", *values)
+
+
+def convert(data: bytes, source: tuple[str, str, str], target: tuple[str, str, str]) -> bytes:
+    """Pixels from one (model, depth, profile) to another of the same model: the curve."""
+    (model, depth, profile), (_, new_depth, new_profile) = source, target
+    values = decode(data, model, depth)
+    step = PIXEL_BYTES[model]
+    for i, v in enumerate(values):
+        if i % step != step - 1:  # colour, not alpha
+            linear = to_linear(min(1.0, max(0.0, v)), profile)
+            values[i] = from_linear(linear, new_profile)
+    return encode(values, model, new_depth)
 
 
 def ramp(size: int) -> bytes:
@@ -97,6 +165,7 @@ class Node(Canvas):
         self.document = document
         self.model = model or (document.model if document else "RGBA")
         self.depth = depth or (document.depth if document else "U8")
+        self.profile = document.profile if document else SRGB_CURVE[self.model]
         w = width if width is not None else (document.w if document else 0)
         h = height if height is not None else (document.h if document else 0)
         super().__init__(w, h, pixel_size(self.model, self.depth), data)
@@ -134,6 +203,9 @@ class Node(Canvas):
 
     def colorDepth(self) -> str:
         return self.depth
+
+    def colorProfile(self) -> str:
+        return self.profile
 
     def opacity(self) -> int:
         return self._opacity
@@ -200,8 +272,11 @@ class Document:
         depth: str = "U8",
         selection: Selection | None = None,
         node_by_unique_id: bool = True,
+        profile: str | None = None,
     ) -> None:
         self.w, self.h, self.model, self.depth = width, height, model, depth
+        self.profile = profile or SRGB_CURVE.get(model, "")
+        self.closed = False
         self.sel = selection
         self.root = Node(self, "root", "grouplayer")
         self.active: Node | None = None
@@ -241,6 +316,29 @@ class Document:
 
     def colorDepth(self) -> str:
         return self.depth
+
+    def colorProfile(self) -> str:
+        return self.profile
+
+    def setColorSpace(self, model: str, depth: str, profile: str) -> bool:
+        """Convert every layer (their own space must be the document's) to the curve of
+        ``profile`` at ``depth``; Krita makes an undo step of it."""
+        if model != self.model:
+            return False
+        source, target = (self.model, self.depth, self.profile), (model, depth, profile)
+        for node in self.root.children:
+            node.data = bytearray(convert(bytes(node.data), source, target))
+            node.depth, node.profile, node.pixel = depth, profile, pixel_size(model, depth)
+        self.depth, self.profile = depth, profile
+        self.history.append(("convert", profile))
+        return True
+
+    def close(self) -> bool:
+        self.closed = True
+        app = Krita.instance()
+        if self in app.documents:
+            app.documents.remove(self)
+        return True
 
     def selection(self) -> Selection | None:
         return self.sel
@@ -298,6 +396,7 @@ class Krita:
 
     def __init__(self) -> None:
         self.documents: list[Document] = []
+        self.created: list[Document] = []  # by createDocument, open or closed
         self.active_document: Document | None = None
         self.settings: dict[tuple[str, str], str] = {}
         self.extensions: list[Any] = []
@@ -310,6 +409,17 @@ class Krita:
 
     def activeDocument(self) -> Document | None:
         return self.active_document
+
+    def createDocument(
+        self, width: int, height: int, name: str, model: str, depth: str, profile: str,
+        resolution: float,
+    ) -> Document:  # fmt: skip
+        """A new document with one transparent layer, listed among the documents (no view)."""
+        document = Document(width, height, model, depth, profile=profile or None)
+        document.add_layer("Background")
+        self.documents.append(document)
+        self.created.append(document)
+        return document
 
     def activeWindow(self) -> None:
         return None

@@ -429,6 +429,26 @@ def test_edge_server_error_on_a_later_layer_leaves_the_image_untouched(
     assert "undo_group_start" not in image.log
 
 
+@pytest.mark.parametrize(
+    ("channels", "dtype", "answer"),
+    [(4, "uint8", "40x30x4 uint8"), (4, "uint16", "40x30x4 uint16"), (2, "float32", "40x30x2")],
+)
+def test_edge_result_of_another_layout_is_an_error_and_nothing_is_written(
+    edge, gimp_wire, monkeypatch, channels, dtype, answer
+):
+    size = {"uint8": 1, "uint16": 2, "float32": 4}[dtype] * channels * 40 * 30
+    wrong = gimp_wire.Image(40, 30, channels, dtype, bytes(size))
+    script = [("progress", 1, 1), ("result", wrong)]
+    monkeypatch.setattr(edge, "Client", lambda *a, **k: ScriptedClient(lambda i, c: script))
+    image = fake.Image()
+    layer = image.add("photo", 40, 30)
+    status, error = run(edge, image, [layer], **FAST)
+    assert status == "execution-error"
+    assert f"answered {answer}" in error and "expected 40x30x4 float32" in error
+    assert [entry for entry in image.log if entry[0] in ("insert", "set")] == []
+    assert "undo_group_start" not in image.log  # the image was not touched
+
+
 def test_edge_closes_the_undo_group_when_an_insertion_fails(edge, monkeypatch):
     monkeypatch.setattr(edge, "Client", lambda *args, **kwargs: ScriptedClient())
     image = fake.Image()

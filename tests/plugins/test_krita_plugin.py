@@ -71,6 +71,14 @@ def test_alpha_plane_at_every_dtype(sbk):
     assert sbk.formats.alpha8(u16) == bytes((0x80,))
     f32 = Image(1, 1, 4, "float32", struct.pack("<4f", 0, 0, 0, 0.5))
     assert sbk.formats.alpha8(f32) == bytes((128,))
+    # floats through a table of their high halves: within one step, clamped, NaN transparent
+    alphas = [i / 1000 for i in range(1001)] + [1.5, -0.2, float("nan")]
+    gray = Image(len(alphas), 1, 2, "float32", struct.pack(f"<{2 * len(alphas)}f",
+                 *(x for a in alphas for x in (0.3, a))))  # fmt: skip
+    expected = [round(min(1, max(0, a)) * 255) if a == a else 0 for a in alphas]
+    got = list(sbk.formats.alpha8(gray))
+    assert max(abs(g - e) for g, e in zip(got, expected, strict=True)) <= 1
+    assert got[-3:] == [255, 0, 0]
     assert sbk.formats.alpha8(Image(1, 1, 3, "uint8", b"abc")) == b"\xff"
 
 

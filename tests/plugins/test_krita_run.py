@@ -6,6 +6,7 @@ early leaves the document as it was. Driven by Qt's event loop (offscreen PyQt6)
 
 from __future__ import annotations
 
+import struct
 import time
 
 import pytest
@@ -192,3 +193,73 @@ def test_scripting_entry_point_returns_the_new_layer(sbk, qapp, doc, monkeypatch
     assert client.submits[0]["controls"] == {"balance": 0.7, "size": 64}
     with pytest.raises(sbk.StyleTransferError, match="Balance"):
         sbk.stylize_active_layer("starry_night", balance=2)
+
+
+# ------------------------------------------------------------------ colour profiles
+def ramp_u16(width: int, height: int) -> bytes:
+    """Krita's 16-bit RGBA layout (B, G, R, A): ramps over the whole range, opaque."""
+    values = []
+    for y in range(height):
+        for x in range(width):
+            values += [x * 65535 // (width - 1), y * 65535 // (height - 1), 20000, 65535]
+    return struct.pack(f"<{len(values)}H", *values)
+
+
+@pytest.mark.parametrize(
+    ("depth", "profile", "tolerance"),
+    [
+        ("U16", "sRGB-elle-V2-g10.icc", 1),  # linear light: Krita's default for scripts' U16
+        ("F32", "sRGB-elle-V2-g10.icc", 1e-6),
+        ("U16", "ClayRGB-elle-V2-g22.icc", 1),  # Adobe RGB compatible (the fake: its curve)
+    ],
+)
+def test_a_document_in_another_profile_travels_in_srgb_and_comes_back_in_its_own(
+    sbk, qapp, krita_app, depth, profile, tolerance
+):
+    document = fake.Document(W, H, "RGBA", depth, profile=profile)
+    u16 = ramp_u16(W, H)
+    pixels = u16 if depth == "U16" else fake.encode(fake.decode(u16, "RGBA", "U16"), "RGBA", "F32")
+    source = document.add_layer("Background", pixels)
+    doc = fake.open_document(document)
+    r = Run(sbk, qapp, doc, None)  # the server hands the content back: a round trip
+    sent = r.client.submits[0]["content"]
+    # the server gets float sRGB: what Krita's conversion of the layer to the working space gives
+    working = ("RGBA", "F32", "sRGB-elle-V2-srgbtrc.icc")
+    expected = fake.convert(pixels, ("RGBA", depth, profile), working)
+    assert (sent.dtype, sent.channels) == ("float32", 4) and sent.data == expected
+    assert sent.data != fake.encode(fake.decode(pixels, "RGBA", depth), "RGBA", "F32")
+    r.until(r.ended)
+    assert r.events[0][0] == "finished", r.events
+    result = fake.decode(r.events[0][1].pixelData(0, 0, W, H), "RGBA", depth)
+    original = fake.decode(source.pixelData(0, 0, W, H), "RGBA", depth)
+    scale = 65535 if depth == "U16" else 1
+    error = max(abs(a - b) for a, b in zip(result, original, strict=True)) * scale
+    assert error <= tolerance
+    # Krita converted in scratch documents, closed again: the user's document is not converted
+    assert doc.history == [("add", PREVIEW)] and (doc.depth, doc.profile) == (depth, profile)
+    scratch = krita_app.created
+    assert len(scratch) == 2 and all(d.closed for d in scratch) and krita_app.documents == [doc]
+
+
+def test_a_document_in_the_working_profile_is_sent_as_it_is(sbk, qapp, krita_app, doc):
+    r = Run(sbk, qapp, doc, None)
+    r.until(r.ended)
+    assert r.client.submits[0]["content"].dtype == "uint8"
+    assert krita_app.created == []  # no conversion, no scratch document
+
+
+def test_a_layer_in_another_profile_than_its_document_comes_back_in_the_documents(
+    sbk, qapp, krita_app
+):
+    document = fake.Document(W, H, "RGBA", "U16")  # Krita's sRGB curve
+    source = document.add_layer("Background", ramp_u16(W, H))
+    source.profile = "sRGB-elle-V2-g10.icc"  # the layer alone is linear
+    doc = fake.open_document(document)
+    r = Run(sbk, qapp, doc, None)
+    working = ("RGBA", "F32", "sRGB-elle-V2-srgbtrc.icc")
+    linear = ("RGBA", "U16", source.profile)
+    assert r.client.submits[0]["content"].data == fake.convert(ramp_u16(W, H), linear, working)
+    r.until(r.ended)
+    # the result layer is in the document's space: the layer's colours in sRGB, not linear
+    result = r.events[0][1].pixelData(0, 0, W, H)
+    assert result == fake.convert(ramp_u16(W, H), linear, ("RGBA", "U16", document.profile))

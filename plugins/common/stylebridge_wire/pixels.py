@@ -1,7 +1,9 @@
 """Host-neutral pixel helpers the plug-ins share: selection boxes, crops, channel order, halves.
 
 Standard library only and fast enough for 8000 px layers: every loop here runs inside C
-(slice assignment, ``struct`` with a repeat count), never a Python loop over pixels.
+(slice assignment, ``struct`` with a repeat count), never a Python loop over pixels. The one
+optional import is numpy, for halves (10-50x faster where the host's Python has it; the Debian
+Pythons Krita and GIMP run in have none).
 """
 
 from __future__ import annotations
@@ -10,6 +12,11 @@ import struct
 from typing import NamedTuple
 
 from .protocol import Image
+
+try:
+    import numpy as _np
+except ImportError:
+    _np = None
 
 
 class Rect(NamedTuple):
@@ -27,6 +34,7 @@ class Rect(NamedTuple):
 MIN_MARGIN = 32
 MARGIN_FRACTION = 0.125
 _HALF_CHUNK = 1 << 20  # halves converted per struct call (bounds the temporary tuple)
+HALF_MAX = 65504.0  # the largest finite float16
 
 
 def context_margin(width: int, height: int) -> int:
@@ -64,24 +72,35 @@ def swap_red_blue(data: bytes, itemsize: int) -> bytes:
 
 
 def half_to_float(data: bytes) -> bytes:
-    """Little-endian float16 samples to float32 (Krita's F16 documents)."""
-    count = len(data) // 2
-    parts = []
-    for start in range(0, count, _HALF_CHUNK):
-        n = min(_HALF_CHUNK, count - start)
-        values = struct.unpack_from(f"<{n}e", data, 2 * start)
-        parts.append(struct.pack(f"<{n}f", *values))
-    return b"".join(parts)
+    """Little-endian float16 samples to float32 (Krita's F16 documents), every value kept."""
+    if _np is not None:
+        return _np.frombuffer(data, "<f2").astype("<f4").tobytes()
+    return _repack(data, "e", "f")
 
 
 def float_to_half(data: bytes) -> bytes:
-    """Little-endian float32 samples to float16, clamped to 0..1 first (no inf from overflow)."""
-    count = len(data) // 4
+    """Little-endian float32 samples to float16. Values beyond float16's range become
+    +-HALF_MAX (not inf); everything else, above 1.0 and below 0 included, is kept."""
+    if _np is not None:
+        values = _np.frombuffer(data, "<f4")
+        return _np.clip(values, -HALF_MAX, HALF_MAX).astype("<f2").tobytes()
+    try:
+        return _repack(data, "f", "e")
+    except OverflowError:  # rare (float16 holds 65504): only then clamp, sample by sample
+        count = len(data) // 4
+        values = struct.unpack(f"<{count}f", data)
+        return struct.pack(f"<{count}e", *(min(HALF_MAX, max(-HALF_MAX, v)) for v in values))
+
+
+def _repack(data: bytes, source: str, target: str) -> bytes:
+    """Samples of struct code ``source`` re-encoded as ``target``, a chunk per struct call."""
+    size = struct.calcsize(source)
+    count = len(data) // size
     parts = []
     for start in range(0, count, _HALF_CHUNK):
         n = min(_HALF_CHUNK, count - start)
-        values = struct.unpack_from(f"<{n}f", data, 4 * start)
-        parts.append(struct.pack(f"<{n}e", *(min(1.0, max(0.0, v)) for v in values)))
+        values = struct.unpack_from(f"<{n}{source}", data, size * start)
+        parts.append(struct.pack(f"<{n}{target}", *values))
     return b"".join(parts)
 
 

@@ -326,7 +326,7 @@ def stylize(
                 mask=mask,
                 **args.controls(VOCABULARY),
             )
-            results.append((target, wait(job, progress)))
+            results.append((target, checked(target, wait(job, progress))))
         return results
     finally:
         client.close()
@@ -396,13 +396,22 @@ def add_result_layers(
     Gimp.displays_flush()
 
 
+def checked(target: Target, result: Image) -> Image:
+    """``result`` if it fits ``target``'s box and layout, before anything is written: GEGL
+    would take bytes of another size or dtype without a word."""
+    _, _, w, h = target.area.box
+    layout = target.layout
+    got = (result.width, result.height, result.channels, result.dtype)
+    if got != (w, h, layout.channels, layout.dtype):
+        raise ClientError(
+            f"the server answered {result.width}x{result.height}x{result.channels} "
+            f"{result.dtype}, expected {w}x{h}x{layout.channels} {layout.dtype}"
+        )
+    return result
+
+
 def write_result(layer: Gimp.Layer, target: Target, result: Image) -> None:
     x, y, w, h = target.area.box
-    if (result.width, result.height, result.channels) != (w, h, target.layout.channels):
-        raise ClientError(
-            f"the server answered {result.width}x{result.height}x{result.channels}, "
-            f"expected {w}x{h}x{target.layout.channels}"
-        )
     buffer = layer.get_buffer()
     buffer.set(Gegl.Rectangle.new(x, y, w, h), target.layout.babl, result.data)
     buffer.flush()

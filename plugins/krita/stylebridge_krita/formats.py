@@ -7,7 +7,10 @@ are little-endian. F16 has no protocol dtype, so it travels as float32.
 
 from __future__ import annotations
 
+import array
+import functools
 import struct
+import sys
 from dataclasses import dataclass
 
 from .stylebridge_wire import Image
@@ -128,5 +131,20 @@ def alpha8(image: Image) -> bytes:
         return image.data[step - 1 :: step]
     if image.dtype == "uint16":
         return image.data[2 * step - 1 :: 2 * step]  # the high byte of each alpha sample
-    values = struct.unpack(f"<{image.width * image.height * step}f", image.data)[step - 1 :: step]
-    return bytes(min(255, max(0, round(v * 255))) for v in values)
+    # float32: the high half of each alpha sample (its top 7 mantissa bits, within 1/256 of the
+    # value) looked up in a table, so that no Python code runs per pixel
+    pixel = 4 * step
+    halves = _interleave([image.data[pixel - 2 :: pixel], image.data[pixel - 1 :: pixel]], 1)
+    highs = array.array("H", bytes(halves))
+    if sys.byteorder == "big":
+        highs.byteswap()
+    return bytes(map(_alpha_table().__getitem__, highs))
+
+
+@functools.lru_cache(maxsize=None)
+def _alpha_table() -> bytes:
+    """The 8-bit alpha of each float32 high half, taken at the middle of the low halves."""
+    halves = [0x8000] * 131072  # (low, high) of each little-endian float32
+    halves[1::2] = range(65536)
+    values = struct.unpack("<65536f", struct.pack("<131072H", *halves))
+    return bytes(0 if v != v else min(255, max(0, round(v * 255))) for v in values)

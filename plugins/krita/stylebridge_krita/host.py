@@ -4,6 +4,13 @@ Everything that touches Krita's API (documents, nodes, selections) lives here; t
 plug-in works on protocol `Image`s. Measured on Krita 5.1.5: ``addChildNode`` is one undo step,
 ``setPixelData`` and ``setLocked`` are not, so the preview layer is added once and becomes the
 result: the document's history gets exactly one step ("add layer") for a whole job.
+
+Colour: the server works in sRGB (its curve and primaries), values 0..1. A layer in any other
+profile (linear light, which Krita 5.1.5 gives scripts' U16 and float documents by default; a
+wide gamut) is converted by Krita itself (LittleCMS) to float sRGB on the way out and the result
+back to the document's space on the way in, in a scratch document, so that the user's document
+and its history are untouched. Krita's V2 sRGB curve clips to 0..1 there: HDR values above 1.0
+and colours outside sRGB come back clipped (the server would clip them anyway).
 """
 
 from __future__ import annotations
@@ -17,10 +24,46 @@ from .stylebridge_wire import Image
 from .stylebridge_wire.pixels import Rect, context_margin, expand_box, intersect_box, is_blank
 
 PREVIEW_SUFFIX = " (stylising...)"
+# The server's working space: Krita's own sRGB-curve profiles (its sRGB primaries), in float
+# so that no conversion quantises.
+WORKING_PROFILES = {"RGBA": "sRGB-elle-V2-srgbtrc.icc", "GRAYA": "Gray-D50-elle-V2-srgbtrc.icc"}
+WORKING_DEPTH = "F32"
 
 
 class HostError(ValueError):
     """Nothing to stylise, or not in a form the plug-in can use; the message says why."""
+
+
+@dataclass(frozen=True)
+class Space:
+    """A Krita colour space: model, depth and profile name, as Krita's calls take them."""
+
+    model: str
+    depth: str
+    profile: str
+
+    @classmethod
+    def working(cls, model: str) -> Space:
+        return cls(model, WORKING_DEPTH, WORKING_PROFILES[model])
+
+
+def convert(data: bytes, width: int, height: int, source: Space, target: Space) -> bytes:
+    """``data`` (``width`` x ``height`` pixels in ``source``) converted to ``target`` by Krita,
+    in a scratch document of its own (never shown, closed at once)."""
+    from krita import Krita
+
+    doc = Krita.instance().createDocument(
+        width, height, "stylebridge colour", source.model, source.depth, source.profile, 72.0
+    )
+    try:
+        node = doc.rootNode().childNodes()[0]
+        node.setPixelData(data, 0, 0, width, height)
+        if not doc.setColorSpace(target.model, target.depth, target.profile):
+            raise HostError(f"Krita cannot convert {source.profile} to {target.profile}.")
+        doc.waitForDone()
+        return bytes(node.pixelData(0, 0, width, height))
+    finally:
+        doc.close()
 
 
 @dataclass
@@ -29,10 +72,19 @@ class Capture:
 
     document: Any
     source: Any  # the node the result goes above
-    fmt: PixelFormat
+    fmt: PixelFormat  # the document's, which the result layer has
     box: Rect  # document coordinates of ``content``
     content: Image
     mask: Image | None  # the selection inside ``box``, None without a selection
+    travel: Space  # the space ``content`` is in: the source's, or the working space
+    space: Space  # the document's, which the result layer is in
+
+    def result_bytes(self, result: Image) -> bytes:
+        """The server's answer as the result layer's bytes, in the document's space."""
+        data = PixelFormat.of(self.travel.model, self.travel.depth).from_image(result)
+        if self.travel == self.space:
+            return data
+        return convert(data, result.width, result.height, self.travel, self.space)
 
     def preview_alpha(self) -> Any:
         """An Alpha8 QImage: the content's alpha times the selection, for preview frames."""
@@ -74,11 +126,11 @@ def capture(document: Any, node: Any, source: str = "layer") -> Capture:
                 f"The layer {node.name()!r} is {fmt.model} {fmt.depth} but the image is "
                 f"{doc_fmt.model} {doc_fmt.depth}; convert the layer to the image's colour space."
             )
-        read = node.pixelData
+        read, profile = node.pixelData, node.colorProfile()
     else:
         area = canvas
         fmt = PixelFormat.of(document.colorModel(), document.colorDepth())
-        read = document.pixelData
+        read, profile = document.pixelData, document.colorProfile()
 
     selection = document.selection()
     if selection is not None and selection.width() > 0 and selection.height() > 0:
@@ -91,16 +143,29 @@ def capture(document: Any, node: Any, source: str = "layer") -> Capture:
     else:
         selection, box = None, area
 
-    x, y, w, h = box
-    content = fmt.to_image(bytes(read(x, y, w, h)), w, h)
+    content, travel = _read_content(read, box, Space(fmt.model, fmt.depth, profile))
     if source == "layer" and is_blank(content):
         raise HostError(f"The layer {node.name()!r} is empty where it would be stylised.")
     mask = None
     if selection is not None:
+        x, y, w, h = box
         mask = Image(w, h, 1, "uint8", bytes(selection.pixelData(x, y, w, h)))
         if is_blank(mask):
             raise HostError("The selection is empty.")
-    return Capture(document, node, fmt, box, content, mask)
+    space = Space(fmt.model, fmt.depth, document.colorProfile())
+    return Capture(document, node, fmt, box, content, mask, travel, space)
+
+
+def _read_content(read: Any, box: Rect, space: Space) -> tuple[Image, Space]:
+    """The pixels of ``box`` (``read`` gives them in ``space``) as the server's content, and
+    the space they travel in: as read when in the working profile, else the working space."""
+    x, y, w, h = box
+    data = bytes(read(x, y, w, h))
+    travel = space
+    if space.profile != WORKING_PROFILES[space.model]:
+        travel = Space.working(space.model)
+        data = convert(data, w, h, space, travel)
+    return PixelFormat.of(travel.model, travel.depth).to_image(data, w, h), travel
 
 
 class ResultLayer:
@@ -158,7 +223,7 @@ class ResultLayer:
             raise HostError(
                 f"The server answered {result.width}x{result.height}, expected {w}x{h}."
             )
-        self.node.setPixelData(self.cap.fmt.from_image(result), x, y, w, h)
+        self.node.setPixelData(self.cap.result_bytes(result), x, y, w, h)
         self.node.setName(self.title)
         self.node.setLocked(False)
         self.cap.document.refreshProjection()

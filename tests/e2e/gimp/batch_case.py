@@ -6,6 +6,7 @@ through the PDB as any batch script would, and dump what came out for test_gimp_
 
 ``$STYLEBRIDGE_GIMP_CASES`` names a JSON file: {"out": folder, "cases": [case, ...]}. A case:
     name, width, height, base ("rgb"/"gray"), precision (Gimp.Precision name, e.g. U8_NON_LINEAR),
+    profile: an ICC file assigned to the image before its layers are written (optional),
     layers: [{name, width, height, offsets, pixels (raw float32 file, R'G'B'A or Y'A)}],
     selected: indexes of the layers handed to the procedure,
     select: {"ellipse": [x, y, w, h], "feather": px} or null,
@@ -13,11 +14,17 @@ through the PDB as any batch script would, and dump what came out for test_gimp_
 For each case it writes OUT/NAME/report.json (status, error, layers, selected layers, undo
 state) and raw float32 dumps: layer-N.raw for each layer in stack order (top first, the
 layout's format, the layer's own size), composite.raw (the flattened image, canvas size) and
-selection.raw ("Y float", canvas size).
+selection.raw ("Y float", canvas size). A case with "colour": true also gets, for each layer,
+layer-N.lab ("CIE Lab alpha float": babl converts from the image's profile) and layer-N.own
+(the layer's own format: its precision, in its profile, no conversion), and for each
+selected layer engine-N.raw: what the installed plug-in's own edge reads for the server
+(`Target.content`), read before the call.
 """
 
+import importlib.util
 import json
 import os
+import sys
 
 import gi
 
@@ -36,6 +43,16 @@ def dump(buffer, width, height, babl, path):
         f.write(bytes(data))
 
 
+def plugin_edge():
+    """The plug-in's stylebridge.py as installed in the profile GIMP runs."""
+    path = os.path.join(os.environ["GIMP3_DIRECTORY"], "plug-ins", "stylebridge", "stylebridge.py")
+    spec = importlib.util.spec_from_file_location("stylebridge_edge", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
 def build(case):
     base = case["base"]
     image = Gimp.Image.new_with_precision(
@@ -44,6 +61,10 @@ def build(case):
         Gimp.ImageBaseType.GRAY if base == "gray" else Gimp.ImageBaseType.RGB,
         getattr(Gimp.Precision, case["precision"]),
     )
+    if case.get("profile"):  # assigned, not converted: the layers are written into it below
+        profile = Gimp.ColorProfile.new_from_file(Gio.File.new_for_path(case["profile"]))
+        if not image.set_color_profile(profile):
+            raise RuntimeError(f"GIMP refused the profile {case['profile']}")
     kind = Gimp.ImageType.GRAYA_IMAGE if base == "gray" else Gimp.ImageType.RGBA_IMAGE
     layers = []
     for spec in case["layers"]:
@@ -110,6 +131,11 @@ def report(image, case, status, error, folder):
         dump(
             layer.get_buffer(), width, height, fmt_of(base), os.path.join(folder, f"layer-{n}.raw")
         )
+        if case.get("colour"):
+            lab = os.path.join(folder, f"layer-{n}.lab")
+            dump(layer.get_buffer(), width, height, "CIE Lab alpha float", lab)
+            own = os.path.join(folder, f"layer-{n}.own")
+            dump(layer.get_buffer(), width, height, None, own)  # None: the buffer's own format
     width, height = image.get_width(), image.get_height()
     selection = image.get_selection().get_buffer()
     dump(selection, width, height, "Y float", os.path.join(folder, "selection.raw"))
@@ -125,6 +151,7 @@ def report(image, case, status, error, folder):
         "undo_enabled": image.undo_is_enabled(),
         "dirty": image.is_dirty(),
         "precision": image.get_precision().value_nick,
+        "profile": image.get_effective_color_profile().get_label(),
     }
     with open(os.path.join(folder, "report.json"), "w") as f:
         json.dump(info, f, indent=1)
@@ -138,6 +165,12 @@ def main():
         os.makedirs(folder, exist_ok=True)
         image, layers = build(case)
         drawables = [layers[i] for i in case["selected"]]
+        if case.get("colour"):
+            edge = plugin_edge()
+            for n, drawable in enumerate(drawables):
+                sent = edge.Target.of(image, drawable).content()
+                with open(os.path.join(folder, f"engine-{n}.raw"), "wb") as f:
+                    f.write(sent.data)
         status, error = call(image, drawables, case)
         report(image, case, status, error, folder)
         image.delete()

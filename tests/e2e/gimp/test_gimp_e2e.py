@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
+from benchmarks import colour_set
 from stylebridge.wire import Client
 from tests.e2e.gimp import harness
 from tests.support.servers import RunningServer, clean_env, free_port
@@ -294,6 +295,87 @@ def test_with_last_vals_without_stored_values_takes_the_arguments(batch):
 def test_batch_stays_fast(batch):
     # four GIMP calls and their server jobs in one gimp-console run
     assert batch["seconds"] < 120
+
+
+# ======================================= colour: every precision, linear, wide gamut (issue 18)
+
+# name: (GIMP precision, profile of benchmarks/colour_set.py or None for GIMP's built-in sRGB)
+COLOUR_CASES = {
+    "u8": ("U8_NON_LINEAR", None),
+    "u16": ("U16_NON_LINEAR", None),
+    "u16_linear": ("U16_LINEAR", None),
+    "half_linear": ("HALF_LINEAR", None),
+    "float": ("FLOAT_NON_LINEAR", None),
+    "float_linear": ("FLOAT_LINEAR", None),
+    "p3_u8": ("U8_NON_LINEAR", "p3"),
+    "p3_u16": ("U16_NON_LINEAR", "p3"),
+    "adobe_float_linear": ("FLOAT_LINEAR", "adobe"),
+}
+PROFILE_LABELS = {"p3": "Display P3", "adobe": "Adobe RGB"}
+
+
+@pytest.fixture(scope="module")
+def colour(work: Path, profile: Path, server: RunningServer, gimp: harness.Host) -> dict:
+    """Each COLOUR_CASES image, its sRGB pattern written in through babl, sent at balance 0
+    (the engine hands the content back untouched) and strength 1 (an opaque result layer)."""
+    inputs = work / "colour-inputs"
+    inputs.mkdir()
+    spec, pixels = layer_spec(inputs, "photo", (W, H), [0, 0], 4)
+    iccs = colour_set.profiles()
+    cases = []
+    for name, (precision, icc) in COLOUR_CASES.items():
+        case = {"name": name, "width": W, "height": H, "base": "rgb", "precision": precision}
+        if icc:
+            path = inputs / f"{icc}.icc"
+            path.write_bytes(iccs[icc])
+            case["profile"] = str(path)
+        args = {**FAST, "builtin-style": "the_scream", "balance": 0.0, "strength": 1.0}
+        cases.append({**case, "layers": [spec], "selected": [0], "select": None, "args": args,
+                      "colour": True})  # fmt: skip
+    return {"cases": run_batch(work, "colour", cases, server_env(server, profile), gimp),
+            "pattern": pixels}  # fmt: skip
+
+
+def delta_e2000(case: Case, a: int, b: int) -> np.ndarray:
+    """CIEDE2000 between layers ``a`` and ``b``, from GIMP's own Lab (babl, colour-managed)."""
+    lab = [np.fromfile(case.folder / f"layer-{n}.lab", np.float32).reshape(H, W, 4) for n in (a, b)]
+    return colour_set.colour.delta_E(lab[0][..., :3], lab[1][..., :3], method="CIE 2000")
+
+
+def own_values(case: Case, n: int, precision: str) -> np.ndarray:
+    """Layer ``n`` as stored (its precision, in its profile), scaled to 0..1."""
+    dtype = {"U8": np.uint8, "U16": np.uint16, "HALF": np.float16, "FLOAT": np.float32}
+    raw = np.fromfile(case.folder / f"layer-{n}.own", dtype[precision.split("_")[0]])
+    scale = np.iinfo(raw.dtype).max if raw.dtype.kind == "u" else 1
+    return raw.astype(np.float64) / scale
+
+
+@pytest.mark.parametrize("name", COLOUR_CASES)
+def test_colour_round_trip_at_balance_0_returns_the_layer_within_one_8_bit_step(colour, name):
+    case = colour["cases"][name]
+    assert case.report["status"] == "success", case.report["error"]
+    precision, icc = COLOUR_CASES[name]
+    assert case.report["precision"] == precision.lower().replace("_", "-")
+    assert PROFILE_LABELS.get(icc, "sRGB") in case.report["profile"]
+    result, source = case.layers
+    assert result["bpp"] == source["bpp"]  # the result layer keeps the image's precision
+    # the way out: what the plug-in sends is babl's sRGB (perceptual) view of the layer,
+    # whatever its precision and profile (GIMP's own conversion, not a reinterpretation)
+    sent = np.fromfile(case.folder / "engine-0.raw", np.float32).reshape(H, W, 4)
+    np.testing.assert_allclose(sent, case.layer(1), atol=1e-6)
+    # ... and differs from the layer's stored values where the profile or the curve differ
+    stored = own_values(case, 1, precision).reshape(sent.shape)
+    converted = icc is not None or (precision.endswith("_LINEAR") and "NON_" not in precision)
+    assert (np.abs(sent - stored).max() > 0.02) == converted
+    # the way back: the result layer against the source layer, in the image's own encoding,
+    # and colour-managed (CIEDE2000 from babl's Lab)
+    error = float(np.abs(own_values(case, 0, precision) - own_values(case, 1, precision)).max())
+    de = delta_e2000(case, 0, 1)
+    print(f"{name}: max {error * 255:.4f}/255 as stored, CIEDE2000 mean {de.mean():.6f} "
+          f"max {de.max():.6f}")  # fmt: skip
+    assert error * 255 <= 1 + 1e-9  # one 8-bit step (p3_u8: one code, where P3 u8 -> sRGB
+    # lands a hair outside [0, 1] and the wire clips it; CIEDE2000 there: 0.39 at most)
+    assert de.mean() < 0.01 and de.max() < 0.5
 
 
 def test_readme_batch_example_stylises_a_folder(
