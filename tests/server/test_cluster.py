@@ -132,18 +132,20 @@ def test_the_local_ray_wants_a_token_of_this_start(cluster):
     with this start's token. (They listen on every interface in Ray 2.60 even with the node IP
     127.0.0.1: measured, and said in docs/cluster.md.)"""
     ours = descendants(cluster.proc.pid) & ray_pids()
-    tokens, read = set(), 0
-    for pid in ours:
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if not any(b"=" in e for e in environ):  # its title written over it (ray::IDLE)
-            continue
-        read += 1
+    # the GCS and the raylet: Python workers write their titles over their environment
+    daemons = [
+        pid
+        for pid in ours
+        if any(
+            name in Path(f"/proc/{pid}/cmdline").read_bytes() for name in (b"gcs_server", b"raylet")
+        )
+    ]
+    tokens = set()
+    for pid in daemons:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         assert b"RAY_AUTH_MODE=token" in environ, pid
         tokens |= {e for e in environ if e.startswith(b"RAY_AUTH_TOKEN=")}
-    assert read >= 2, ours  # at least the GCS and the raylet
+    assert len(daemons) >= 2, ours  # the GCS and the raylet
     assert len(tokens) == 1 and len(tokens.pop()) > 40  # one token, made for this start
 
 
