@@ -116,7 +116,7 @@ def add_arguments(procedure: Gimp.Procedure, vocab: vocabulary.Vocabulary = VOCA
         add(name, label, control.help, low, high, control.dialog_default, RW)
     # last: scripts that pass the arguments by position keep working
     procedure.add_boolean_argument(
-        "start-server",
+        sg.START_SERVER,
         "S_tart the server if none is running",
         "Start this machine's stylebridge server with the command `stylebridge install` "
         "recorded, and wait for it (else fail at once)",
@@ -170,7 +170,7 @@ def run(
     try:
         styles, args = read_config(config)
         targets = [Target.of(image, d) for d in check_drawables(image, drawables)]
-        results = stylize(targets, styles, args, config.get_property("start-server"))
+        results = stylize(targets, styles, args, config.get_property(sg.START_SERVER))
         add_result_layers(image, results, catalogue.title(styles), args.opacity())
     except Exception as exc:  # every failure becomes a message, never a traceback
         calling = isinstance(exc, sg.PluginError) and exc.calling

@@ -23,6 +23,7 @@ MENU_PATH = "<Image>/Filters/Artistic"
 MENU_LABEL = "Style _Transfer (Neural)..."
 DIALOG_TITLE = "Style Transfer (Neural)"
 GIMP_FLATPAK = "org.gimp.GIMP"
+START_SERVER = "start-server"  # the argument: start this machine's server if none runs
 
 DEFAULT_BUILTIN = "starry_night"
 GIMP_INT_MAX = 2**31 - 1  # a PDB int argument is a C int
@@ -100,7 +101,7 @@ def dialog_frames(vocabulary: Vocabulary) -> tuple[tuple[str, str, list[str]], .
     return (
         ("style", "Style", ["style-file", "builtin-style", "more-styles"]),
         ("result", "Result", look),
-        ("optimiser", "Optimisation", ["preset", *rest, "start-server"]),
+        ("optimiser", "Optimisation", ["preset", *rest, START_SERVER]),
     )
 
 
