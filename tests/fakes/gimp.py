@@ -219,6 +219,9 @@ class Procedure:
     def add_string_argument(self, name, label, help, default, flags):
         self._add("string", name, label, help, default=default)
 
+    def add_string_aux_argument(self, name, label, help, default, flags):
+        self._add("string-aux", name, label, help, default=default)
+
     def add_double_argument(self, name, label, help, low, high, default, flags):
         assert low <= default <= high, f"{name}: default {default} outside {low}..{high}"
         self._add("double", name, label, help, low=low, high=high, default=default)

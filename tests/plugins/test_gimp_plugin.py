@@ -324,8 +324,11 @@ def test_edge_registers_the_documented_arguments(edge):
         "steps",
         "seed",
         "start-server",  # last: positional PDB calls of before keep working
+        "server-command",  # aux: saved with the last values, never positional
+        "endpoint",
     ]
     assert proc.arguments["start-server"].default is True
+    assert [proc.arguments[n].kind for n in ("server-command", "endpoint")] == ["string-aux"] * 2
     builtin = proc.arguments["builtin-style"]
     assert builtin.default == "starry_night" and "the_scream" in builtin.spec["choice"].nicks
     preset = proc.arguments["preset"]
@@ -342,9 +345,10 @@ def test_edge_registers_the_documented_arguments(edge):
     assert ranges["size"] == (0, 8192, 0) and ranges["steps"][2] == ranges["time-budget"][2] == 0
     assert ranges["seed"] == (0, 2**31 - 1, 0)  # a PDB int is a C int
     assert proc.arguments["size"].label == "Working size (0: preset)"
-    # the dialog shows every argument, each in one frame
+    # the dialog shows every argument, each in one frame; the server panel shows the aux ones
     in_frames = [name for _, _, names in edge.sg.dialog_frames(edge.VOCABULARY) for name in names]
-    assert sorted(in_frames) == sorted(names) and len(set(in_frames)) == len(in_frames)
+    shown = [n for n in names if proc.arguments[n].kind != "string-aux"]
+    assert sorted(in_frames) == sorted(shown) and len(set(in_frames)) == len(in_frames)
 
 
 def test_edge_adds_results_above_each_layer_in_one_undo_group(edge, monkeypatch):
@@ -487,6 +491,30 @@ def test_edge_starts_this_machines_server_with_the_recorded_command(edge, no_ser
     status, error = run(edge, image, [layer], **FAST, start_server=False)  # fail at once
     assert started == [] and error.startswith("The stylebridge server is not available")
     assert image.log == []
+
+
+def test_edge_the_saved_server_command_and_endpoint_are_used(edge, no_server, monkeypatch):
+    started, made = [], []
+
+    def start(command):
+        started.append(command)
+        raise edge.server_process.StartError("Cannot start 'x': no such file")
+
+    def client(endpoint=None, token=None, **kwargs):
+        made.append((endpoint, token))
+        raise edge.sg.ServerUnavailable(f"nothing at {endpoint}")
+
+    monkeypatch.setattr(edge.server_process, "start", start)
+    image = fake.Image()
+    layer = image.add("a", 40, 30)
+    run(edge, image, [layer], **FAST, server_command="'/opt/sb/bin/stylebridge' serve")
+    assert started == ["'/opt/sb/bin/stylebridge' serve"]  # the panel's command, not the record
+    started.clear()
+    monkeypatch.setattr(edge, "Client", client)
+    status, error = run(edge, image, [layer], **FAST, endpoint="tcp://gpu-box:47474")
+    assert made == [("tcp://gpu-box:47474", None)]  # no token saved: $STYLEBRIDGE_TOKEN's
+    assert started == [] and status == "execution-error"  # a studio server is not started here
+    assert "nothing at tcp://gpu-box:47474" in error and image.log == []
 
 
 @pytest.mark.parametrize(

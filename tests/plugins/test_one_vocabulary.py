@@ -245,7 +245,7 @@ def test_balance_from_the_krita_dialog_reaches_the_job(
     doc = fake_krita.open_document(fake_krita.Document(48, 32))
     node = doc.add_layer("Background", bytes((40, 80, 120, 255)) * (48 * 32))
     client = ScriptedClient()
-    monkeypatch.setattr(sbk.server_panel, "Client", lambda *args, **kwargs: client)
+    monkeypatch.setattr(sbk.stylebridge_wire.server_watch, "Client", lambda *args, **kwargs: client)
     capture = lambda source: sbk.host.capture(doc, node, source)  # noqa: E731
     dialog = sbk.dialog.StyleDialog(capture, sbk.prefs.Prefs())
     dialog.fields["balance"].set(0.3)

@@ -123,6 +123,22 @@ def add_arguments(procedure: Gimp.Procedure, vocab: vocabulary.Vocabulary = VOCA
         True,
         RW,
     )
+    # the server panel's settings: saved with the last values, never passed by position
+    procedure.add_string_aux_argument(
+        sg.SERVER_COMMAND,
+        "Server command",
+        "The command that starts this machine's server (empty: the one `stylebridge install` "
+        "recorded)",
+        "",
+        RW,
+    )
+    procedure.add_string_aux_argument(
+        sg.ENDPOINT,
+        "Server endpoint",
+        "A studio server's endpoint, e.g. tcp://gpu-box:47474 (empty: this machine's server)",
+        "",
+        RW,
+    )
 
 
 class StyleBridge(Gimp.PlugIn):
@@ -165,12 +181,15 @@ def run(
     config: Gimp.ProcedureConfig,
     data: Any,
 ) -> Gimp.ValueArray:
-    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config):
-        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    server = server_choice(config)
+    if run_mode == Gimp.RunMode.INTERACTIVE:
+        server = show_dialog(procedure, config)
+        if server is None:
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:
         styles, args = read_config(config)
         targets = [Target.of(image, d) for d in check_drawables(image, drawables)]
-        results = stylize(targets, styles, args, config.get_property(sg.START_SERVER))
+        results = stylize(targets, styles, args, config.get_property(sg.START_SERVER), server)
         add_result_layers(image, results, catalogue.title(styles), args.opacity())
     except Exception as exc:  # every failure becomes a message, never a traceback
         calling = isinstance(exc, sg.PluginError) and exc.calling
@@ -193,6 +212,15 @@ def read_config(config: Gimp.ProcedureConfig) -> tuple[list[catalogue.Style], sg
         c.name: config.get_property(sg.argument_name(c)) for c in VOCABULARY.dialog_controls()
     }
     return styles, sg.ProcedureArgs(config.get_property("preset"), values).check(VOCABULARY)
+
+
+def server_choice(config: Gimp.ProcedureConfig, token: str = "") -> sg.ServerChoice:
+    """The saved server settings (the dialog's panel sets them) and the panel's token."""
+    return sg.ServerChoice(
+        (config.get_property(sg.SERVER_COMMAND) or "").strip(),
+        (config.get_property(sg.ENDPOINT) or "").strip(),
+        token.strip(),
+    )
 
 
 def check_drawables(image: Gimp.Image, drawables: list[Gimp.Drawable]) -> list[Gimp.Drawable]:
@@ -298,18 +326,18 @@ def stylize(
     targets: list[Target],
     styles: list[catalogue.Style],
     args: sg.ProcedureArgs,
-    start_server: bool = True,
+    start_server: bool,
+    server: sg.ServerChoice,
 ) -> list[tuple[Target, Image]]:
     """Every target's result, one job at a time, before the image is touched."""
     title = catalogue.title(styles)
     Gimp.progress_init(sg.progress_text(None, 0, len(targets), title))
-    # a server that answers (started here if need be), before anything is read; one named
-    # by STYLEBRIDGE_ENDPOINT is somebody else's to start
-    local = not os.environ.get("STYLEBRIDGE_ENDPOINT")
+    # a server that answers (started here if need be), before anything is read; a studio's
+    # endpoint is somebody else's to start
     client = sg.connect(
-        Client,
-        server_process.start if start_server and local else None,
-        server_process.default_command(),
+        server.client_maker(Client),
+        server_process.start if start_server and server.local else None,
+        server.start_command(),
         on_wait=Gimp.progress_set_text,
     )
     try:
@@ -421,43 +449,40 @@ def write_result(layer: Gimp.Layer, target: Target, result: Image) -> None:
 # ================================================================================== dialog
 
 
-def show_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig) -> bool:
-    """GIMP's procedure dialog for the arguments; False when the user cancels."""
+def show_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig) -> sg.ServerChoice | None:
+    """GIMP's procedure dialog for the arguments, with the server panel on top; the server
+    to use, or None when the user cancels."""
     gi.require_version("GimpUi", "3.0")
+    import gimp_server_panel
     from gi.repository import GimpUi
 
     GimpUi.init(sg.PROCEDURE)
     dialog = GimpUi.ProcedureDialog.new(procedure, config, sg.DIALOG_TITLE)
-    dialog.get_label("server-status", server_status(), False, False)
+    saved = server_choice(config)
+    panel = gimp_server_panel.ServerPanel(saved.start_command(), saved.endpoint)
     frames = sg.dialog_frames(VOCABULARY)
     for frame, title, arguments in frames:
         dialog.fill_box(f"{frame}-box", arguments)
         dialog.get_label(f"{frame}-title", title, False, False)
         dialog.fill_frame(f"{frame}-frame", f"{frame}-title", False, f"{frame}-box")
-    dialog.fill(["server-status", *(f"{frame}-frame" for frame, _, _ in frames)])
+    dialog.fill([f"{frame}-frame" for frame, _, _ in frames])
+    area = dialog.get_content_area()
+    area.pack_start(panel.widget, False, False, 0)
+    area.reorder_child(panel.widget, 0)
+    panel.widget.show_all()
+    panel.check()
     try:
-        return bool(dialog.run())
+        if not dialog.run():
+            return None
+        command, endpoint, token = panel.values()
+        # the detected command is not saved: an upgrade's new record then takes effect
+        recorded = command == server_process.default_command()
+        config.set_property(sg.SERVER_COMMAND, "" if recorded else command)
+        config.set_property(sg.ENDPOINT, endpoint)
+        return server_choice(config, token)
     finally:
+        panel.close()
         dialog.destroy()
-
-
-def server_status() -> str:
-    """One line for the dialog: whether a server answers, and where."""
-    try:
-        client = Client(timeout=2)
-    except ClientError:
-        return (
-            "Server: not running: it is started when you press OK (unless unticked below), "
-            f"with: {server_process.default_command()}"
-        )
-    try:
-        info = client.status()
-        device = info.get("device", "?")
-        return f"Server: ready at {client.endpoint} on {device}."
-    except ClientError:
-        return f"Server: no answer at {client.endpoint}. Start it with: stylebridge serve"
-    finally:
-        client.close()
 
 
 if __name__ == "__main__":

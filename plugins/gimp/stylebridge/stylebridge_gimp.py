@@ -16,6 +16,7 @@ from stylebridge_wire import catalogue, progress, server_process
 from stylebridge_wire.catalogue import Style
 from stylebridge_wire.pixels import Rect, context_margin, expand_box, intersect_box
 from stylebridge_wire.protocol import ClientError, ServerError, ServerUnavailable
+from stylebridge_wire.server_watch import START_WAIT
 from stylebridge_wire.vocabulary import Control, Vocabulary
 
 PROCEDURE = "plug-in-stylebridge"
@@ -24,6 +25,9 @@ MENU_LABEL = "Style _Transfer (Neural)..."
 DIALOG_TITLE = "Style Transfer (Neural)"
 GIMP_FLATPAK = "org.gimp.GIMP"
 START_SERVER = "start-server"  # the argument: start this machine's server if none runs
+# aux arguments (saved with GIMP's last values, not in the PDB signature): the server panel's
+SERVER_COMMAND = "server-command"  # "": the command `stylebridge install` recorded
+ENDPOINT = "endpoint"  # "": this machine's server (or $STYLEBRIDGE_ENDPOINT)
 
 DEFAULT_BUILTIN = "starry_night"
 GIMP_INT_MAX = 2**31 - 1  # a PDB int argument is a C int
@@ -236,8 +240,31 @@ def progress_text(
 # ================================================================================== server
 
 
-START_WAIT = 120.0  # s for a started server to load its model and answer
 START_PING = 2.0  # s for each ping while it starts
+
+
+@dataclass(frozen=True)
+class ServerChoice:
+    """Which server a run uses, and the command that starts this machine's: the dialog's
+    server panel, or in a scripted run the saved values and the environment. The token is
+    never saved: it lives in the panel for one run, or in $STYLEBRIDGE_TOKEN."""
+
+    command: str = ""  # "": the installer's record
+    endpoint: str = ""  # "": this machine's server, or $STYLEBRIDGE_ENDPOINT
+    token: str = ""
+
+    @property
+    def local(self) -> bool:
+        """This machine's server, which the plug-in may start (a studio's is started there)."""
+        return not self.endpoint and not os.environ.get("STYLEBRIDGE_ENDPOINT")
+
+    def start_command(self) -> str:
+        return self.command or server_process.default_command()
+
+    def client_maker(self, make_client: Callable[..., Any]) -> Callable[..., Any]:
+        """``make_client`` (the Client class) bound to this server, for `connect`."""
+        endpoint, token = self.endpoint or None, self.token or None
+        return lambda **kwargs: make_client(endpoint, token if endpoint else None, **kwargs)
 
 
 def connect(

@@ -1,8 +1,8 @@
 """The dialog's server panel: which server (this machine's, or a studio's endpoint and token),
 the command that starts it, Start / Stop / Open log, its state and the last error in words.
 
-Every check is a request polled by a timer (`Client.begin`): Krita's UI thread never waits on
-the network, however slow or absent the server is.
+A Qt view of the shared `ServerWatch` (GIMP's dialog is another): a timer calls its `tick`, so
+Krita's UI thread never waits on the network, however slow or absent the server is.
 """
 
 from __future__ import annotations
@@ -13,17 +13,10 @@ from typing import Any
 from .prefs import Prefs
 from .qt import QtCore, QtGui, pyqtSignal
 from .qt import QtWidgets as W
-from .stylebridge_wire import Client, ClientError, PendingReply, server_process
-from .stylebridge_wire.discovery import read_discovery
+from .stylebridge_wire import Client, server_process
+from .stylebridge_wire.server_watch import POLL_S, ServerWatch
 
 KRITA_FLATPAK = "org.kde.krita"
-CHECK_TIMEOUT = 2.0  # s for a status reply; the dialog goes on meanwhile
-POLL_MS = 100  # how often the timer collects a reply
-START_WAIT = 120  # s for a started server to load its model and answer
-
-
-def describe(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
 
 
 class ServerPanel(W.QGroupBox):
@@ -38,18 +31,12 @@ class ServerPanel(W.QGroupBox):
         start: Callable[[str], Any] = server_process.start,
     ) -> None:
         super().__init__("Server", parent)
-        self.prefs, self._start = prefs, start
+        self.prefs = prefs
+        self.watch = ServerWatch(KRITA_FLATPAK, self._redraw, start)
         self.ready = False
-        self._client: Client | None = None
-        self._pending: PendingReply | None = None
-        self._after: Callable[[dict[str, Any]], None] | None = None
-        self._timer = QtCore.QTimer(self)  # collects the reply in flight
-        self._timer.setInterval(POLL_MS)
-        self._timer.timeout.connect(self._poll)
-        self._retry = QtCore.QTimer(self)  # a started server: ask each second until it answers
-        self._retry.setInterval(1000)
-        self._retry.timeout.connect(self._retry_check)
-        self._retries_left = 0
+        self._timer = QtCore.QTimer(self)  # the watch's clock while it waits for something
+        self._timer.setInterval(round(POLL_S * 1000))
+        self._timer.timeout.connect(self.watch.tick)
         self._build()
 
     # ------------------------------------------------------------------ layout
@@ -99,131 +86,60 @@ class ServerPanel(W.QGroupBox):
             button.clicked.connect(slot)
             buttons.addWidget(button)
         form.addRow(buttons)
-        self._show_ready(False)
+        self._redraw()
 
     # ------------------------------------------------------------------ public
     def client(self, timeout: float) -> Client:
         """A client for the chosen server; raises ClientError when there is none to find."""
-        self.prefs.set("endpoint", self.endpoint.text().strip())
+        self._take_fields()
+        self.prefs.set("endpoint", self.watch.endpoint)
         self.prefs.set("server_command", self.command.text().strip())
-        return Client(
-            self.endpoint.text().strip() or None, self.token.text().strip() or None, timeout=timeout
-        )
+        return self.watch.client(timeout)
 
     def check(self) -> None:
         """Ask the server for its status; the answer (or its absence) shows up later."""
-        self._ask("status", self._on_status)
+        self._take_fields()
+        self.watch.check()
 
     def start_server(self) -> None:
         command = self.command.text().strip()
-        try:
-            self._start(command)
-        except OSError as exc:
-            self.show_error(describe(exc))
-            return
-        self.prefs.set("server_command", command)
-        self.show_error("")
-        self.state.setText(f"Server: starting ({command})...")
-        self.start_button.setEnabled(False)
-        self._retries_left = START_WAIT
-        self._retry.start()
+        if self.watch.start(command):
+            self.prefs.set("server_command", command)
 
     def stop_server(self) -> None:
-        """Stop this machine's server now: the admin key is in its discovery file, which only
-        the server's own user can read (a studio server is stopped on its own machine)."""
-        info = read_discovery()
-        if self.endpoint.text().strip() or not info or not info.get("admin"):
-            self.show_error("Stop works for this machine's own server; stop a studio server there.")
-            return
-        self._ask("shutdown", self._on_stopped, admin=info["admin"], drain=0)
+        self._take_fields()
+        self.watch.stop()
 
     def open_log(self) -> None:
-        path = server_process.log_path()
-        if not path.is_file():
-            self.show_error(f"There is no log yet: {path}")
-            return
-        QtGui.QDesktopServices.openUrl(QtCore.QUrl.fromLocalFile(str(path)))
+        if self.watch.missing_log() is None:
+            path = server_process.log_path()
+            QtGui.QDesktopServices.openUrl(QtCore.QUrl.fromLocalFile(str(path)))
 
     def show_error(self, text: str) -> None:
-        self.error.setText(text)
+        self.watch.error = text
+        self._redraw()
 
-    # ------------------------------------------------------------------ the polled requests
-    def _ask(self, kind: str, then: Callable[[dict[str, Any]], None], **fields: Any) -> None:
-        if self._pending is not None:
-            return  # one at a time; the one in flight answers soon enough
-        try:
-            self._client = self.client(CHECK_TIMEOUT)
-            self._pending = self._client.begin(kind, **fields)
-        except ClientError as exc:
-            self._close()
-            self._on_down(exc)
-            return
-        self._after = then
-        self._timer.start()
-
-    def _retry_check(self) -> None:
-        self._retries_left -= 1
-        if self._retries_left > 0:
-            self.check()
-            return
-        self._retry.stop()
-        self.state.setText("Server: it did not come up.")
-        self.show_error(f"The server did not answer within {START_WAIT} s: see its log.")
-
-    def _poll(self) -> None:
-        if self._pending is None:
-            self._timer.stop()
-            return
-        try:
-            reply = self._pending.poll()
-        except ClientError as exc:
-            self._close()
-            self._on_down(exc)
-            return
-        if reply is not None:
-            then = self._after
-            self._close()
-            if then is not None:
-                then(reply)
-
-    def _close(self) -> None:
+    def closeEvent(self, event: Any) -> None:
         self._timer.stop()
-        self._pending, self._after = None, None
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        self.watch.close()
+        super().closeEvent(event)
 
-    def _on_status(self, status: dict[str, Any]) -> None:
-        self._retry.stop()
-        queue = len(status.get("queue") or [])
-        self.state.setText(
-            f"Server: ready on {status.get('device', '?')} ({status.get('endpoint', '')})"
-            + (f", {queue} queued" if queue else "")
-        )
-        self.show_error("")
-        self._show_ready(True)
+    # ------------------------------------------------------------------ the watch's view
+    def _take_fields(self) -> None:
+        self.watch.endpoint = self.endpoint.text().strip()
+        self.watch.token = self.token.text().strip()
 
-    def _on_stopped(self, _reply: dict[str, Any]) -> None:
-        self.state.setText("Server: stopped.")
-        self._show_ready(False)
-
-    def _on_down(self, exc: BaseException) -> None:
-        if self._retry.isActive():
-            self.state.setText("Server: starting (loading the model)...")
-            return
-        self.state.setText("Server: not running. Start it here, or run 'stylebridge serve'.")
-        hint = server_process.sandbox_hint(KRITA_FLATPAK)
-        self.show_error(hint or describe(exc))
-        self._show_ready(False)
-
-    def _show_ready(self, ready: bool) -> None:
-        changed = ready != self.ready
-        self.ready = ready
-        local = not self.endpoint.text().strip()
-        self.start_button.setEnabled(not ready and local)
-        self.stop_button.setEnabled(ready and local)
-        if changed:
-            self.ready_changed.emit(ready)
+    def _redraw(self) -> None:
+        watch = self.watch
+        if watch.busy != self._timer.isActive():
+            (self._timer.start if watch.busy else self._timer.stop)()
+        self.state.setText(watch.state)
+        self.error.setText(watch.error)
+        self.start_button.setEnabled(watch.can_start)
+        self.stop_button.setEnabled(watch.can_stop)
+        if watch.ready != self.ready:
+            self.ready = watch.ready
+            self.ready_changed.emit(watch.ready)
 
     def _browse_command(self) -> None:
         path, _ = W.QFileDialog.getOpenFileName(self, "The stylebridge program")

@@ -1,14 +1,17 @@
 """Screenshot of the plug-in's dialog in real GIMP 3 under Xvfb (scripts/gimp-screenshot.sh).
 
-    python -m tests.e2e.gimp.screenshot [OUT.png]        # default: docs/gimp-dialog.png
+    python -m tests.e2e.gimp.screenshot [--gimp 3.0|3.2] [--no-server] [OUT.png]
+                                              # default: GIMP 3.2, docs/gimp-dialog.png
 
-Starts a server and an Xvfb of its own, opens core/assets/chelsea.jpg in GIMP (the trixie root),
-calls plug-in-stylebridge interactively, moves its dialog beside the image, grabs GIMP's window
-with ImageMagick's `import`, then cancels the dialog and stops everything.
+Starts a server (unless --no-server: then the dialog's server panel opens itself, with Start)
+and an Xvfb of its own, opens core/assets/chelsea.jpg in GIMP (in its root), calls
+plug-in-stylebridge interactively, moves its dialog beside the image, grabs GIMP's window with
+ImageMagick's `import`, then cancels the dialog and stops everything.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -26,15 +29,16 @@ DIALOG_TITLE = "^Style Transfer"  # xdotool takes a regular expression
 PHOTO = harness.REPO / "core" / "assets" / "chelsea.jpg"
 
 
-def capture(out: Path, work: Path) -> None:
+def capture(out: Path, work: Path, host: harness.Host, serve: bool) -> None:
     profile = harness.install_profile(work)
-    server = start_server(work / "runtime")
+    runtime = work / "runtime"
+    runtime.mkdir(mode=0o700)
+    server = start_server(runtime) if serve else None
     try:
-        with harness.xvfb(1600, 1000) as display:
+        with harness.xvfb(1600, 1250) as display:
             env = {
                 "GIMP3_DIRECTORY": str(profile),
-                "STYLEBRIDGE_ENDPOINT": server.endpoint,
-                "STYLEBRIDGE_TOKEN": server.token,
+                "STYLEBRIDGE_RUNTIME_DIR": str(runtime),
                 "STYLEBRIDGE_GIMP_IMAGE": str(work / PHOTO.name),
                 "STYLEBRIDGE_GIMP_DIALOG_OUT": str(work),
             }
@@ -42,29 +46,31 @@ def capture(out: Path, work: Path) -> None:
             photo.resize((960, round(960 * photo.height / photo.width))).save(work / PHOTO.name)
             script = harness.HERE / "show_dialog.py"
             gimp = harness.start(
-                harness.batch_args(script, gui=True),
+                harness.batch_args(script, gui=True, host=host),
                 work / "gimp.log",
                 binds=[work],
                 env=env,
                 display=display,
+                host=host,
             )
             try:
-                grab(display, out, gimp)
+                grab(display, out, gimp, host)
             finally:
                 harness.stop(gimp)
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
 
 
-def grab(display: str, out: Path, gimp: subprocess.Popen[bytes]) -> None:
+def grab(display: str, out: Path, gimp: subprocess.Popen[bytes], host: harness.Host) -> None:
     deadline = time.monotonic() + 120
-    while harness.find_window(display, DIALOG_TITLE) is None:
+    while harness.find_window(display, DIALOG_TITLE, host) is None:
         if time.monotonic() > deadline or gimp.poll() is not None:
             raise RuntimeError("the dialog did not appear (see gimp.log in the work folder)")
         time.sleep(0.5)
     time.sleep(2)  # first paint
-    dialog = harness.find_window(display, DIALOG_TITLE)
-    main_window = harness.find_window(display, "– GIMP")
+    dialog = harness.find_window(display, DIALOG_TITLE, host)
+    main_window = harness.find_window(display, "– GIMP", host)
     if dialog is None or main_window is None:
         raise RuntimeError("GIMP's windows are not where they should be")
     # over the right of the image, below the menu bar, as a window manager might place it;
@@ -72,8 +78,8 @@ def grab(display: str, out: Path, gimp: subprocess.Popen[bytes]) -> None:
     x, y, w, h = main_window[1]
     dw, dh = dialog[1][2], dialog[1][3]
     dx, dy = max(0, x + w - dw - 260), y + 60
-    harness.xdotool(display, "windowmove", dialog[0], str(dx), str(dy))
-    harness.xdotool(display, "mousemove", "1599", "999")
+    harness.xdotool(display, "windowmove", dialog[0], str(dx), str(dy), host=host)
+    harness.xdotool(display, "mousemove", "1599", "1249", host=host)
     time.sleep(1)
     right, bottom = max(x + w, dx + dw), max(y + h, dy + dh)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -86,14 +92,21 @@ def grab(display: str, out: Path, gimp: subprocess.Popen[bytes]) -> None:
 
 
 def main() -> None:
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else harness.REPO / "docs" / "gimp-dialog.png"
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gimp", choices=[h.version for h in harness.HOSTS], default="3.2")
+    parser.add_argument("--no-server", action="store_true", help="no server: the panel opens")
+    parser.add_argument(
+        "out", nargs="?", type=Path, default=harness.REPO / "docs" / "gimp-dialog.png"
+    )
+    args = parser.parse_args()
+    host = next(h for h in harness.HOSTS if h.version == args.gimp)
     no_import = None if shutil.which("import") else "ImageMagick's import is missing"
-    for reason in (harness.missing_reason(), harness.xvfb_missing_reason(), no_import):
+    for reason in (harness.missing_reason(host), harness.xvfb_missing_reason(), no_import):
         if reason:
             sys.exit(f"gimp-screenshot: {reason}")
     with tempfile.TemporaryDirectory(prefix="gimp-screenshot-") as work:
-        capture(out.resolve(), Path(work))
-    print(out)
+        capture(args.out.resolve(), Path(work), host, not args.no_server)
+    print(args.out)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,10 @@ own (gui_case.py).
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,10 +29,11 @@ from PIL import Image as PILImage
 from benchmarks import colour_set
 from stylebridge.wire import Client
 from tests.e2e.gimp import harness
-from tests.support.servers import RunningServer, clean_env, free_port
+from tests.support.servers import RunningServer, clean_env, free_port, start_server
 
 BATCH = harness.HERE / "batch_case.py"
 GUI = harness.HERE / "gui_case.py"
+PANEL = harness.HERE / "panel_case.py"
 W, H = 96, 64
 FAST = {"size": 64, "steps": 6, "seed": 3}  # a few steps at 64 px: seconds on 2 cores
 STARRY = "The Starry Night (van Gogh)"
@@ -481,6 +484,119 @@ def test_stylebridge_install_puts_it_where_this_gimp_finds_and_runs_it(
     assert result.layers[0]["opacity"] == pytest.approx(60.0)  # strength 0.6
     assert changed(result.layer(0), original) > 0.04  # really repainted, not a copy
     np.testing.assert_allclose(result.layer(1), original, atol=0.6 / 255)  # source untouched
+
+
+# ============================== Start: the dialog's server panel, and the run's own start path
+
+
+class HostLauncher:
+    """Starts this venv's server on the host when a shim inside the root asks: the roots'
+    Pythons cannot run the venv, so the command the plug-in starts is ``shim`` (a script of
+    the root's python3), which asks here for `stylebridge serve`. What runs it is the
+    plug-in's own Start path (server_process.start); only the last hop is this stand-in."""
+
+    def __init__(self, runtime: Path, folder: Path) -> None:
+        self.runtime, self.servers = runtime, []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        port = self._listener.getsockname()[1]
+        self.shim = folder / "stylebridge"
+        self.shim.write_text(
+            "#!/usr/bin/python3\nimport socket, sys\n"
+            f"with socket.create_connection(('127.0.0.1', {port})) as s:\n"
+            "    s.sendall(' '.join(sys.argv[1:]).encode()); s.shutdown(socket.SHUT_WR)\n"
+            "    print(s.recv(100).decode())\n"
+        )
+        self.shim.chmod(0o755)
+        self.asked: list[str] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            with conn:
+                self.asked.append(conn.recv(100).decode())
+                self.servers.append(start_server(self.runtime))  # returns once it is ready
+                conn.sendall(b"started")
+
+    def close(self) -> None:
+        self._listener.close()
+        for server in self.servers:
+            server.stop()
+
+
+@pytest.fixture
+def launcher(work: Path, gimp: harness.Host):
+    folder = work / f"launch-{len(list(work.glob('launch-*')))}"
+    folder.mkdir()
+    (folder / "runtime").mkdir(mode=0o700)
+    launcher = HostLauncher(folder / "runtime", folder)
+    yield launcher
+    launcher.close()
+
+
+def test_the_dialogs_server_panel_starts_and_stops_a_server_in_gimps_gtk(
+    work: Path, profile: Path, gimp: harness.Host, launcher: HostLauncher
+):
+    reason = harness.xvfb_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    out = launcher.shim.parent
+    env = {
+        "SB_PANEL_PLUGIN": str(profile / "plug-ins" / "stylebridge"),
+        "SB_PANEL_COMMAND": f"{launcher.shim} serve",
+        "SB_PANEL_OUT": str(out),
+        "STYLEBRIDGE_RUNTIME_DIR": str(launcher.runtime),
+    }
+    with harness.xvfb() as display:
+        done = harness.run(
+            ["python3", str(PANEL)], timeout=240, binds=[work], env=env, display=display,
+            host=gimp,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown = json.loads((out / "panel.json").read_text())
+    down, starting, ready, stopped = (shown[k] for k in ("down", "starting", "ready", "stopped"))
+    assert down["title"].startswith("Server: not running") and down["expanded"]
+    assert "no stylebridge server found" in down["error"] and down["start"] and not down["stop"]
+    assert down["log"] == str(launcher.runtime / "server.log")
+    assert starting["title"] == f"Server: starting ({launcher.shim} serve)..."
+    assert not starting["start"]
+    assert shown["came_up"] and ready["title"].startswith("Server: ready on cpu"), ready
+    assert ready["stop"] and not ready["start"] and ready["error"] == ""
+    assert launcher.asked == ["serve"]  # the panel ran the command it showed
+    assert stopped["title"] == "Server: stopped." and stopped["start"]
+    assert launcher.servers[0].proc.wait(30) == 0  # the real server exited: Stop reached it
+
+
+def test_a_run_with_no_server_starts_the_recorded_command_then_applies(
+    work: Path, gimp: harness.Host, launcher: HostLauncher
+):
+    folder = launcher.shim.parent
+    profile = harness.install_profile(folder)
+    # what `stylebridge install gimp` records, here the shim (the root cannot run the venv)
+    record = profile / "plug-ins" / "stylebridge" / "install.json"
+    record.write_text(json.dumps({"server_command": [str(launcher.shim), "serve"]}))
+    bg, original = layer_spec(folder, "background", (64, 48), [0, 0], 4)
+    case = {
+        "name": "started",
+        "width": 64,
+        "height": 48,
+        "base": "rgb",
+        "precision": "U8_NON_LINEAR",
+        "layers": [bg],
+        "selected": [0],
+        "select": None,
+        "args": {**FAST, "start-server": True},
+    }
+    # no endpoint, no server: the plug-in starts this machine's and waits for it
+    env = {"GIMP3_DIRECTORY": str(profile), "STYLEBRIDGE_RUNTIME_DIR": str(launcher.runtime)}
+    result = run_batch(work, f"started-{gimp.version}", [case], env, gimp)["started"]
+    assert result.report["status"] == "success", result.report["error"]
+    assert launcher.asked == ["serve"]  # started through the recorded command
+    assert [layer["name"] for layer in result.layers] == [STARRY, "background"]
+    assert changed(result.layer(0), original) > 0.04
 
 
 # ======================================================== errors: the image stays untouched

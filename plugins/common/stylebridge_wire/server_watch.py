@@ -1,0 +1,207 @@
+"""The dialogs' server panel without a toolkit: which server (this machine's, or an endpoint and
+token), Start / Stop, and the state and last error in words. Krita's Qt panel and GIMP's GTK
+panel are views of one `ServerWatch`.
+
+Nothing here waits on the network: `check`, `start` and `stop` send a request (`Client.begin`)
+or spawn a process and return at once. The host's timer calls `tick` every ``POLL_S``: it
+collects the reply in flight and, while a started server loads its model, asks again each
+second. ``on_change`` tells the view to redraw from `state`, `error` and `ready`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import server_process
+from .client import Client, PendingReply
+from .discovery import read_discovery
+from .protocol import ClientError
+
+CHECK_TIMEOUT = 2.0  # s for a status reply; the dialog goes on meanwhile
+POLL_S = 0.1  # how often the host's timer should call `tick`
+START_WAIT = 120.0  # s for a started server to load its model and answer
+RETRY_S = 1.0  # while it loads: one status request a second
+
+
+def describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+class ServerWatch:
+    """The panel's state. ``app_id``: the host's Flatpak id, for the sandbox hint;
+    ``start(command)``: how a server is started (tests pass their own)."""
+
+    def __init__(
+        self,
+        app_id: str,
+        on_change: Callable[[], None] = lambda: None,
+        start: Callable[[str], Any] = server_process.start,
+    ) -> None:
+        self.app_id, self.on_change, self._start = app_id, on_change, start
+        self.endpoint = ""  # empty: this machine's server, found by its discovery file
+        self.token = ""  # only with an endpoint; the views never save it
+        self.state = "Server: not checked yet"
+        self.error = ""
+        self.ready = False
+        self._client: Client | None = None
+        self._pending: PendingReply | None = None
+        self._then: Callable[[dict[str, Any]], None] | None = None
+        self._starting_until: float | None = None  # a started server's deadline
+        self._next_retry = 0.0
+
+    # ------------------------------------------------------------------ what the view shows
+    @property
+    def local(self) -> bool:
+        return not self.endpoint.strip()
+
+    @property
+    def starting(self) -> bool:
+        return self._starting_until is not None
+
+    @property
+    def can_start(self) -> bool:
+        return self.local and not self.ready and not self.starting
+
+    @property
+    def can_stop(self) -> bool:
+        return self.local and self.ready
+
+    @property
+    def busy(self) -> bool:
+        """Whether `tick` has anything to do (a host may stop its timer otherwise)."""
+        return self._pending is not None or self.starting
+
+    def client(self, timeout: float) -> Client:
+        """A client for the chosen server; raises ClientError when there is none to find."""
+        endpoint = self.endpoint.strip() or None
+        return Client(endpoint, (self.token.strip() or None) if endpoint else None, timeout=timeout)
+
+    # ------------------------------------------------------------------ actions
+    def check(self) -> None:
+        """Ask the server for its status; the answer (or its absence) comes with a later tick."""
+        self._ask("status", self._on_status)
+
+    def start(self, command: str) -> bool:
+        """Run ``command`` and watch for the server; False (and the error shown) when it could
+        not be run."""
+        command = command.strip()
+        try:
+            self._start(command)
+        except OSError as exc:
+            self._show(error=describe(exc))
+            return False
+        self._starting_until = time.monotonic() + START_WAIT
+        self._next_retry = 0.0
+        self._show(f"Server: starting ({command})...", "")
+        return True
+
+    def stop(self) -> None:
+        """Stop this machine's server now: the admin key is in its discovery file, which only
+        the server's own user can read (a studio server is stopped on its own machine)."""
+        info = read_discovery()
+        if not self.local or not info or not info.get("admin"):
+            self._show(error="Stop works for this machine's own server; stop a studio one there.")
+            return
+        self._ask("shutdown", self._on_stopped, admin=info["admin"], drain=0)
+
+    def missing_log(self) -> str | None:
+        """Why there is no log to open, or None (the view opens `server_process.log_path()`)."""
+        path = server_process.log_path()
+        if path.is_file():
+            return None
+        message = f"There is no log yet: {path}"
+        self._show(error=message)
+        return message
+
+    def tick(self) -> None:
+        """Collect the reply in flight; while a started server loads, ask again each second."""
+        if self._pending is not None:
+            self._poll()
+        elif self._starting_until is not None and time.monotonic() >= self._next_retry:
+            if time.monotonic() >= self._starting_until:
+                self._starting_until = None
+                self._show(
+                    "Server: it did not come up.",
+                    f"The server did not answer within {START_WAIT:.0f} s: see its log.",
+                )
+                return
+            self._next_retry = time.monotonic() + RETRY_S
+            self.check()
+
+    def close(self) -> None:
+        """Drop the request in flight (the dialog is closing)."""
+        self._starting_until = None
+        self._drop()
+
+    # ------------------------------------------------------------------ the polled requests
+    def _ask(self, kind: str, then: Callable[[dict[str, Any]], None], **fields: Any) -> None:
+        if self._pending is not None:
+            return  # one at a time; the one in flight answers soon enough
+        try:
+            self._client = self.client(CHECK_TIMEOUT)
+            self._pending = self._client.begin(kind, **fields)
+        except ClientError as exc:
+            self._drop()
+            self._on_down(exc)
+            return
+        self._then = then
+        self.on_change()  # now busy: the view's timer starts ticking
+
+    def _poll(self) -> None:
+        assert self._pending is not None
+        try:
+            reply = self._pending.poll()
+        except ClientError as exc:
+            self._drop()
+            self._on_down(exc)
+            return
+        if reply is not None:
+            then = self._then
+            self._drop()
+            if then is not None:
+                then(reply)
+
+    def _drop(self) -> None:
+        self._pending, self._then = None, None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _on_status(self, status: dict[str, Any]) -> None:
+        self._starting_until = None
+        queue = len(status.get("queue") or [])
+        self._show(
+            f"Server: ready on {status.get('device', '?')} ({status.get('endpoint', '')})"
+            + (f", {queue} queued" if queue else ""),
+            "",
+            ready=True,
+        )
+
+    def _on_stopped(self, _reply: dict[str, Any]) -> None:
+        self._show("Server: stopped.", ready=False)
+
+    def _on_down(self, exc: BaseException) -> None:
+        if self.starting:
+            self._show("Server: starting (loading the model)...")
+            return
+        hint = server_process.sandbox_hint(self.app_id)
+        self._show(
+            "Server: not running. Start it here, or run 'stylebridge serve'."
+            if self.local
+            else f"Server: no answer at {self.endpoint.strip()}.",
+            hint or describe(exc),
+            ready=False,
+        )
+
+    def _show(
+        self, state: str | None = None, error: str | None = None, ready: bool | None = None
+    ) -> None:
+        if state is not None:
+            self.state = state
+        if error is not None:
+            self.error = error
+        if ready is not None:
+            self.ready = ready
+        self.on_change()

@@ -1,0 +1,104 @@
+"""The server panel's logic both dialogs share (`stylebridge_wire.server_watch`), without a
+toolkit: against real server processes and a TCP peer that never answers. The Krita panel's
+Qt view is tested in test_krita_server_panel.py, GIMP's GTK view in real GIMP (tests/e2e/gimp).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+
+import pytest
+
+from stylebridge.wire import server_watch
+from tests.support.servers import start_server
+
+
+def tick_until(watch: server_watch.ServerWatch, done: Callable[[], bool], timeout: float) -> float:
+    """Call ``tick`` as a host's timer would, until ``done``; the seconds it took."""
+    start = time.monotonic()
+    while not done():
+        assert time.monotonic() - start < timeout, f"timed out: {watch.state} / {watch.error}"
+        watch.tick()
+        time.sleep(server_watch.POLL_S / 5)
+    return time.monotonic() - start
+
+
+@pytest.fixture
+def watch(no_server):
+    changes: list[str] = []
+    started: list[str] = []
+    watch = server_watch.ServerWatch(
+        "org.example.Host", lambda: changes.append(watch.state), started.append
+    )
+    watch.changes, watch.started = changes, started
+    yield watch
+    watch.close()
+
+
+def test_no_server_here_is_said_and_start_is_offered(watch):
+    watch.check()
+    assert not watch.busy and not watch.ready  # discovery found nothing: no request in flight
+    assert "not running" in watch.state and "no stylebridge server found" in watch.error
+    assert watch.can_start and not watch.can_stop
+
+
+def test_a_peer_that_never_answers_is_given_up_by_the_ticks_not_the_call(watch):
+    with socket.create_server(("127.0.0.1", 0)) as hole:  # takes connections, never speaks
+        watch.endpoint = f"tcp://127.0.0.1:{hole.getsockname()[1]}"
+        watch.token = "a-token"
+        begun = time.monotonic()
+        watch.check()
+        assert time.monotonic() - begun < 0.1 and watch.busy  # sent; the reply is polled
+        waited = tick_until(watch, lambda: not watch.busy, 10)
+    assert waited >= server_watch.CHECK_TIMEOUT - 0.5
+    assert watch.state == f"Server: no answer at {watch.endpoint}."
+    assert "no answer" in watch.error and not watch.can_start  # a studio's is started there
+
+
+def test_start_then_ready_then_stop_a_real_server(no_server):
+    servers = []
+    watch = server_watch.ServerWatch("org.example.Host", start=lambda c: servers.append(c))
+    try:
+        assert watch.start("'/opt/my venv/bin/stylebridge' serve")
+        assert servers == ["'/opt/my venv/bin/stylebridge' serve"]
+        assert "starting" in watch.state and watch.busy and not watch.can_start
+        tick_until(watch, lambda: watch.state.endswith("(loading the model)..."), 5)
+        servers.append(start_server(no_server))  # the server comes up while the watch asks
+        tick_until(watch, lambda: watch.ready, 30)
+        assert watch.state.startswith("Server: ready on cpu") and watch.can_stop
+        watch.stop()  # with the admin key of its discovery file
+        tick_until(watch, lambda: "stopped" in watch.state, 10)
+        servers[-1].proc.wait(30)  # the real server exited
+        assert not watch.ready and watch.can_start and not watch.busy
+    finally:
+        servers[-1].stop()
+
+
+def test_a_server_that_never_comes_up_is_said_after_the_wait(watch, monkeypatch):
+    monkeypatch.setattr(server_watch, "START_WAIT", 0.5)
+    watch.start("stylebridge serve")
+    tick_until(watch, lambda: not watch.busy, 5)
+    assert watch.state == "Server: it did not come up." and "see its log" in watch.error
+
+
+def test_a_command_that_cannot_run_is_said_in_words(no_server):
+    def refuse(command: str) -> None:
+        raise server_watch.server_process.StartError("Cannot start 'nope': no such file")
+
+    watch = server_watch.ServerWatch("org.example.Host", start=refuse)
+    assert not watch.start("nope serve")
+    assert watch.error == "Cannot start 'nope': no such file" and not watch.busy
+
+
+def test_stop_is_for_this_machines_server_only(watch):
+    watch.endpoint = "tcp://gpu-box:47474"
+    watch.stop()
+    assert "stop a studio one there" in watch.error and not watch.busy
+
+
+def test_open_log_without_a_log_names_the_path(watch, no_server):
+    assert watch.missing_log() == f"There is no log yet: {no_server / 'server.log'}"
+    (no_server / "server.log").write_text("started\n")
+    assert watch.missing_log() is None
