@@ -1,6 +1,10 @@
 """Screenshots of the real Krita under Xvfb for docs/: the dialog mid-job and the result.
 
 .venv/bin/python -m tests.e2e.krita.screenshot   # writes docs/krita-dialog.png, krita-result.png
+.venv/bin/python -m tests.e2e.krita.screenshot 6 # Krita 6 in the sid root: docs/krita6-dialog.png
+
+Krita 5 starts the server with the dialog's Start; Krita 6, whose Python cannot run this venv,
+finds one started here (as in tests/e2e/krita/test_krita_e2e.py).
 """
 
 from __future__ import annotations
@@ -14,10 +18,40 @@ from pathlib import Path
 from tests.e2e.krita import host as krita_host
 from tests.support import REPO as ROOT
 from tests.support.plugins import dist
-from tests.support.servers import free_port
+from tests.support.servers import free_port, start_server
+
+
+def krita6() -> None:
+    reason = krita_host.missing6()
+    if reason:
+        sys.exit(reason)
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        krita_host.install_profile6(home)  # through `stylebridge install krita --dest`
+        shots = home / "shots"
+        shots.mkdir()
+        content = home / "chelsea.jpg"  # inside the root: only home is bound
+        shutil.copy2(ROOT / "core" / "assets" / "chelsea.jpg", content)
+        server = start_server(Path(tmp) / "runtime")
+        try:
+            env = {
+                "STYLEBRIDGE_ENDPOINT": server.endpoint,
+                "STYLEBRIDGE_TOKEN": server.token,
+                "SB_SHOTS": str(shots),
+                "SB_CONTENT": str(content),
+                "SB_SIZE": "320",
+            }
+            krita_host.run_script6(home, "dialog_flow.py", env, timeout=600, screen="1600x1000x24")
+        finally:
+            server.stop()
+        shutil.copy2(shots / "krita-dialog.png", ROOT / "docs" / "krita6-dialog.png")
+        print(ROOT / "docs" / "krita6-dialog.png")
 
 
 def main() -> None:
+    if sys.argv[1:] == ["6"]:
+        krita6()
+        return
     reason = krita_host.missing()
     if reason:
         sys.exit(reason)
