@@ -235,34 +235,51 @@ class JobHandle:
 
 
 class PendingReply:
-    """A request whose reply is collected by polling (`Client.begin`): a host's timer asks for
-    it, so its UI thread never waits on the network."""
+    """A request sent, its reply collected by polling: `Client.begin` hands one to a host's
+    timer (so its UI thread never waits on the network), and every blocking request of the
+    client waits on one. The ``timeout`` counts from the last progress of the request's upload:
+    a large request still being sent is not silence."""
 
-    def __init__(self, client: Client, rid: Any, deadline: float) -> None:
-        self._client, self._rid, self._deadline = client, rid, deadline
+    def __init__(self, client: Client, rid: Any) -> None:
+        self._client, self._rid = client, rid
+        self._deadline = time.monotonic() + client.timeout
+        self._unsent = client._unsent()
 
     def poll(self) -> dict[str, Any] | None:
         """The reply once it has come, else None, at once. Raises `ServerError` for an error
         reply, `ServerUnavailable` when the connection failed or ``timeout`` passed."""
+        answer = self.wait(0.0)
+        return answer[0] if answer is not None else None
+
+    def wait(self, seconds: float) -> tuple[dict[str, Any], list[bytes]] | None:
+        """The reply and its frames, waiting at most ``seconds`` for them; else None."""
         client, rid = self._client, self._rid
         try:
-            client._pump(0.0, lambda: rid in client._replies)
-        except ServerUnavailable:
+            client._pump(min(seconds, max(0.0, self._deadline - time.monotonic())),
+                         lambda: rid in client._replies)  # fmt: skip
+            if rid in client._replies:
+                reply, frames = client._replies.pop(rid)
+                if reply.get("type") == "error":
+                    raise error_from(reply)
+                client._waiting.discard(rid)
+                return reply, frames
+            unsent = client._unsent()
+            if unsent < self._unsent:  # the upload moved on
+                self._deadline = time.monotonic() + client.timeout
+            self._unsent = unsent
+            if time.monotonic() >= self._deadline:
+                reason = (
+                    f"no answer from the stylebridge server at {client.endpoint} "
+                    f"within {client.timeout:g} s"
+                )
+                if not client._jobs:  # Lazy Pirate: the next call starts on a new socket
+                    raise client._fail(reason)
+                raise ServerUnavailable(reason)  # the jobs' own liveness checks go on
+            return None
+        except BaseException:
             client._waiting.discard(rid)
+            client._replies.pop(rid, None)
             raise
-        if rid in client._replies:
-            client._waiting.discard(rid)
-            reply = client._replies.pop(rid)[0]
-            if reply.get("type") == "error":
-                raise error_from(reply)
-            return reply
-        if time.monotonic() >= self._deadline:
-            client._waiting.discard(rid)
-            raise client._fail(
-                f"no answer from the stylebridge server at {client.endpoint} "
-                f"within {client.timeout:g} s"
-            )
-        return None
 
 
 def plain_dealer(endpoint: str, token: str) -> DealerSocket:
@@ -401,10 +418,7 @@ class Client:
     def begin(self, kind: str, **fields: Any) -> PendingReply:
         """Send a request without waiting for it (``status``, ``ping``, ``shutdown``): the
         returned `PendingReply` is polled for the reply, within ``timeout`` s."""
-        rid = next(self._ids)
-        self._send(rid, {"type": kind, **fields})
-        self._waiting.add(rid)
-        return PendingReply(self, rid, time.monotonic() + self.timeout)
+        return self._begin({"type": kind, **fields})
 
     def echo(self, image: Any) -> Any:
         """Send an image and get it back from the server: the transport's round-trip check."""
@@ -517,38 +531,25 @@ class Client:
         with contextlib.suppress(ServerUnavailable):
             self._send(rid, {"type": "cancel", "job": handle.job_id})
 
+    def _begin(self, header: dict[str, Any], blobs: Sequence[bytes] = ()) -> PendingReply:
+        rid = next(self._ids)
+        self._send(rid, header, blobs)
+        self._waiting.add(rid)
+        return PendingReply(self, rid)
+
     def _request(
         self, header: dict[str, Any], blobs: Sequence[bytes] = ()
     ) -> tuple[dict[str, Any], list[bytes]]:
         """Send and wait for the reply: at most ``timeout`` s after the request left."""
-        rid = next(self._ids)
-        self._send(rid, header, blobs)
-        self._waiting.add(rid)
-        try:
-            deadline = time.monotonic() + self.timeout
-            pending = self._sock.pending_bytes if self._sock is not None else 0
-            while rid not in self._replies:
-                now = time.monotonic()
-                if now >= deadline:
-                    reason = (
-                        f"no answer from the stylebridge server at {self.endpoint} "
-                        f"within {self.timeout:g} s"
-                    )
-                    if not self._jobs:  # Lazy Pirate: the next call starts on a new socket
-                        raise self._fail(reason)
-                    raise ServerUnavailable(reason)  # the jobs' own liveness checks go on
-                self._pump(min(deadline - now, _WAIT_SLICE), lambda: rid in self._replies)
-                left = self._sock.pending_bytes if self._sock is not None else 0
-                if left < pending:  # a large request is still being uploaded: not silence
-                    deadline = time.monotonic() + self.timeout
-                pending = left
-            reply, frames = self._replies.pop(rid)
-        finally:
-            self._waiting.discard(rid)
-            self._replies.pop(rid, None)
-        if reply.get("type") == "error":
-            raise error_from(reply)
-        return reply, frames
+        pending = self._begin(header, blobs)
+        while True:
+            answer = pending.wait(_WAIT_SLICE)
+            if answer is not None:
+                return answer
+
+    def _unsent(self) -> int:
+        """Bytes the transport has yet to send."""
+        return self._sock.pending_bytes if self._sock is not None else 0
 
     def _pump(self, timeout: float, until: Callable[[], bool]) -> None:
         """Move messages for at most ``timeout`` s, or until ``until()``; liveness checks."""
