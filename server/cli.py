@@ -39,7 +39,6 @@ if TYPE_CHECKING:  # images pulls in numpy and Pillow: imported where a command 
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
-OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 
 
 def add_control_arguments(
@@ -97,10 +96,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def check_output(path: Path) -> None:
     """Refuse a bad output path before spending minutes on the optimisation."""
-    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+    from stylebridge.core.images import SAVE_EXTENSIONS
+
+    if path.suffix.lower() not in SAVE_EXTENSIONS:
         raise StyleBridgeError(
             f"{path}: unsupported output type {path.suffix or '(none)'}; "
-            f"use one of {', '.join(OUTPUT_SUFFIXES)}"
+            f"use one of {', '.join(SAVE_EXTENSIONS)}"
         )
     if not path.parent.is_dir():
         raise StyleBridgeError(f"{path}: folder {path.parent} does not exist")
