@@ -436,6 +436,21 @@ def test_script_fu_calls_it_with_named_arguments(
 # ===================================== `stylebridge install gimp`: GIMP's own plug-ins folder
 
 
+def small_case(name: str, layer: dict, args: dict[str, Any]) -> dict:
+    """A batch case: one 64x48 RGB 8-bit layer (``layer_spec``), selected, no selection."""
+    return {
+        "name": name,
+        "width": 64,
+        "height": 48,
+        "base": "rgb",
+        "precision": "U8_NON_LINEAR",
+        "layers": [layer],
+        "selected": [0],
+        "select": None,
+        "args": args,
+    }
+
+
 def stylebridge_command() -> list[str]:
     """This venv's ``stylebridge`` command (its console script, else the module)."""
     script = Path(sys.executable).with_name("stylebridge")
@@ -464,17 +479,7 @@ def test_stylebridge_install_puts_it_where_this_gimp_finds_and_runs_it(
     inputs = work / "installer-inputs"
     inputs.mkdir()
     bg, original = layer_spec(inputs, "background", (64, 48), [0, 0], 4)
-    case = {
-        "name": "installed",
-        "width": 64,
-        "height": 48,
-        "base": "rgb",
-        "precision": "U8_NON_LINEAR",
-        "layers": [bg],
-        "selected": [0],
-        "select": None,
-        "args": {**FAST, "builtin-style": "shipwreck", "strength": 0.6},
-    }
+    case = small_case("installed", bg, {**FAST, "builtin-style": "shipwreck", "strength": 0.6})
     # no GIMP3_DIRECTORY: GIMP looks in its own user folder under HOME, as on a painter's machine
     env = {"HOME": str(home), "STYLEBRIDGE_ENDPOINT": server.endpoint}
     env["STYLEBRIDGE_TOKEN"] = server.token
@@ -579,17 +584,7 @@ def test_a_run_with_no_server_starts_the_recorded_command_then_applies(
     record = profile / "plug-ins" / "stylebridge" / "install.json"
     record.write_text(json.dumps({"server_command": [str(launcher.shim), "serve"]}))
     bg, original = layer_spec(folder, "background", (64, 48), [0, 0], 4)
-    case = {
-        "name": "started",
-        "width": 64,
-        "height": 48,
-        "base": "rgb",
-        "precision": "U8_NON_LINEAR",
-        "layers": [bg],
-        "selected": [0],
-        "select": None,
-        "args": {**FAST, "start-server": True},
-    }
+    case = small_case("started", bg, {**FAST, "start-server": True})
     # no endpoint, no server: the plug-in starts this machine's and waits for it
     env = {"GIMP3_DIRECTORY": str(profile), "STYLEBRIDGE_RUNTIME_DIR": str(launcher.runtime)}
     result = run_batch(work, f"started-{gimp.version}", [case], env, gimp)["started"]
