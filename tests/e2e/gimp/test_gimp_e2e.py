@@ -14,10 +14,8 @@ own (gui_case.py).
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,8 @@ from PIL import Image as PILImage
 from benchmarks import colour_set
 from stylebridge.wire import Client
 from tests.e2e.gimp import harness
-from tests.support.servers import RunningServer, clean_env, free_port, start_server
+from tests.support.launcher import HostLauncher
+from tests.support.servers import RunningServer, clean_env, free_port
 
 BATCH = harness.HERE / "batch_case.py"
 GUI = harness.HERE / "gui_case.py"
@@ -492,44 +491,6 @@ def test_stylebridge_install_puts_it_where_this_gimp_finds_and_runs_it(
 
 
 # ============================== Start: the dialog's server panel, and the run's own start path
-
-
-class HostLauncher:
-    """Starts this venv's server on the host when a shim inside the root asks: the roots'
-    Pythons cannot run the venv, so the command the plug-in starts is ``shim`` (a script of
-    the root's python3), which asks here for `stylebridge serve`. What runs it is the
-    plug-in's own Start path (server_process.start); only the last hop is this stand-in."""
-
-    def __init__(self, runtime: Path, folder: Path) -> None:
-        self.runtime, self.servers = runtime, []
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        port = self._listener.getsockname()[1]
-        self.shim = folder / "stylebridge"
-        self.shim.write_text(
-            "#!/usr/bin/python3\nimport socket, sys\n"
-            f"with socket.create_connection(('127.0.0.1', {port})) as s:\n"
-            "    s.sendall(' '.join(sys.argv[1:]).encode()); s.shutdown(socket.SHUT_WR)\n"
-            "    print(s.recv(100).decode())\n"
-        )
-        self.shim.chmod(0o755)
-        self.asked: list[str] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return  # closed
-            with conn:
-                self.asked.append(conn.recv(100).decode())
-                self.servers.append(start_server(self.runtime))  # returns once it is ready
-                conn.sendall(b"started")
-
-    def close(self) -> None:
-        self._listener.close()
-        for server in self.servers:
-            server.stop()
 
 
 @pytest.fixture

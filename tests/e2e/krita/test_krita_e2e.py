@@ -22,6 +22,7 @@ import pytest
 
 from stylebridge.wire.protocol import DEFAULT_PORT
 from tests.e2e.krita import host as krita_host
+from tests.support.launcher import HostLauncher
 from tests.support.plugins import dist
 
 KRITA5, KRITA6, KRITA6_ZIP = "krita-5", "krita-6", "krita-6-zip"
@@ -201,3 +202,27 @@ def test_krita6_dialog_from_its_menu_finds_the_host_server_and_applies(krita):
     assert r["after"] == [*r["before"], "The Starry Night (van Gogh)"]
     assert r["opacity"] == round(255 * 0.85)
     assert r["fields"] == r["dialog_controls"] and r["balance_slider"] is True
+
+
+def test_krita6_dialog_start_apply_stop_with_no_server_running(tmp_path):
+    """Krita 6's dialog Start: installed by `stylebridge install krita --dest`, no server
+    running, the dialog's command set to a shim of the root's python3 that asks the host to
+    run `stylebridge serve` (the root cannot run this venv: tests/support/launcher.py). Start
+    runs it through the plug-in's own path, the dialog sees the server come up, Apply, Stop."""
+    skip_unless(KRITA6)
+    home = tmp_path / "home"
+    krita_host.install_profile6(home)
+    (home / "launch").mkdir(parents=True)
+    runtime = home / "runtime" / "stylebridge"  # run_script6's XDG_RUNTIME_DIR, ours inside
+    launcher = HostLauncher(runtime, home / "launch")
+    try:
+        env = {"SB_START": "1", "SB_SERVER_CMD": f"{launcher.shim} serve", "SB_SIZE": "64"}
+        r = krita_host.run_script6(home, "dialog_flow.py", env)
+        stopped = launcher.servers[0].proc.wait(30) if launcher.servers else None
+    finally:
+        launcher.close()
+    assert "not running" in r["down_text"] and r["start_enabled"] is True
+    assert r["command"] == f"{launcher.shim} serve" and launcher.asked == ["serve"]
+    assert "ready on cpu" in r["ready_text"]
+    assert r["after"] == [*r["before"], "The Starry Night (van Gogh)"]
+    assert "stopped" in r["stopped_text"] and stopped == 0  # Stop reached the real server
