@@ -263,3 +263,19 @@ def test_a_layer_in_another_profile_than_its_document_comes_back_in_the_document
     # the result layer is in the document's space: the layer's colours in sRGB, not linear
     result = r.events[0][1].pixelData(0, 0, W, H)
     assert result == fake.convert(ramp_u16(W, H), linear, ("RGBA", "U16", document.profile))
+
+
+def test_a_preview_frame_is_shown_in_a_linear_documents_own_profile(sbk, qapp, krita_app):
+    document = fake.Document(W, H, "RGBA", "U16", profile="sRGB-elle-V2-g10.icc")
+    document.add_layer("Background", ramp_u16(W, H))
+    doc = fake.open_document(document)
+    grey = rgb(sbk, 8, 6, (128, 128, 128))  # the server's colours: the sRGB curve, 8-bit
+    r = Run(sbk, qapp, doc, [("progress", 1, 100), ("preview", grey)])
+    r.until(r.preview_shown)
+    preview = r.run.layer.node
+    r.until(lambda: preview.pixelData(W // 2, H // 2, 1, 1) != bytes(8))
+    shown = fake.decode(preview.pixelData(W // 2, H // 2, 1, 1), "RGBA", "U16")[0]
+    # sRGB 128/255 is 0.216 in linear light; unconverted, the layer would hold 0.502
+    assert shown == pytest.approx(0.2158, abs=0.003)
+    r.run.cancel()
+    r.until(r.ended)

@@ -86,6 +86,18 @@ class Capture:
             return data
         return convert(data, result.width, result.height, self.travel, self.space)
 
+    def in_document_profile(self, frame: Any) -> Any:
+        """An 8-bit sRGB preview frame (an ARGB32 QImage, the server's colours) in the
+        document's profile, still 8-bit: Krita converts it at the frame's own small size, a
+        few milliseconds, so a linear or wide-gamut document shows the preview's true colours.
+        (A grayscale one shows it unconverted.)"""
+        if self.travel == self.space or self.space.model != "RGBA":
+            return frame
+        w, h = frame.width(), frame.height()
+        source = Space("RGBA", "U8", WORKING_PROFILES["RGBA"])
+        data = convert(image_bytes(frame), w, h, source, Space("RGBA", "U8", self.space.profile))
+        return QtGui.QImage(data, w, h, 4 * w, QtGui.QImage.Format.Format_ARGB32).copy()
+
     def preview_alpha(self) -> Any:
         """An Alpha8 QImage: the content's alpha times the selection, for preview frames."""
         w, h = self.box.width, self.box.height
@@ -203,12 +215,14 @@ class ResultLayer:
         return _contains(doc.rootNode(), self._uid)  # 5.1: walk the tree
 
     def show_preview(self, frame: Image) -> None:
-        """Scale an 8-bit RGB preview frame to the box, mask it, write it into the layer."""
+        """An 8-bit RGB preview frame in the document's profile, scaled to the box and
+        masked, written into the layer."""
         x, y, w, h = self.cap.box
         fmt = QtGui.QImage.Format
         small = QtGui.QImage(
             frame.data, frame.width, frame.height, 3 * frame.width, fmt.Format_RGB888
-        )
+        ).convertToFormat(fmt.Format_ARGB32)
+        small = self.cap.in_document_profile(small)
         smooth = Qt.TransformationMode.SmoothTransformation
         scaled = small.scaled(w, h, transformMode=smooth).convertToFormat(fmt.Format_ARGB32)
         scaled.setAlphaChannel(self._alpha)

@@ -132,6 +132,15 @@ def test_every_depth_gives_a_visibly_stylised_layer_and_cmyk_a_clear_message(kri
     assert r["cmyk_layers"] == ["Background"]  # nothing added
 
 
+@on_kritas(KRITA5, KRITA6)
+def test_a_preview_frame_is_shown_in_the_documents_own_profile(krita):
+    r = krita("preview_profile.py")
+    assert r["U8"]["grey"] == pytest.approx(128 / 255, abs=0.5 / 255)  # sRGB: as it came
+    for depth in ("U16", "F32"):  # linear light: sRGB 128/255 is 0.216 there, not 0.502
+        assert "g10" in r[depth]["profile"], r[depth]
+        assert r[depth]["grey"] == pytest.approx(0.2158, abs=0.004), r[depth]
+
+
 @on_kritas(KRITA5, KRITA6_ZIP)
 def test_cancel_mid_job_stops_the_server_job_and_leaves_no_layer(krita):
     r = krita("cancel.py")
