@@ -180,6 +180,15 @@ def test_a_server_that_cannot_start_or_never_answers_is_said_in_words(sg, monkey
         sg.connect(Answers(sg, down=10**6), lambda c: None, "x serve", sleep=lambda s: None)
 
 
+def test_a_server_command_that_ends_at_once_fails_the_run_at_once(sg, no_server, tmp_path):
+    program = tmp_path / "stylebridge"
+    program.write_text("#!/bin/sh\nexit 3\n")
+    program.chmod(0o755)
+    start = sg.server_process.start  # the real one: a process whose exit is noticed
+    with pytest.raises(sg.PluginError, match=r"ended at once \(exit status 3\)"):
+        sg.connect(Answers(sg, down=10**6), start, f"{program} serve", sleep=lambda s: None)
+
+
 def test_start_brings_up_a_real_server(sg, gimp_wire, no_server):
     """The plug-in's own start path against a real server process found by discovery."""
     servers = []

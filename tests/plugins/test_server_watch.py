@@ -102,3 +102,22 @@ def test_open_log_without_a_log_names_the_path(watch, no_server):
     assert watch.missing_log() == f"There is no log yet: {no_server / 'server.log'}"
     (no_server / "server.log").write_text("started\n")
     assert watch.missing_log() is None
+
+
+@pytest.mark.parametrize("command", ["/usr/bin/gimp serve", "stylebridge install krita", "x"])
+def test_a_command_that_is_not_stylebridge_serve_is_refused_before_it_runs(no_server, command):
+    with pytest.raises(server_watch.server_process.StartError, match="does not run 'stylebridge"):
+        server_watch.server_process.start(command)
+
+
+def test_a_command_that_ends_at_once_is_said_without_waiting(no_server, tmp_path):
+    program = tmp_path / "stylebridge"  # passes the check, then fails like a broken venv
+    program.write_text("#!/bin/sh\necho 'ModuleNotFoundError: torch' >&2\nexit 3\n")
+    program.chmod(0o755)
+    watch = server_watch.ServerWatch("org.example.Host")  # the real start: a process
+    assert watch.start(f"{program} serve")
+    waited = tick_until(watch, lambda: not watch.busy, 10)
+    assert waited < 5  # not START_WAIT
+    assert watch.state == "Server: it did not start."
+    assert f"ended at once (exit status 3): see its log, {no_server / 'server.log'}" in watch.error
+    assert "ModuleNotFoundError: torch" in (no_server / "server.log").read_text()

@@ -51,6 +51,11 @@ def start(command: str) -> subprocess.Popen:
     argv = shlex.split(command, posix=os.name != "nt")
     if not argv:
         raise StartError("The server command is empty (Settings: server command).")
+    if not _runs_stylebridge_serve(argv):
+        raise StartError(
+            f"The server command {command!r} does not run 'stylebridge serve': choose the "
+            f"stylebridge program (`stylebridge install` records it: {default_command()})."
+        )
     try:
         out = open_log()
     except (OSError, ClientError):  # the runtime folder is unusable: a private one of our own
@@ -70,6 +75,19 @@ def start(command: str) -> subprocess.Popen:
             f"Cannot start {argv[0]!r}: {exc.strerror or exc}. "
             "Install stylebridge or set the server command."
         ) from exc
+
+
+def _runs_stylebridge_serve(argv: list[str]) -> bool:
+    """Whether ``argv`` plausibly starts a stylebridge server (the program or a module named
+    stylebridge, with ``serve``): a picked GIMP or a typo is refused before it runs."""
+    names = [Path(arg).name.lower() for arg in argv]
+    return "serve" in argv and any(n.startswith("stylebridge") for n in names)
+
+
+def exit_status(process: object) -> int | None:
+    """The exit status of a started server command that has already ended, else None."""
+    poll = getattr(process, "poll", None)
+    return poll() if callable(poll) else None
 
 
 def log_path() -> Path:

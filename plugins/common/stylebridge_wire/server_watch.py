@@ -49,6 +49,7 @@ class ServerWatch:
         self._pending: PendingReply | None = None
         self._then: Callable[[dict[str, Any]], None] | None = None
         self._starting_until: float | None = None  # a started server's deadline
+        self._process: Any = None  # what `start` returned: a Popen, whose exit we notice
         self._next_retry = 0.0
 
     # ------------------------------------------------------------------ what the view shows
@@ -88,7 +89,7 @@ class ServerWatch:
         not be run."""
         command = command.strip()
         try:
-            self._start(command)
+            self._process = self._start(command)
         except OSError as exc:
             self._show(error=describe(exc))
             return False
@@ -120,6 +121,15 @@ class ServerWatch:
         if self._pending is not None:
             self._poll()
         elif self._starting_until is not None and time.monotonic() >= self._next_retry:
+            status = server_process.exit_status(self._process)
+            if status is not None:  # no use waiting for a server whose command has ended
+                self._starting_until = None
+                self._show(
+                    "Server: it did not start.",
+                    f"The server command ended at once (exit status {status}): see its log, "
+                    f"{server_process.log_path()}",
+                )
+                return
             if time.monotonic() >= self._starting_until:
                 self._starting_until = None
                 self._show(

@@ -285,7 +285,7 @@ def connect(
         if start is None:
             raise
     try:
-        start(command)
+        process = start(command)
     except OSError as exc:
         raise PluginError(f"Could not start the stylebridge server: {exc}") from None
     on_wait(f"Starting the stylebridge server ({command})...")
@@ -296,6 +296,12 @@ def connect(
             client.ping()
             return client
         except ServerUnavailable as exc:
+            status = server_process.exit_status(process)
+            if status is not None:
+                raise PluginError(
+                    f"The stylebridge server command ({command}) ended at once (exit status "
+                    f"{status}). See its log: {server_process.log_path()}"
+                ) from None
             if time.monotonic() >= deadline:
                 raise PluginError(
                     f"The stylebridge server was started ({command}) but did not answer within "
