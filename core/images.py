@@ -686,11 +686,13 @@ def _layer_from_planes(
         values[:, :, :colours] = to_srgb(values[:, :, :colours], profile)
     values = values.transpose(2, 0, 1)
     colour = np.repeat(values[:1], 3, axis=0) if grayscale else np.ascontiguousarray(values[:3])
-    rgb = np.clip(colour, 0.0, 1.0)  # the engine's range; the rest is kept aside
     excess = None
-    if full is None or profile is not None:  # integers in sRGB lie in [0, 1] already
-        excess = colour - rgb
-        excess = excess if excess.any() else None
+    # integers in sRGB lie in [0, 1] already; float or converted colour may not
+    if (full is None or profile is not None) and (colour.min() < 0 or colour.max() > 1):
+        rgb = np.clip(colour, 0.0, 1.0)  # the engine's range; the rest is kept aside
+        excess = np.subtract(colour, rgb, out=colour)
+    else:
+        rgb = np.clip(colour, 0.0, 1.0, out=colour)  # in place: large layers, no copy
     alpha = np.ascontiguousarray(np.clip(values[-1:], 0.0, 1.0)) if has_alpha else None
     return Layer(rgb, alpha, grayscale, depth, profile, excess)
 
