@@ -10,7 +10,8 @@ The profiles are LittleCMS's (imagecodecs.cms_profile): its sRGB and Adobe RGB (
 and RGB profiles built from the published primaries (Display P3: P3 primaries, D65, the sRGB
 curve; the linear variants: gamma 1). Only their description is set here, so that messages name
 them. Every picture lies inside sRGB's gamut (made in sRGB and converted into its profile), so a
-round trip through the engine's sRGB can be exact; `gamut.tif` does not, on purpose.
+round trip through the engine's sRGB can be exact; `gamut.tif` does not, on purpose: its colours
+outside sRGB ride along as the layer's excess beyond [0, 1] and come back from a float file.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import tifffile
 from PIL import Image
 
 from stylebridge.core import assets
-from stylebridge.core.images import ImageWarning, load_image
+from stylebridge.core.images import load_image
 from tests.support.servers import clean_env, start_server
 
 with warnings.catch_warnings():  # colour-science warns that SciPy is absent: CIEDE2000 needs none
@@ -193,7 +194,7 @@ def write_png16(path: Path, array: np.ndarray, icc: bytes) -> None:
 
 
 def write_gamut(folder: Path, icc: bytes) -> Path:
-    """Adobe RGB float colours well outside sRGB (saturated greens and cyans): clipped."""
+    """Adobe RGB float colours well outside sRGB (saturated greens and cyans)."""
     y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
     pixels = np.stack([x / WIDTH * 0.3, np.full_like(x, 0.9), y / HEIGHT * 0.6], -1)
     path = folder / "gamut.tif"
@@ -292,8 +293,7 @@ def report_delta_e(paths: list[Path], tmp: Path) -> None:
             proc = stylize_at_strength_0(path, out, server.runtime)
             if proc.returncode != 0:
                 raise SystemExit(f"{path.name}: {proc.stderr.strip()}")
-            with warnings.catch_warnings(category=ImageWarning, action="ignore"):
-                name = load_image(path).profile.name
+            name = load_image(path).profile.name
             d = delta_e(path, out)
             print(f"| {path.name} | {name} | {d.mean():.2g} / {d.max():.2g} |")
     finally:

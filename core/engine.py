@@ -262,6 +262,8 @@ class Engine:
         rgb = rgb[0].float().cpu()
         if content.grayscale:
             rgb = rgb.mean(0, keepdim=True).expand(3, -1, -1)
+        # The engine saw the content clipped to [0, 1]; with_rgb keeps its excess (HDR
+        # highlights, colours outside sRGB), which a float output adds back over the result.
         return content.with_rgb(np.ascontiguousarray(rgb.numpy()))
 
     def _start(self, job: _Job, work: torch.Tensor) -> torch.Tensor:

@@ -2,12 +2,13 @@
 imagecodecs (libpng), 8/16-bit and float TIFF through tifffile, ICC profiles (core/profiles.py).
 
 A ``Layer`` is what the engine works on: sRGB as float32 in [0, 1] plus what it needs to write
-the result back the way the source was (straight alpha, grayscale, bit depth, ICC profile). It
+the result back the way the source was (straight alpha, grayscale, bit depth, ICC profile, and
+what the source held beyond [0, 1]: HDR highlights, colours outside sRGB). It
 holds numpy arrays: file I/O and the client paths never import torch; the engine makes tensors
 of them. Loading validates the file and its size from the header before decoding anything, and
 every failure is an ``InputError`` whose message is one line naming the file and what is wrong.
-What a file loses on the way in or out (colours beyond [0, 1], bit depth) is an
-``ImageWarning``: the CLI prints it as one line.
+What a file loses on the way out (bit depth; colours beyond [0, 1] in an integer file) is
+said in one line by ``output_warning``: the CLI prints it before the work.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import stat
 import struct
 import tempfile
 import threading
-import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -54,7 +54,8 @@ _PNG16 = {
 }
 _TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
 # Clipping to [0, 1] is worth a warning when it moves a sample by more than 2/255 of full light:
-# these are those bounds in sRGB's encoding (slope 12.92 at black, exponent 1/2.4 at white).
+# these are those bounds in sRGB's encoding (slope 12.92 at black, exponent 1/2.4 at white),
+# used for every profile's encoding (near enough for a warning).
 # Within them lies quantisation noise: an 8-bit Adobe RGB or P3 file's colours at sRGB's edge
 # reach -0.031 and 1.0021 (its rounding leaks through the matrix into a channel at 0 or 1).
 _CLIP_LOW, _CLIP_HIGH = -2 * 12.92 / 255, 1.055 * (1 + 2 / 255) ** (1 / 2.4) - 0.055
@@ -82,6 +83,10 @@ class Layer:
     ``grayscale``: the source had no colour; ``bit_depth``: 8, 16, or 32 for float sources.
     ``profile``: the source's ICC profile (``rgb`` is already converted from it to sRGB; the
     file written is converted back into it), None for an untagged (sRGB) source.
+    ``excess``: float32 (3, H, W), the source's sRGB minus ``rgb`` (HDR highlights above 1.0,
+    colours outside sRGB's gamut below 0 or above 1), None when nothing lay outside [0, 1].
+    The engine works on ``rgb`` alone; a result keeps its content's excess (``with_rgb``) and
+    ``unclipped`` adds it back, so a float output holds what the source held.
     """
 
     rgb: np.ndarray
@@ -89,6 +94,7 @@ class Layer:
     grayscale: bool = False
     bit_depth: int = 8
     profile: Profile | None = None
+    excess: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         rgb, alpha = self.rgb, self.alpha
@@ -106,6 +112,15 @@ class Layer:
                 raise ValueError(f"Layer.alpha must be float32, got {alpha.dtype}")
         if self.bit_depth not in (8, 16, 32):
             raise ValueError(f"Layer.bit_depth must be 8, 16 or 32, got {self.bit_depth}")
+        excess = self.excess
+        if excess is not None and (
+            not isinstance(excess, np.ndarray)
+            or excess.shape != rgb.shape
+            or excess.dtype != np.float32
+        ):
+            raise ValueError(
+                f"Layer.excess must be a float32 {tuple(rgb.shape)} array, got {_shape(excess)}"
+            )
 
     @property
     def size(self) -> tuple[int, int]:
@@ -113,21 +128,23 @@ class Layer:
         return int(self.rgb.shape[2]), int(self.rgb.shape[1])
 
     def with_rgb(self, rgb: np.ndarray) -> Layer:
-        """The same layer (alpha, grayscale, bit depth, profile) with new colour of the same
-        size."""
+        """The same layer (alpha, grayscale, bit depth, profile, excess) with new colour of the
+        same size."""
         if not isinstance(rgb, np.ndarray) or rgb.shape != self.rgb.shape:
             raise ValueError(
                 f"with_rgb needs an array of shape {self.rgb.shape}, got {_shape(rgb)}"
             )
         return dataclasses.replace(self, rgb=rgb)
 
+    def unclipped(self) -> np.ndarray:
+        """``rgb`` plus ``excess``: the colour with the source's values beyond [0, 1] back.
+        ``rgb`` is clamped first: beyond [0, 1] only the excess goes, whatever made ``rgb``."""
+        rgb = np.clip(self.rgb, 0.0, 1.0)
+        return rgb if self.excess is None else np.add(rgb, self.excess, out=rgb)
+
 
 def _shape(x: object) -> str:
     return str(tuple(x.shape)) if isinstance(x, np.ndarray) else type(x).__name__
-
-
-class ImageWarning(UserWarning):
-    """Something a file loses on the way in or out; ``str(w)`` is one line naming the file."""
 
 
 @dataclass(frozen=True)
@@ -235,8 +252,9 @@ def layer_from_pil(
 def layer_from_array(arr: np.ndarray, *, name: str = "array") -> Layer:
     """An (H, W) or (H, W, C) array as a ``Layer``: C = 1 L, 2 LA, 3 RGB, 4 RGBA.
 
-    uint8 -> 8-bit, uint16 -> 16-bit, float32 (or float64) -> 32-bit, values taken as [0, 1]
-    (clamped). No size limits are applied: callers that take arrays from users check them.
+    uint8 -> 8-bit, uint16 -> 16-bit, float32 (or float64) -> 32-bit, full scale 1.0; float
+    colour beyond [0, 1] is kept as the layer's ``excess`` (alpha is clamped). No size limits
+    are applied: callers that take arrays from users check them.
     """
     a = np.asarray(arr)
     if a.ndim == 2:
@@ -252,7 +270,7 @@ def layer_from_array(arr: np.ndarray, *, name: str = "array") -> Layer:
     elif a.dtype in (np.float32, np.float64):
         if not np.isfinite(a).all():
             raise InputError(f"{name} contains NaN or infinite values")
-        a, depth = np.clip(a, 0.0, 1.0, dtype=np.float32), 32  # the wire's range: no warning
+        depth = 32
     else:
         raise InputError(f"{name} has dtype {a.dtype}; use uint8, uint16 or float32")
     channels = a.shape[2]
@@ -267,18 +285,25 @@ def layer_to_array(layer: Layer, dtype: np.dtype | type) -> np.ndarray:
     """(H, W, C) array, C = 1/2 for grayscale (+alpha) and 3/4 for colour (+alpha).
 
     uint8 and uint16 are rounded half-to-even after clamping, so that integer -> float -> integer
-    is exact; float32 is the layer's values clamped to [0, 1].
+    is exact; float32 is the layer's values with its ``excess`` added back (unbounded).
     """
+    return _to_array(layer.unclipped(), layer.alpha, layer.grayscale, dtype)
+
+
+def _to_array(
+    colour: np.ndarray, alpha: np.ndarray | None, grayscale: bool, dtype: np.dtype | type
+) -> np.ndarray:
+    """``layer_to_array`` of (3, H, W) colour, possibly beyond [0, 1], and (1, H, W) alpha."""
     dt = np.dtype(dtype)
     if dt not in (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)):
         raise ValueError(f"layer_to_array supports uint8, uint16 and float32, not {dt}")
-    colour = _gray_plane(layer.rgb) if layer.grayscale else layer.rgb
-    planes = colour if layer.alpha is None else np.concatenate([colour, layer.alpha])
+    colour = _gray_plane(colour) if grayscale else colour
+    planes = colour if alpha is None else np.concatenate([colour, alpha])
     # A C-ordered copy, (H, W, C), edited in place below: the arrays can be large.
     x = np.array(planes.transpose(1, 2, 0), dtype=np.float32, order="C")
     np.nan_to_num(x, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
     if dt == np.float32:
-        return np.clip(x, 0.0, 1.0, out=x)
+        return x  # a float file or reply holds what lies beyond [0, 1]: nothing is clipped
     full = _FULL_SCALE[dt]
     # For v = x / full the float32 product is within 0.01 of x, so rint (half to even) gives x.
     x *= np.float32(full)
@@ -316,21 +341,46 @@ def save_image(layer: Layer, path: str | os.PathLike) -> None:
     name = name if isinstance(name, str) else os.fsdecode(name)
     fmt = _output_format(name)
     depth = _held_depth(layer.bit_depth, fmt)
-    if not fmt.alpha and layer.alpha is not None:
-        a = layer.alpha
-        layer = dataclasses.replace(layer, rgb=layer.rgb * a + (1 - a), alpha=None)
-    array = layer_to_array(_in_profile(layer), _DEPTH_DTYPES[depth])
+    colour, alpha = layer.unclipped(), layer.alpha
+    if not fmt.alpha and alpha is not None:
+        colour, alpha = colour * alpha + (1 - alpha), None
+    # Into the profile before any clipping: an sRGB value beyond [0, 1] may lie inside it.
+    array = _to_array(_in_profile(colour, layer), alpha, layer.grayscale, _DEPTH_DTYPES[depth])
     _atomic_write(name, lambda f: fmt.write(array, layer, f))
 
 
 def output_warning(layer: Layer, path: str | os.PathLike) -> str | None:
-    """One line saying what writing ``layer`` to ``path`` loses (bit depth), or None."""
+    """One line saying what writing ``layer`` to ``path`` loses, or None: bit depth, and in an
+    integer file the colour that lies beyond [0, 1] in the layer's profile (HDR highlights, or
+    colours outside sRGB written as sRGB), which is clipped."""
     name = os.fsdecode(os.fspath(path))
     held = _held_depth(layer.bit_depth, _output_format(name))
-    if held == layer.bit_depth:
+    lost = []
+    if held != layer.bit_depth:
+        lost.append(f"the {_DEPTH_WORDS[layer.bit_depth]} content loses depth")
+    clipped = _clipped_samples(layer) if held != 32 else None
+    if clipped is not None:
+        fraction, lo, hi = clipped
+        profile = layer.profile
+        where = "" if profile is None or profile.is_srgb else f" in {profile.name}"
+        lost.append(
+            f"{fraction:.2%} of the samples lie beyond [0, 1]{where} "
+            f"(from {lo:.3g} to {hi:.3g}), so they are clipped"
+        )
+    return f"{name} is {_DEPTH_WORDS[held]}: {'; '.join(lost)}" if lost else None
+
+
+def _clipped_samples(layer: Layer) -> tuple[float, float, float] | None:
+    """(fraction, lowest, highest) of the colour samples an integer file would clip by more
+    than quantisation noise, in the layer's profile; None when there are none."""
+    if layer.excess is None:
         return None
-    was = _DEPTH_WORDS[layer.bit_depth]
-    return f"{name} is {_DEPTH_WORDS[held]}: the {was} content loses depth"
+    values = _in_profile(layer.unclipped(), layer)
+    lo, hi = float(values.min()), float(values.max())
+    if lo >= _CLIP_LOW and hi <= _CLIP_HIGH:
+        return None
+    outside = np.count_nonzero((values < _CLIP_LOW) | (values > _CLIP_HIGH))
+    return outside / values.size, lo, hi
 
 
 def _output_format(name: str) -> _Format:
@@ -345,15 +395,17 @@ def _held_depth(depth: int, fmt: _Format) -> int:
     return depth if depth in fmt.depths else max(d for d in fmt.depths if d < depth)
 
 
-def _in_profile(layer: Layer) -> Layer:
-    """The layer's sRGB colour converted into its profile, for writing."""
+def _in_profile(colour: np.ndarray, layer: Layer) -> np.ndarray:
+    """(3, H, W) sRGB ``colour`` of ``layer`` converted into its profile, for writing.
+    LittleCMS on float is unbounded where the profile's curves are (parametric ones): values
+    beyond [0, 1] stay beyond it unless the profile itself cannot hold them."""
     profile = layer.profile
     if profile is None or profile.is_srgb:
-        return layer
-    colour = layer.rgb[:1] if layer.grayscale else layer.rgb
+        return colour
+    colour = colour[:1] if layer.grayscale else colour
     converted = from_srgb(np.ascontiguousarray(colour.transpose(1, 2, 0)), profile)
     rgb = converted.transpose(2, 0, 1)
-    return layer.with_rgb(np.ascontiguousarray(np.repeat(rgb, 3, 0) if layer.grayscale else rgb))
+    return np.ascontiguousarray(np.repeat(rgb, 3, 0) if layer.grayscale else rgb)
 
 
 def _icc(layer: Layer) -> bytes | None:
@@ -569,7 +621,7 @@ def _pil_planes(img: Image.Image) -> tuple[np.ndarray, bool, bool, int]:
         return gray[:, :, None], True, False, 16
     if mode == "F":
         values = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-        return values[:, :, None], True, False, 32  # beyond [0, 1]: clipped with a warning
+        return values[:, :, None], True, False, 32  # beyond [0, 1]: kept as the excess
     has_alpha = (
         mode in _ALPHA_MODES
         or transparency is not None
@@ -619,8 +671,9 @@ def _layer_from_planes(
     name: str,
 ) -> Layer:
     """(H, W, C) integer or float planes -> Layer; integers divide by their full scale, colour
-    is converted from ``profile`` to sRGB, and what then lies beyond [0, 1] is clipped with an
-    ``ImageWarning``."""
+    is converted from ``profile`` to sRGB, and what then lies beyond [0, 1] becomes the layer's
+    ``excess`` (even from an integer file: a wide-gamut colour converts back into its profile
+    intact)."""
     full = _FULL_SCALE.get(planes.dtype)
     if full is not None:
         # float32 division is correctly rounded, so rint(v * full) gives x back exactly.
@@ -631,27 +684,17 @@ def _layer_from_planes(
     colours = 1 if grayscale else 3
     if profile is not None:
         values[:, :, :colours] = to_srgb(values[:, :, :colours], profile)
-    _clip_with_warning(values, name, profile)
     values = values.transpose(2, 0, 1)
-    colour = np.repeat(values[:1], 3, axis=0) if grayscale else values[:3]
-    alpha = np.ascontiguousarray(values[-1:]) if has_alpha else None
-    return Layer(np.ascontiguousarray(colour), alpha, grayscale, depth, profile)
-
-
-def _clip_with_warning(values: np.ndarray, name: str, profile: Profile | None) -> None:
-    """Clip to [0, 1] in place: the engine and the wire work in [0, 1]. Wide-gamut colours
-    (after a profile's conversion to sRGB) and float values beyond 1.0 are lost: say so."""
-    lo, hi = float(values.min()), float(values.max())
-    if lo < _CLIP_LOW or hi > _CLIP_HIGH:
-        outside = np.count_nonzero((values < _CLIP_LOW) | (values > _CLIP_HIGH))
-        where = "outside sRGB" if profile is not None and not profile.is_srgb else "beyond [0, 1]"
-        warnings.warn(
-            f"{name}: {outside / values.size:.2%} of the samples lie {where} "
-            f"(from {lo:.3g} to {hi:.3g}); stylebridge works in sRGB [0, 1], so they are clipped",
-            ImageWarning,
-            stacklevel=2,
-        )
-    np.clip(values, 0.0, 1.0, out=values)
+    colour = np.repeat(values[:1], 3, axis=0) if grayscale else np.ascontiguousarray(values[:3])
+    excess = None
+    # integers in sRGB lie in [0, 1] already; float or converted colour may not
+    if (full is None or profile is not None) and (colour.min() < 0 or colour.max() > 1):
+        rgb = np.clip(colour, 0.0, 1.0)  # the engine's range; the rest is kept aside
+        excess = np.subtract(colour, rgb, out=colour)
+    else:
+        rgb = np.clip(colour, 0.0, 1.0, out=colour)  # in place: large layers, no copy
+    alpha = np.ascontiguousarray(np.clip(values[-1:], 0.0, 1.0)) if has_alpha else None
+    return Layer(rgb, alpha, grayscale, depth, profile, excess)
 
 
 def _embedded_profile(icc: bytes | None, name: str, grayscale: bool) -> Profile | None:

@@ -11,9 +11,7 @@ import os
 import signal
 import sys
 import threading
-import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -153,20 +151,6 @@ class ProgressBar:
         self.bar.close()
 
 
-@contextmanager
-def image_warnings_on_stderr() -> Iterator[None]:
-    """Each ``ImageWarning`` (what a file loses on the way in or out) as one line on stderr."""
-    from stylebridge.core.images import ImageWarning
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ImageWarning)
-        try:
-            yield
-        finally:
-            for w in caught:
-                print(f"stylebridge: warning: {w.message}", file=sys.stderr)
-
-
 def as_written(result: Layer, content: Layer, srgb: bool) -> Layer:
     """The result with the content's bit depth and, unless ``--srgb``, its ICC profile; with
     ``--srgb`` a tagged content's result is tagged sRGB (an untagged one stays untagged)."""
@@ -185,10 +169,10 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     check_output(out)
     settings = settings_from_args(args)  # validated here too: errors before any work
     limit = {"max_pixels": args.max_pixels} if args.max_pixels else {}
-    with image_warnings_on_stderr():
-        content = load_image(args.content, **limit)
-        styles = [load_image(s, **limit) for s in args.styles]
-    lost = output_warning(content, out)
+    content = load_image(args.content, **limit)
+    styles = [load_image(s, **limit) for s in args.styles]
+    # the result keeps the content's values beyond [0, 1]: what the content loses, it loses
+    lost = output_warning(as_written(content, content, args.srgb), out)
     if lost:  # said before the work, not after it
         print(f"stylebridge: warning: {lost}", file=sys.stderr)
     stop = StopFlag()

@@ -12,7 +12,7 @@ from stylebridge.core import progress as progress_module
 from stylebridge.core.color import luminance, rgb_to_yiq
 from stylebridge.core.engine import initial_image
 from stylebridge.core.errors import InputError
-from stylebridge.core.images import Layer, load_image
+from stylebridge.core.images import Layer, layer_from_array, layer_to_array, load_image
 from stylebridge.core.losses import balance_factor
 from stylebridge.core.optimize import StepReport
 from stylebridge.core.settings import PRESETS, make_settings
@@ -217,6 +217,22 @@ def test_balance_zero_returns_the_content_and_one_drops_the_content_side(engine,
     assert np.array_equal(out.layer.rgb, content.rgb) and out.steps == 0
     assert balance_factor(1.0) == 0 and balance_factor(0.5) == 1
     assert balance_factor(0.25) > 1 > balance_factor(0.75)
+
+
+def test_values_beyond_0_1_come_back_at_balance_0_and_ride_over_the_style(engine, style):
+    source = layer().rgb.transpose(1, 2, 0).copy()
+    source[:8, :8] = 4.0  # an HDR highlight
+    source[-8:, -8:, 1] = -0.2  # a colour outside sRGB
+    content = layer_from_array(source)
+    out = engine.stylize(content, [style], make_settings("fast", balance=0.0, **SMALL)).layer
+    assert np.array_equal(layer_to_array(out, np.float32), source)
+    out = engine.stylize(content, [style], make_settings("fast", **SMALL)).layer
+    assert out.rgb.min() >= 0 and out.rgb.max() <= 1  # the engine worked in [0, 1]
+    floats = layer_to_array(out, np.float32)
+    excess = floats - out.rgb.transpose(1, 2, 0)  # the stylised base with the excess over it
+    assert np.allclose(excess, content.excess.transpose(1, 2, 0), rtol=0, atol=1e-6)
+    assert floats[:8, :8].min() >= 3.0  # still a highlight, over the stylised base
+    assert layer_to_array(out, np.uint16)[:8, :8].min() == 65535  # integers clip
 
 
 def test_balance_trades_structure_against_style_monotonically(engine, style, assets):

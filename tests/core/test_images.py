@@ -403,6 +403,45 @@ def test_png_of_a_float_layer_is_16bit_and_says_so(tmp_path: Path) -> None:
     assert warning == f"{tmp_path / 'a.png'} is 16-bit: the 32-bit float content loses depth"
 
 
+def hdr_array() -> np.ndarray:
+    """Float RGBA with an HDR highlight (4.0), a colour outside sRGB (-0.2), alpha 1.5."""
+    arr = noise((H, W, 4), np.float32)
+    arr[:4, :4, :3] = 4.0
+    arr[-4:, -4:, 1] = -0.2
+    arr[0, -1, 3] = 1.5
+    return arr
+
+
+def test_float_values_beyond_0_1_ride_aside_and_come_back_in_float(tmp_path: Path) -> None:
+    arr = hdr_array()
+    layer = layer_from_array(arr)
+    assert layer.rgb.min() == 0 and layer.rgb.max() == 1  # what the engine sees
+    assert layer.excess[:, 0, 0].tolist() == [3.0] * 3
+    assert layer.excess[1, -1, -1] == np.float32(-0.2) and layer.excess[0, -1, -1] == 0
+    expected = arr.copy()
+    expected[0, -1, 3] = 1.0  # alpha is opacity: clamped
+    assert np.array_equal(layer_to_array(layer, np.float32), expected)  # exactly
+    save_image(layer, tmp_path / "a.tif")
+    assert np.array_equal(
+        load_image(tmp_path / "a.tif").unclipped(), expected[..., :3].transpose(2, 0, 1)
+    )
+    assert images.output_warning(layer, tmp_path / "a.tif") is None
+    assert layer_from_array(noise((H, W, 3), np.float32)).excess is None  # nothing aside
+
+
+def test_integer_outputs_clip_what_lies_beyond_0_1_and_say_so(tmp_path: Path) -> None:
+    layer = layer_from_array(hdr_array())
+    ints = layer_to_array(layer, np.uint16)
+    assert ints[0, 0, :3].tolist() == [65535] * 3 and ints[-1, -1, 1] == 0
+    save_image(layer, tmp_path / "a.png")
+    assert np.array_equal(load_image(tmp_path / "a.png").rgb, layer_from_array(ints).rgb)
+    warning = images.output_warning(layer, tmp_path / "a.png")
+    assert warning == (
+        f"{tmp_path / 'a.png'} is 16-bit: the 32-bit float content loses depth; 1.11% of the "
+        "samples lie beyond [0, 1] (from -0.2 to 4), so they are clipped"
+    )
+
+
 def test_unsupported_extension_lists_the_supported(tmp_path: Path) -> None:
     with pytest.raises(InputError) as e:
         save_image(layer_from_array(noise((H, W, 3))), tmp_path / "out.bmp")
@@ -744,6 +783,10 @@ def test_layer_basics() -> None:
         Layer(np.zeros((3, H, W), np.float32), np.zeros((1, H, W + 1), np.float32))
     with pytest.raises(ValueError):
         Layer(np.zeros((3, H, W), np.float32), None, False, 12)
+    with pytest.raises(ValueError, match="excess"):
+        Layer(np.zeros((3, H, W), np.float32), excess=np.zeros((3, H, W), np.float64))
+    hdr = layer_from_array(np.full((H, W, 3), 2.0, np.float32))
+    assert hdr.with_rgb(np.zeros((3, H, W), np.float32)).excess is hdr.excess  # rides along
     assert Layer(np.zeros((3, H, W), np.float32)) != Layer(
         np.zeros((3, H, W), np.float32)
     )  # identity, no array ==

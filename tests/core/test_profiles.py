@@ -3,18 +3,18 @@ write, and checked; against Pillow's ImageCms, an independent binding of LittleC
 
 from __future__ import annotations
 
+import dataclasses
 import io
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from benchmarks.colour_set import profiles, write_colour_set, write_gamut
+from benchmarks.colour_set import profiles, read_raw, write_colour_set, write_gamut
 from stylebridge.core.errors import InputError
-from stylebridge.core.images import ImageWarning, Layer, layer_to_array, load_image, save_image
-from stylebridge.core.profiles import read_profile, srgb_icc
+from stylebridge.core.images import Layer, layer_to_array, load_image, output_warning, save_image
+from stylebridge.core.profiles import read_profile, srgb_icc, srgb_profile
 
 H, W = 40, 48
 
@@ -79,12 +79,22 @@ def test_profile_names_and_refusals():
         read_profile(srgb_icc(), "a.png", space="GRAY")
 
 
-def test_out_of_gamut_colours_warn_once_and_clip(tmp_path):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        layer = load_image(write_gamut(tmp_path, profiles()["adobe"]))
-    assert [type(w.message) for w in caught] == [ImageWarning]
-    assert layer.rgb.min() == 0 and layer.rgb.max() <= 1
+def test_colours_outside_srgb_ride_aside_and_go_back_into_the_profile(tmp_path):
+    source = write_gamut(tmp_path, profiles()["adobe"])
+    layer = load_image(source)
+    assert layer.rgb.min() == 0 and layer.rgb.max() <= 1  # what the engine sees
+    assert layer.unclipped().min() < -1  # saturated greens lie far outside sRGB
+    raw, _ = read_raw(source)
+    # Adobe RGB holds them at any depth: float and 16-bit files alike get them back (within
+    # LittleCMS's inverse of a pure gamma curve at black: 0 comes back as 3.2e-4, 2e-8 of light)
+    for name in ("out.tif", "out.png"):
+        save_image(layer, tmp_path / name)
+        assert np.abs(read_raw(tmp_path / name)[0] - raw).max() <= 5e-4
+    assert output_warning(layer, tmp_path / "out.tif") is None
+    assert "clipped" not in output_warning(layer, tmp_path / "out.png")  # depth only
+    # sRGB does not hold them: a 16-bit sRGB file clips them, and says so
+    as_srgb = dataclasses.replace(layer, profile=srgb_profile(), bit_depth=16)
+    assert "of the samples lie beyond [0, 1] (from -4" in output_warning(as_srgb, "out.png")
 
 
 GHOSTSCRIPT_CMYK = Path("/usr/share/color/icc/ghostscript/default_cmyk.icc")

@@ -16,8 +16,9 @@ Colour profiles are names, as Krita gives them. A document's default is the sRGB
 of its model, which the plug-in sends as it is (Krita 5.1.5 itself gives scripts' U16 and float
 documents the linear sRGB-elle-V2-g10.icc). `Document.setColorSpace` converts every layer the
 way Krita does, but only the transfer curve (named by the profile: g10 linear, g22 gamma 2.2,
-srgbtrc the sRGB curve), not the primaries, clipped to 0..1 as Krita's V2 curves are: enough
-to see which way and how often the plug-in converts.
+srgbtrc and "sRGB built-in" the sRGB curve), not the primaries; as in Krita, a V2 sRGB-curve
+profile (a tabulated curve) clips to 0..1, the others do not: enough to see which way and how
+often the plug-in converts.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def to_linear(value: float, profile: str) -> float:
         return value
     if "g22" in profile:
         return max(0.0, value) ** 2.2
-    if "srgbtrc" in profile:
+    if "srgbtrc" in profile or profile == "sRGB built-in":
         return value / 12.92 if value <= 0.04045 else ((value + 0.055) / 1.055) ** 2.4
     raise ValueError(f"the fake knows no curve for {profile!r}")
 
@@ -54,7 +55,7 @@ def from_linear(value: float, profile: str) -> float:
         return value
     if "g22" in profile:
         return max(0.0, value) ** (1 / 2.2)
-    if "srgbtrc" in profile:
+    if "srgbtrc" in profile or profile == "sRGB built-in":
         return value * 12.92 if value <= 0.0031308 else 1.055 * value ** (1 / 2.4) - 0.055
     raise ValueError(f"the fake knows no curve for {profile!r}")
 
@@ -88,9 +89,11 @@ def convert(data: bytes, source: tuple[str, str, str], target: tuple[str, str, s
     (model, depth, profile), (_, new_depth, new_profile) = source, target
     values = decode(data, model, depth)
     step = PIXEL_BYTES[model]
+    tabulated = any("V2-srgbtrc" in p for p in (profile, new_profile))
     for i, v in enumerate(values):
         if i % step != step - 1:  # colour, not alpha
-            linear = to_linear(min(1.0, max(0.0, v)), profile)
+            linear = to_linear(min(1.0, max(0.0, v)) if tabulated else v, profile)
+            linear = min(1.0, max(0.0, linear)) if tabulated else linear
             values[i] = from_linear(linear, new_profile)
     return encode(values, model, new_depth)
 

@@ -224,7 +224,7 @@ def test_a_document_in_another_profile_travels_in_srgb_and_comes_back_in_its_own
     r = Run(sbk, qapp, doc, None)  # the server hands the content back: a round trip
     sent = r.client.submits[0]["content"]
     # the server gets float sRGB: what Krita's conversion of the layer to the working space gives
-    working = ("RGBA", "F32", "sRGB-elle-V2-srgbtrc.icc")
+    working = ("RGBA", "F32", sbk.host.WORKING_PROFILES["RGBA"])
     expected = fake.convert(pixels, ("RGBA", depth, profile), working)
     assert (sent.dtype, sent.channels) == ("float32", 4) and sent.data == expected
     assert sent.data != fake.encode(fake.decode(pixels, "RGBA", depth), "RGBA", "F32")
@@ -239,6 +239,21 @@ def test_a_document_in_another_profile_travels_in_srgb_and_comes_back_in_its_own
     assert doc.history == [("add", PREVIEW)] and (doc.depth, doc.profile) == (depth, profile)
     scratch = krita_app.created
     assert len(scratch) == 2 and all(d.closed for d in scratch) and krita_app.documents == [doc]
+
+
+def test_a_float_documents_values_beyond_0_1_are_sent_and_come_back(sbk, qapp, krita_app):
+    # the working profile's curve is unbounded (a V2 one would clip: the fake does too)
+    document = fake.Document(W, H, "RGBA", "F32", profile="sRGB-elle-V2-g10.icc")
+    values = [4.0, 2.0, -0.25, 1.0] * (W * H)  # linear light above 1, a colour outside sRGB
+    source = document.add_layer("Background", struct.pack(f"<{4 * W * H}f", *values))
+    doc = fake.open_document(document)
+    r = Run(sbk, qapp, doc, None)  # the server hands the content back: a round trip
+    sent = struct.unpack(f"<{4 * W * H}f", r.client.submits[0]["content"].data)
+    assert sent[:3] == pytest.approx([1.8249, 1.3533, -3.23], abs=1e-3)  # sRGB-encoded
+    r.until(r.ended)
+    result = struct.unpack(f"<{4 * W * H}f", r.events[0][1].pixelData(0, 0, W, H))
+    assert result == pytest.approx(values, abs=1e-5)
+    assert source.pixelData(0, 0, W, H) == struct.pack(f"<{4 * W * H}f", *values)
 
 
 def test_a_document_in_the_working_profile_is_sent_as_it_is(sbk, qapp, krita_app, doc):
@@ -256,7 +271,7 @@ def test_a_layer_in_another_profile_than_its_document_comes_back_in_the_document
     source.profile = "sRGB-elle-V2-g10.icc"  # the layer alone is linear
     doc = fake.open_document(document)
     r = Run(sbk, qapp, doc, None)
-    working = ("RGBA", "F32", "sRGB-elle-V2-srgbtrc.icc")
+    working = ("RGBA", "F32", sbk.host.WORKING_PROFILES["RGBA"])
     linear = ("RGBA", "U16", source.profile)
     assert r.client.submits[0]["content"].data == fake.convert(ramp_u16(W, H), linear, working)
     r.until(r.ended)

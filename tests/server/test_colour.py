@@ -107,25 +107,46 @@ def test_losing_depth_is_one_warning_line(colour_set, server, tmp_path):
         assert img.info["icc_profile"] == read_raw(colour_set["adobe-16.png"])[1]
 
 
-def test_colours_outside_srgb_are_clipped_with_a_warning(server, tmp_path):
+def test_colours_outside_srgb_come_back_from_a_float_file(server, tmp_path):
+    # they ride beside the engine's [0, 1] as the layer's excess, in float32 on the wire
     source = write_gamut(tmp_path, profiles()["adobe"])
-    proc = stylize_at_strength_0(source, tmp_path / "out.tif", server.runtime)
+    out = tmp_path / "out.tif"
+    proc = stylize_at_strength_0(source, out, server.runtime, "--balance", "0")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert_same_picture(source, out)
+    # written as 16-bit sRGB they cannot be held: clipped, in one line said before the work
+    proc = stylize_at_strength_0(source, tmp_path / "srgb.png", server.runtime, "--srgb")
     assert proc.returncode == 0, proc.stderr
     (line,) = proc.stderr.splitlines()
-    assert str(source) in line and "outside sRGB" in line and "clipped" in line
+    assert "srgb.png is 16-bit" in line and "beyond [0, 1] (from -4" in line and "clipped" in line
 
 
-def test_float_values_beyond_one_are_clipped_with_a_warning(server, tmp_path):
+def test_float_values_beyond_one_come_back_from_a_float_file(server, tmp_path):
     source = tmp_path / "hdr.tif"
     values = np.linspace(0, 4, 48 * 64 * 3, dtype=np.float32).reshape(48, 64, 3)
+    values[-4:, -4:, 1] = -0.2
     tifffile.imwrite(source, values, photometric="rgb")
     out = tmp_path / "out.tif"
-    proc = stylize_at_strength_0(source, out, server.runtime)
+    proc = stylize_at_strength_0(source, out, server.runtime, "--balance", "0")
     assert proc.returncode == 0, proc.stderr
-    (line,) = proc.stderr.splitlines()
-    assert "hdr.tif" in line and "beyond [0, 1]" in line and "to 4)" in line
+    assert proc.stderr == ""
     back, _ = read_raw(out)
-    assert raw_dtype(out) == np.float32 and back.max() == 1.0
+    assert raw_dtype(out) == np.float32 and np.array_equal(back, values)
+    proc = stylize_at_strength_0(source, tmp_path / "out.png", server.runtime)
+    (line,) = proc.stderr.splitlines()
+    assert "out.png is 16-bit" in line and "(from -0.2 to 4), so they are clipped" in line
+    assert read_raw(tmp_path / "out.png")[0].max() == 1.0
+
+
+def test_float32_beyond_0_1_crosses_the_wire_both_ways(client):
+    # the protocol's float32 is unbounded: at balance 0 the server hands back what it got
+    content = np.random.default_rng(0).random((48, 64, 4), dtype=np.float32)
+    content[:8, :8, :3] = 4.0
+    content[-8:, -8:, 1] = -0.2
+    style = np.random.default_rng(1).random((48, 64, 3), dtype=np.float32)
+    back = client.stylize(content, [style], preset="fast", balance=0.0, size=64, steps=3)
+    assert back.dtype == np.float32 and np.array_equal(back, content)
 
 
 def _bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:

@@ -60,8 +60,9 @@ class Image:
 
     ``height`` rows of ``width`` pixels of ``channels`` interleaved samples (1 gray, 2 gray +
     alpha, 3 RGB, 4 RGBA with straight alpha), row-major, no padding, little-endian samples of
-    ``dtype`` ("uint8", "uint16" or "float32" in 0..1). ``data`` is kept as bytes (other
-    bytes-like objects are copied once); its length must match exactly.
+    ``dtype`` ("uint8", "uint16" or "float32": full scale 1.0, values beyond it kept; see
+    docs/protocol.md). ``data`` is kept as bytes (other bytes-like objects are copied once); its
+    length must match exactly.
     """
 
     __slots__ = ("channels", "data", "dtype", "height", "width")

@@ -5,12 +5,16 @@ plug-in works on protocol `Image`s. Measured on Krita 5.1.5: ``addChildNode`` is
 ``setPixelData`` and ``setLocked`` are not, so the preview layer is added once and becomes the
 result: the document's history gets exactly one step ("add layer") for a whole job.
 
-Colour: the server works in sRGB (its curve and primaries), values 0..1. A layer in any other
-profile (linear light, which Krita 5.1.5 gives scripts' U16 and float documents by default; a
-wide gamut) is converted by Krita itself (LittleCMS) to float sRGB on the way out and the result
-back to the document's space on the way in, in a scratch document, so that the user's document
-and its history are untouched. Krita's V2 sRGB curve clips to 0..1 there: HDR values above 1.0
-and colours outside sRGB come back clipped (the server would clip them anyway).
+Colour: the server works in sRGB (its curve and primaries), full scale 1.0. A layer in any
+other profile (linear light, which Krita 5.1.5 gives scripts' U16 and float documents by
+default; a wide gamut) is converted by Krita itself (LittleCMS) to float sRGB on the way out and
+the result back to the document's space on the way in, in a scratch document, so that the
+user's document and its history are untouched. The float sRGB is LittleCMS's own "sRGB built-in"
+(gray: the V4 sRGB-curve profile): their parametric curves are unbounded in float, so HDR values
+above 1.0 and colours outside sRGB cross as values beyond 0..1, which the server keeps and hands
+back (measured on Krita 5.1.5 and 6.0.4: linear 4.0 -> 1.8248 -> 4.0). Krita's V2 sRGB profiles
+have tabulated curves that clip to 0..1 (linear 2.0 -> 1.0), and Krita 5.1.5 and 6.0.4 offer no
+V4 sRGB-curve RGB profile (a name Krita does not know converts to its default, silently).
 """
 
 from __future__ import annotations
@@ -24,10 +28,16 @@ from .stylebridge_wire import Image
 from .stylebridge_wire.pixels import Rect, context_margin, expand_box, intersect_box, is_blank
 
 PREVIEW_SUFFIX = " (stylising...)"
-# The server's working space: Krita's own sRGB-curve profiles (its sRGB primaries), in float
-# so that no conversion quantises.
-WORKING_PROFILES = {"RGBA": "sRGB-elle-V2-srgbtrc.icc", "GRAYA": "Gray-D50-elle-V2-srgbtrc.icc"}
+# The server's working space: sRGB profiles with parametric curves (unbounded: see above), in
+# float so that no conversion quantises.
+WORKING_PROFILES = {"RGBA": "sRGB built-in", "GRAYA": "Gray-D50-elle-V4-srgbtrc.icc"}
 WORKING_DEPTH = "F32"
+# Layers already in sRGB travel as they are: the working profiles and Krita's default ones (V2).
+SRGB_PROFILES = {
+    *WORKING_PROFILES.values(),
+    "sRGB-elle-V2-srgbtrc.icc",
+    "Gray-D50-elle-V2-srgbtrc.icc",
+}
 
 
 class HostError(ValueError):
@@ -170,11 +180,11 @@ def capture(document: Any, node: Any, source: str = "layer") -> Capture:
 
 def _read_content(read: Any, box: Rect, space: Space) -> tuple[Image, Space]:
     """The pixels of ``box`` (``read`` gives them in ``space``) as the server's content, and
-    the space they travel in: as read when in the working profile, else the working space."""
+    the space they travel in: as read when in an sRGB profile, else the working space."""
     x, y, w, h = box
     data = bytes(read(x, y, w, h))
     travel = space
-    if space.profile != WORKING_PROFILES[space.model]:
+    if space.profile not in SRGB_PROFILES:
         travel = Space.working(space.model)
         data = convert(data, w, h, space, travel)
     return PixelFormat.of(travel.model, travel.depth).to_image(data, w, h), travel

@@ -314,6 +314,30 @@ COLOUR_CASES = {
     "adobe_float_linear": ("FLOAT_LINEAR", "adobe"),
 }
 PROFILE_LABELS = {"p3": "Display P3", "adobe": "Adobe RGB"}
+# Float images holding values beyond 0..1, written as babl's float sRGB (R'G'B'A float) into
+# 8x8 blocks along the top row: HDR highlights (1.8248 is linear 4.0; 3.2944 linear 16.0) and
+# colours outside sRGB's gamut (negative components: in Adobe RGB, inside its gamut).
+HDR_CASES = {
+    "hdr_float": ("FLOAT_NON_LINEAR", None),
+    "hdr_float_linear": ("FLOAT_LINEAR", None),
+    "hdr_half_linear": ("HALF_LINEAR", None),
+    "wide_adobe_float_linear": ("FLOAT_LINEAR", "adobe"),
+}
+HDR_SPECIALS = {
+    "hdr": [(1.8248, 1.8248, 1.8248), (3.2944, 1.4, 0.9), (1.2, 0.05, 0.6)],
+    "wide": [(-0.3, 0.9, 0.2), (-0.4, 0.8, 0.6), (-0.35, 0.85, 0.75)],  # greens and cyans
+}
+BLOCK = 8
+
+
+def hdr_pattern(kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """The colour pattern with ``kind``'s special colours in blocks; and where they are."""
+    pixels = pattern(W, H, 4, seed=5)
+    where = np.zeros((H, W), bool)
+    for k, rgb in enumerate(HDR_SPECIALS[kind]):
+        pixels[:BLOCK, k * BLOCK : (k + 1) * BLOCK, :3] = rgb
+        where[:BLOCK, k * BLOCK : (k + 1) * BLOCK] = True
+    return pixels, where
 
 
 @pytest.fixture(scope="module")
@@ -333,6 +357,19 @@ def colour(work: Path, profile: Path, server: RunningServer, gimp: harness.Host)
             case["profile"] = str(path)
         args = {**FAST, "builtin-style": "the_scream", "balance": 0.0, "strength": 1.0}
         cases.append({**case, "layers": [spec], "selected": [0], "select": None, "args": args,
+                      "colour": True})  # fmt: skip
+    for name, (precision, icc) in HDR_CASES.items():
+        kind = "wide" if icc else "hdr"
+        path = inputs / f"input-{kind}.raw"
+        path.write_bytes(hdr_pattern(kind)[0].tobytes())
+        case = {"name": name, "width": W, "height": H, "base": "rgb", "precision": precision}
+        if icc:
+            path_icc = inputs / f"{icc}.icc"
+            path_icc.write_bytes(iccs[icc])
+            case["profile"] = str(path_icc)
+        args = {**FAST, "builtin-style": "the_scream", "balance": 0.0, "strength": 1.0}
+        layer = {**spec, "name": kind, "pixels": str(path)}
+        cases.append({**case, "layers": [layer], "selected": [0], "select": None, "args": args,
                       "colour": True})  # fmt: skip
     return {"cases": run_batch(work, "colour", cases, server_env(server, profile), gimp),
             "pattern": pixels}  # fmt: skip
@@ -375,8 +412,8 @@ def test_colour_round_trip_at_balance_0_returns_the_layer_within_one_8_bit_step(
     de = delta_e2000(case, 0, 1)
     print(f"{name}: max {error * 255:.4f}/255 as stored, CIEDE2000 mean {de.mean():.6f} "
           f"max {de.max():.6f}")  # fmt: skip
-    assert error * 255 <= 1 + 1e-9  # one 8-bit step (p3_u8: one code, where P3 u8 -> sRGB
-    # lands a hair outside [0, 1] and the wire clips it; CIEDE2000 there: 0.39 at most)
+    assert error * 255 <= 1 + 1e-9  # one 8-bit step (p3_u8 came back one code off while the
+    # server clipped P3 codes that land a hair outside sRGB's [0, 1]; now it keeps them: 0)
     assert de.mean() < 0.01 and de.max() < 0.5
 
 
@@ -733,3 +770,35 @@ def test_interactive_run_shows_the_dialog_and_with_last_vals_reuses_its_values(g
     reused = gui["d_after"]
     assert reused["status"] == "success", reused["error"]
     assert reused["layers"] == ["The Shipwreck (Turner)", "layer 0"]
+
+
+@pytest.mark.parametrize("name", HDR_CASES)
+def test_values_beyond_0_1_survive_a_round_trip_at_balance_0(colour, name):
+    # babl's float conversions are unbounded and the server keeps what lies beyond 0..1
+    case = colour["cases"][name]
+    assert case.report["status"] == "success", case.report["error"]
+    precision, icc = HDR_CASES[name]
+    result, source = case.layers
+    assert result["bpp"] == source["bpp"]
+    where = hdr_pattern("wide" if icc else "hdr")[1]
+    sent = np.fromfile(case.folder / "engine-0.raw", np.float32).reshape(H, W, 4)
+    special = sent[where][:, :3]
+    assert special.max() > 1.5 if icc is None else special.min() < -0.05  # beyond 0..1
+    stored_source, stored_result = (own_values(case, n, precision).reshape(H, W, 4) for n in (1, 0))
+    if icc:  # inside Adobe RGB's gamut: 0..1 there, though outside sRGB's
+        assert stored_source[where].min() >= 0 and stored_source[where].max() <= 1
+    else:
+        assert stored_source[where].max() > 3  # sRGB 3.29 as stored, or linear 16.0
+    error = np.abs(stored_result - stored_source)
+    relative = float((error / np.maximum(1, np.abs(stored_source))).max())
+    de = delta_e2000(case, 0, 1)
+    largest = stored_source[where][:, :3].max()
+    print(
+        f"{name}: sent {special.min():.4f}..{special.max():.4f}, special pixels max abs error "
+        f"{error[where].max():.2e} (of {largest:g}), all pixels max relative "
+        f"{relative:.2e}, CIEDE2000 mean {de.mean():.6f} max {de.max():.6f}"
+    )
+    # babl's float sRGB <-> linear is within 6.4e-5 of 16.0 (its pow approximation)
+    assert relative <= (1e-3 if precision.startswith("HALF") else 1e-4)
+    if icc:
+        assert de.mean() < 0.01 and de.max() < 0.1

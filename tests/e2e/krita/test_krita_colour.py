@@ -42,3 +42,33 @@ def test_documents_in_other_profiles_round_trip_through_srgb_within_one_8_bit_st
         assert sent_error <= 1 / 255 and back_error <= 1 / 255, name
         assert de.mean() < 0.05 and de.max() < 0.5, name
     assert r["documents_left"] == []  # the scratch documents were closed
+
+
+@on_kritas(KRITA5, KRITA6)
+def test_hdr_highlights_and_colours_outside_srgb_survive_a_round_trip(krita):
+    # scripts/hdr.py: float documents holding linear 4.0 and 16.0 and pure Rec. 2020 primaries;
+    # Krita converts them to its unbounded float sRGB, the server keeps what lies beyond 0..1
+    r = krita("hdr.py")
+    for name in ("hdr-linear-f32", "hdr-linear-f16", "wide-rec2020-f32", "hdr-srgb-f32"):
+        c = r[name]
+        assert c["result_space"] == c["doc_space"], name
+        assert c["sent_dtype"] == "float32", name
+        special = c["special"]
+        sent = np.reshape(c["sent"], (-1, 4))[special, :3]
+        source, result = (np.reshape(c[k], (-1, 4)) for k in ("source", "result"))
+        assert source[special, :3].max() > 1.5, name  # the document does hold them
+        # they crossed beyond 0..1: above it (HDR) or below it (outside sRGB's gamut)
+        assert sent.max() > 1.5 or sent.min() < -0.5, name
+        error = np.abs(result - source) / np.maximum(1, np.abs(source))  # relative beyond 1
+        hdr_error = float(np.abs(result - source)[special].max())
+        lab = [np.reshape(c[k], (-1, 4))[:, :3] for k in ("source_lab", "result_lab")]
+        de = colour_set.colour.delta_E(lab[0], lab[1], method="CIE 2000")
+        print(f"{krita.which} {name} ({c['doc_space'][1]} {c['doc_space'][2]}): sent "
+              f"{sent.min():.4f}..{sent.max():.4f}, special pixels max abs error {hdr_error:.2e}"
+              f" (of {source[special, :3].max():g}), all pixels max relative {error.max():.2e},"
+              f" CIEDE2000 mean {de.mean():.6f} max {de.max():.6f}")  # fmt: skip
+        # F16 holds 11 significant bits: 4.0 lies on a step of 1/256
+        assert error.max() <= (1e-3 if c["doc_space"][1] == "F16" else 1e-4), name
+        if name == "wide-rec2020-f32":  # Lab of colours outside sRGB: the same colours back
+            assert de.mean() < 0.01 and de.max() < 0.1, name
+    assert r["documents_left"] == []
