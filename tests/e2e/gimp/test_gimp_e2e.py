@@ -348,29 +348,23 @@ def colour(work: Path, profile: Path, server: RunningServer, gimp: harness.Host)
     inputs.mkdir()
     spec, pixels = layer_spec(inputs, "photo", (W, H), [0, 0], 4)
     iccs = colour_set.profiles()
-    cases = []
-    for name, (precision, icc) in COLOUR_CASES.items():
-        case = {"name": name, "width": W, "height": H, "base": "rgb", "precision": precision}
+    args = {**FAST, "builtin-style": "the_scream", "balance": 0.0, "strength": 1.0}
+
+    def case(name: str, precision: str, icc: str | None, layer: dict) -> dict:
+        spec = {"name": name, "width": W, "height": H, "base": "rgb", "precision": precision}
         if icc:
             path = inputs / f"{icc}.icc"
             path.write_bytes(iccs[icc])
-            case["profile"] = str(path)
-        args = {**FAST, "builtin-style": "the_scream", "balance": 0.0, "strength": 1.0}
-        cases.append({**case, "layers": [spec], "selected": [0], "select": None, "args": args,
-                      "colour": True})  # fmt: skip
+            spec["profile"] = str(path)
+        return {**spec, "layers": [layer], "selected": [0], "select": None, "args": args,
+                "colour": True}  # fmt: skip
+
+    cases = [case(name, *what, spec) for name, what in COLOUR_CASES.items()]
     for name, (precision, icc) in HDR_CASES.items():
         kind = "wide" if icc else "hdr"
         path = inputs / f"input-{kind}.raw"
         path.write_bytes(hdr_pattern(kind)[0].tobytes())
-        case = {"name": name, "width": W, "height": H, "base": "rgb", "precision": precision}
-        if icc:
-            path_icc = inputs / f"{icc}.icc"
-            path_icc.write_bytes(iccs[icc])
-            case["profile"] = str(path_icc)
-        args = {**FAST, "builtin-style": "the_scream", "balance": 0.0, "strength": 1.0}
-        layer = {**spec, "name": kind, "pixels": str(path)}
-        cases.append({**case, "layers": [layer], "selected": [0], "select": None, "args": args,
-                      "colour": True})  # fmt: skip
+        cases.append(case(name, precision, icc, {**spec, "name": kind, "pixels": str(path)}))
     return {"cases": run_batch(work, "colour", cases, server_env(server, profile), gimp),
             "pattern": pixels}  # fmt: skip
 
