@@ -113,8 +113,9 @@ def test_time_budget_returns_within_budget(engine, style):
     )
     elapsed = time.monotonic() - start
     assert elapsed < 3.0 + 5.0  # without the budget it would run 10**9 steps; slack for load
-    # the budget, not the step count, decides (a 64 px step takes ~0.03 s; >3 even when loaded)
-    assert result.steps > 3
+    # the budget, not the step count, decides: 3 steps of 64 px take ~0.1 s on idle cores, and
+    # the run went on to the budget (counting steps instead failed on a machine loaded to 6/2)
+    assert elapsed >= 3.0 - 0.5 and result.steps >= 1
     assert not result.cancelled
 
 
