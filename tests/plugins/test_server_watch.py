@@ -121,3 +121,19 @@ def test_a_command_that_ends_at_once_is_said_without_waiting(no_server, tmp_path
     assert watch.state == "Server: it did not start."
     assert f"ended at once (exit status 3): see its log, {no_server / 'server.log'}" in watch.error
     assert "ModuleNotFoundError: torch" in (no_server / "server.log").read_text()
+
+
+def test_a_launcher_that_ends_with_0_is_waited_for_until_its_server_answers(no_server, tmp_path):
+    program = tmp_path / "stylebridge"  # hands the server on (a service, a backgrounding script)
+    program.write_text("#!/bin/sh\nexit 0\n")
+    program.chmod(0o755)
+    watch = server_watch.ServerWatch("org.example.Host")
+    assert watch.start(f"{program} serve")
+    tick_until(watch, lambda: watch._process.poll() is not None, 5)
+    tick_until(watch, lambda: watch.state.endswith("(loading the model)..."), 5)
+    server = start_server(no_server)  # comes up after its launcher has ended
+    try:
+        tick_until(watch, lambda: watch.ready, 30)
+        assert watch.state.startswith("Server: ready on cpu") and not watch.error
+    finally:
+        server.stop()

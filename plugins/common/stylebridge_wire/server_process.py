@@ -84,10 +84,13 @@ def _runs_stylebridge_serve(argv: list[str]) -> bool:
     return "serve" in argv and any(n.startswith("stylebridge") for n in names)
 
 
-def exit_status(process: object) -> int | None:
-    """The exit status of a started server command that has already ended, else None."""
+def failed_status(process: object) -> int | None:
+    """The exit status of a started server command that has ended in failure, else None. A
+    command that ends with 0 is a launcher that handed the server on (a service, a shell
+    script that backgrounds it): the caller goes on waiting for the server to answer."""
     poll = getattr(process, "poll", None)
-    return poll() if callable(poll) else None
+    status = poll() if callable(poll) else None
+    return status or None
 
 
 def log_path() -> Path:

@@ -121,8 +121,8 @@ class ServerWatch:
         if self._pending is not None:
             self._poll()
         elif self._starting_until is not None and time.monotonic() >= self._next_retry:
-            status = server_process.exit_status(self._process)
-            if status is not None:  # no use waiting for a server whose command has ended
+            status = server_process.failed_status(self._process)
+            if status is not None:  # no use waiting for a server whose command has failed
                 self._starting_until = None
                 self._show(
                     "Server: it did not start.",

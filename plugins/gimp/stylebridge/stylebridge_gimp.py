@@ -296,7 +296,7 @@ def connect(
             client.ping()
             return client
         except ServerUnavailable as exc:
-            status = server_process.exit_status(process)
+            status = server_process.failed_status(process)
             if status is not None:
                 raise PluginError(
                     f"The stylebridge server command ({command}) ended at once (exit status "
