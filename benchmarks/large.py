@@ -133,7 +133,7 @@ def judge_both_scales(
 
 
 def large_sheet(
-    content: Layer, images: dict[str, np.ndarray], scores: dict[str, Scores], name: str
+    content: Layer, images: dict[str, np.ndarray], scores: dict[str, Scores], sheet_name: str
 ) -> Path:
     """The whole pictures side by side, and under them the same 1:1 crop of each (the face):
     what the tiles add is only visible at full size."""
@@ -157,8 +157,8 @@ def large_sheet(
             ]
         row1.append(tile(img, lines, 400))
         row2.append(tile(img.crop((left, top, left + w, top + h)), [f"{name}, 1:1 crop"], 400))
-    title = [f"{WIDTH}x{HEIGHT}: tiled refinement, untiled at the same time, and the paper recipe"]
-    out = QUALITY_DOCS / f"{name}.png"
+    title = [f"{WIDTH}x{HEIGHT}: " + ", ".join(images) + " (untiled: at the same time)"]
+    out = QUALITY_DOCS / f"{sheet_name}.png"
     save_png(sheet([row1, row2], title), out)
     return out
 
