@@ -10,7 +10,10 @@ untiled one and the paper recipe (1000 steps at 384 px, run once and cached in
   gets and where the tiles' detail counts;
 - and at 384 px, the recipe's own scale, where the targets of docs/quality.md are stated.
 
-    python -m benchmarks.large [--preset quality] [--no-baseline]
+    python -m benchmarks.large [--preset quality] [--style the_scream] [--no-baseline]
+
+The Starry Night is the pair the tiles were tuned on; ``--style`` names another built-in style
+(core/assets) as a held-out check (its recipe cached on its own; its sheet large-NAME.png).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from tests.support.servers import start_server
 WIDTH, HEIGHT = 4000, 3000
 BASELINE_SIZE = 1536  # largest working size run untiled in bounded memory on this machine
 RECIPE_SIDE = PRESETS["paper"].size  # 384: the recipe's content size, where the targets live
+DEFAULT_STYLE = "starry_night"  # the pair the tiles were tuned on (sheet: large.png)
 
 
 def make_content() -> np.ndarray:
@@ -128,7 +132,9 @@ def judge_both_scales(
     return full
 
 
-def large_sheet(content: Layer, images: dict[str, np.ndarray], scores: dict[str, Scores]) -> Path:
+def large_sheet(
+    content: Layer, images: dict[str, np.ndarray], scores: dict[str, Scores], sheet_name: str
+) -> Path:
     """The whole pictures side by side, and under them the same 1:1 crop of each (the face):
     what the tiles add is only visible at full size."""
     names = ["content", *images]
@@ -151,8 +157,8 @@ def large_sheet(content: Layer, images: dict[str, np.ndarray], scores: dict[str,
             ]
         row1.append(tile(img, lines, 400))
         row2.append(tile(img.crop((left, top, left + w, top + h)), [f"{name}, 1:1 crop"], 400))
-    title = [f"{WIDTH}x{HEIGHT}: tiled refinement, untiled at the same time, and the paper recipe"]
-    out = QUALITY_DOCS / "large.png"
+    title = [f"{WIDTH}x{HEIGHT}: " + ", ".join(images) + " (untiled: at the same time)"]
+    out = QUALITY_DOCS / f"{sheet_name}.png"
     save_png(sheet([row1, row2], title), out)
     return out
 
@@ -163,15 +169,21 @@ def main() -> None:
     parser.add_argument(
         "--no-baseline", action="store_true", help="skip the untiled run at the same time"
     )
+    parser.add_argument(
+        "--style", default=DEFAULT_STYLE, choices=sorted(assets.BUILTIN_STYLES),
+        help="the built-in style (the tiles were tuned on the default)",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(2)
     content = make_content()
-    style_layer = load_image(assets.DEFAULT_STYLE)
+    style_layer = load_image(assets.BUILTIN_STYLES[args.style])
+    name = "large" if args.style == DEFAULT_STYLE else f"large-{args.style}"
     style = layer_to_array(style_layer, np.uint8)
     settings = make_settings(args.preset)
     boxes = refinement_tiles(settings, HEIGHT, WIDTH, settings.size)
     print(
-        f"4000x3000 RGBA through the server, {args.preset} preset: {len(boxes)} tiles of "
+        f"4000x3000 RGBA x {args.style} through the server, {args.preset} preset: "
+        f"{len(boxes)} tiles of "
         f"{settings.tile_size} px, overlap {settings.tile_overlap}, "
         f"{settings.refine_steps} steps each"
     )
@@ -200,13 +212,13 @@ def main() -> None:
     content_layer = layer_from_array(content)
     # The recipe on the same picture at its own 384 px (cached: 1000 steps run once)
     recipe = Runner(engine, LPIPS(), Plan(), RUNS).run(
-        "large", to_side(content_layer, RECIPE_SIDE), style_layer, "paper recipe", "paper"
+        name, to_side(content_layer, RECIPE_SIDE), style_layer, "paper recipe", "paper"
     )
     print(f"  paper recipe at {RECIPE_SIDE} px: {recipe.steps} steps, CPU {recipe.cpu_s:.0f} s")
     images = {name: layer_from_array(r["result"]).rgb for name, r in runs.items()}
     images["paper recipe"] = np.asarray(recipe.image, dtype=np.float32).transpose(2, 0, 1) / 255
     scores = judge_both_scales(engine, content_layer, style_layer, images)
-    large_sheet(content_layer, images, scores)
+    large_sheet(content_layer, images, scores, name)
 
 
 if __name__ == "__main__":

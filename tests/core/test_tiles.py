@@ -11,6 +11,7 @@ from stylebridge.core.images import Layer, load_image
 from stylebridge.core.losses import Targets, content_target, style_grams
 from stylebridge.core.optimize import run_stage
 from stylebridge.core.plan import refinement_tiles
+from stylebridge.core.resize import gaussian_blur, resize_to
 from stylebridge.core.settings import make_settings
 from stylebridge.core.tiles import axis_starts, ramp, refine_in_tiles, seam_score, tile_boxes
 from stylebridge.core.vgg import normalize
@@ -162,3 +163,39 @@ def test_a_tile_returns_its_end_point_without_a_scoring_forward(engine):
     assert end.steps == 3 and not torch.equal(end.image, tile)
     # the end point is the image the scored run reached and kept (its loss was the lowest)
     assert torch.allclose(end.image, scored.image)
+
+
+def test_the_tiles_start_from_the_working_result_smoothed_and_take_smaller_steps(
+    engine, style, monkeypatch
+):
+    # the working size's pixel grain is smoothed away before the upsample (TILE_START_BLUR) and
+    # the tiles' steps are a fraction of the stages' (TILE_LR_FACTOR): docs/benchmarks.md
+    from stylebridge.core import engine as engine_module
+
+    calls: list[tuple[torch.Tensor, torch.Tensor, float]] = []  # start, result, lr of each stage
+
+    real = engine_module.run_stage
+
+    def spy(model, init, targets, settings, steps, **kwargs):
+        result = real(model, init, targets, settings, steps, **kwargs)
+        calls.append((init.clone(), result.image, settings.lr))
+        return result
+
+    monkeypatch.setattr(engine_module, "run_stage", spy)
+    content = Layer(torch.rand(3, 200, 330, generator=torch.Generator().manual_seed(3)).numpy())
+    settings = make_settings(
+        "fast", size=128, steps=2, refine_steps=1, tile_size=128, tile_overlap=16, style_size=64
+    )
+    engine.stylize(content, [style], settings)
+    assert len(calls) == 1 + len(tile_boxes(200, 330, 128, 16))  # one scale, then the tiles
+    working, first_tile = calls[0][1], calls[1][0]
+    smoothed = gaussian_blur(working, engine_module.TILE_START_BLUR)
+    expected = resize_to(smoothed, (200, 330))[..., :128, :128]
+    assert torch.allclose(first_tile, expected, atol=1e-6)
+    assert not torch.allclose(first_tile, resize_to(working, (200, 330))[..., :128, :128])
+    assert calls[0][2] == settings.lr  # the working size as before
+    assert {lr for _, _, lr in calls[1:]} == {settings.lr * engine_module.TILE_LR_FACTOR}
+    assert engine_module.TILE_LR_FACTOR < 1
+    # and the smoothing only takes grain away: a flat image stays as it was
+    flat = torch.full((1, 3, 20, 30), 0.25)
+    assert torch.allclose(gaussian_blur(flat, 1.0), flat)
