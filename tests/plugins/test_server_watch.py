@@ -137,3 +137,12 @@ def test_a_launcher_that_ends_with_0_is_waited_for_until_its_server_answers(no_s
         assert watch.state.startswith("Server: ready on cpu") and not watch.error
     finally:
         server.stop()
+
+
+def test_an_endpoint_from_the_environment_is_not_this_machines_server(watch, monkeypatch):
+    monkeypatch.setenv("STYLEBRIDGE_ENDPOINT", "tcp://gpu-box:47474")
+    assert not watch.local and not watch.can_start  # Start would start one nobody asks
+    watch.ready = True
+    assert not watch.can_stop
+    watch._on_down(ConnectionError("no answer"))
+    assert watch.state == "Server: no answer at tcp://gpu-box:47474."

@@ -105,10 +105,16 @@ def read_discovery(path: str | None = None) -> dict[str, Any] | None:
     return info
 
 
+def chosen_endpoint(endpoint: str | None = None) -> str:
+    """The endpoint a client uses: ``endpoint``, else ``STYLEBRIDGE_ENDPOINT``; "" means this
+    machine's own server, found by its discovery file (the only one a plug-in starts or stops)."""
+    return (endpoint or "").strip() or os.environ.get("STYLEBRIDGE_ENDPOINT", "").strip()
+
+
 def find_server(endpoint: str | None = None, token: str | None = None) -> tuple[str, str]:
     """Endpoint and token: the arguments, else ``STYLEBRIDGE_ENDPOINT`` + ``STYLEBRIDGE_TOKEN``,
     else the discovery file (see `discovery_path`). Raises `ServerUnavailable` when none."""
-    endpoint = endpoint or os.environ.get("STYLEBRIDGE_ENDPOINT") or None
+    endpoint = chosen_endpoint(endpoint) or None
     token = token or os.environ.get("STYLEBRIDGE_TOKEN") or None
     if endpoint and token:
         return endpoint, token

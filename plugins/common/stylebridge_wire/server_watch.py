@@ -16,7 +16,7 @@ from typing import Any
 
 from . import server_process
 from .client import Client, PendingReply
-from .discovery import read_discovery
+from .discovery import chosen_endpoint, read_discovery
 from .protocol import ClientError
 
 CHECK_TIMEOUT = 2.0  # s for a status reply; the dialog goes on meanwhile
@@ -55,7 +55,7 @@ class ServerWatch:
     # ------------------------------------------------------------------ what the view shows
     @property
     def local(self) -> bool:
-        return not self.endpoint.strip()
+        return not chosen_endpoint(self.endpoint)
 
     @property
     def starting(self) -> bool:
@@ -200,7 +200,7 @@ class ServerWatch:
         self._show(
             "Server: not running. Start it here, or run 'stylebridge serve'."
             if self.local
-            else f"Server: no answer at {self.endpoint.strip()}.",
+            else f"Server: no answer at {chosen_endpoint(self.endpoint)}.",
             hint or describe(exc),
             ready=False,
         )

@@ -14,6 +14,7 @@ from typing import Any
 
 from stylebridge_wire import catalogue, progress, server_process
 from stylebridge_wire.catalogue import Style
+from stylebridge_wire.discovery import chosen_endpoint
 from stylebridge_wire.pixels import Rect, context_margin, expand_box, intersect_box
 from stylebridge_wire.protocol import ClientError, ServerError, ServerUnavailable
 from stylebridge_wire.server_watch import START_WAIT
@@ -256,7 +257,7 @@ class ServerChoice:
     @property
     def local(self) -> bool:
         """This machine's server, which the plug-in may start (a studio's is started there)."""
-        return not self.endpoint and not os.environ.get("STYLEBRIDGE_ENDPOINT")
+        return not chosen_endpoint(self.endpoint)
 
     def start_command(self) -> str:
         return self.command or server_process.default_command()
