@@ -111,6 +111,13 @@ def chosen_endpoint(endpoint: str | None = None) -> str:
     return (endpoint or "").strip() or os.environ.get("STYLEBRIDGE_ENDPOINT", "").strip()
 
 
+def typed_server(endpoint: str, token: str) -> tuple[str | None, str | None]:
+    """A panel's endpoint and token as a `Client` takes them: no endpoint typed is this
+    machine's server (or the environment's), and a typed token counts only with an endpoint."""
+    endpoint = endpoint.strip()
+    return (endpoint, token.strip() or None) if endpoint else (None, None)
+
+
 def find_server(endpoint: str | None = None, token: str | None = None) -> tuple[str, str]:
     """Endpoint and token: the arguments, else ``STYLEBRIDGE_ENDPOINT`` + ``STYLEBRIDGE_TOKEN``,
     else the discovery file (see `discovery_path`). Raises `ServerUnavailable` when none."""

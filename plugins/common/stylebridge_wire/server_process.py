@@ -93,6 +93,11 @@ def failed_status(process: object) -> int | None:
     return status or None
 
 
+def failed_start(status: int) -> str:
+    """What to say of a server command that failed at once (`failed_status`)."""
+    return f"ended at once (exit status {status}): see its log, {log_path()}"
+
+
 def log_path() -> Path:
     """Where a server started here (or `stylebridge serve`) writes its log."""
     return Path(runtime_dir()) / "server.log"

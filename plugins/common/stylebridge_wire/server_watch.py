@@ -16,7 +16,7 @@ from typing import Any
 
 from . import server_process
 from .client import Client, PendingReply
-from .discovery import chosen_endpoint, read_discovery
+from .discovery import chosen_endpoint, read_discovery, typed_server
 from .protocol import ClientError
 
 CHECK_TIMEOUT = 2.0  # s for a status reply; the dialog goes on meanwhile
@@ -76,8 +76,7 @@ class ServerWatch:
 
     def client(self, timeout: float) -> Client:
         """A client for the chosen server; raises ClientError when there is none to find."""
-        endpoint = self.endpoint.strip() or None
-        return Client(endpoint, (self.token.strip() or None) if endpoint else None, timeout=timeout)
+        return Client(*typed_server(self.endpoint, self.token), timeout=timeout)
 
     # ------------------------------------------------------------------ actions
     def check(self) -> None:
@@ -126,8 +125,7 @@ class ServerWatch:
                 self._starting_until = None
                 self._show(
                     "Server: it did not start.",
-                    f"The server command ended at once (exit status {status}): see its log, "
-                    f"{server_process.log_path()}",
+                    f"The server command {server_process.failed_start(status)}",
                 )
                 return
             if time.monotonic() >= self._starting_until:

@@ -14,7 +14,7 @@ from typing import Any
 
 from stylebridge_wire import catalogue, progress, server_process
 from stylebridge_wire.catalogue import Style
-from stylebridge_wire.discovery import chosen_endpoint
+from stylebridge_wire.discovery import chosen_endpoint, typed_server
 from stylebridge_wire.pixels import Rect, context_margin, expand_box, intersect_box
 from stylebridge_wire.protocol import ClientError, ServerError, ServerUnavailable
 from stylebridge_wire.server_watch import START_WAIT
@@ -264,8 +264,8 @@ class ServerChoice:
 
     def client_maker(self, make_client: Callable[..., Any]) -> Callable[..., Any]:
         """``make_client`` (the Client class) bound to this server, for `connect`."""
-        endpoint, token = self.endpoint or None, self.token or None
-        return lambda **kwargs: make_client(endpoint, token if endpoint else None, **kwargs)
+        endpoint, token = typed_server(self.endpoint, self.token)
+        return lambda **kwargs: make_client(endpoint, token, **kwargs)
 
 
 def connect(
@@ -300,8 +300,8 @@ def connect(
             status = server_process.failed_status(process)
             if status is not None:
                 raise PluginError(
-                    f"The stylebridge server command ({command}) ended at once (exit status "
-                    f"{status}). See its log: {server_process.log_path()}"
+                    f"The stylebridge server command ({command}) "
+                    f"{server_process.failed_start(status)}"
                 ) from None
             if time.monotonic() >= deadline:
                 raise PluginError(
