@@ -18,6 +18,7 @@ what changed; --force measures again.
 
 Usage: python -m benchmarks.quality [--pairs NAME,...] [--only pairs,balance,colour,scale]
                                     [--force] [--smoke] [--out DIR] [--threads N]
+       python -m benchmarks.quality --replot [--pairs NAME,...]   (the plots from the records)
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ PRODUCT_PRESETS = ("fast", "quality")
 SUBJECT_SLACK = 0.05  # quarter-size SSIM may be this much below the recipe's final
 FAST_TIME_SHARE = 1 / 25  # fast: at most this share of the recipe's CPU time
 QUALITY_STYLE_SHARE = 0.5  # quality: style term at most half the recipe's final
+TRAJECTORY_LABEL = "paper, step {}"  # a pair record's rows of the recipe's trajectory
 
 
 @dataclass(frozen=True)
@@ -418,7 +420,7 @@ def run_pair(ctx: Context, pair: Pair) -> dict:
     )
     checks = check_targets(recipe, runs, plan.times)
     rows = [
-        {"label": f"paper, step {s}", "preset": "paper", "steps": s, **v}
+        {"label": TRAJECTORY_LABEL.format(s), "preset": "paper", "steps": s, **v}
         for s, v in sorted(recipe.snapshots.items())
     ]
     rows += [
@@ -488,28 +490,37 @@ def run_pair(ctx: Context, pair: Pair) -> dict:
         f"{data['machine']['cpu']}, {data['machine']['date']}",
     ]
     save_png(sheet([tiles, second], title), ctx.out / f"{pair.name}.png")
-    colours = {"fast": "C0", "quality": "C1"}
-    markers = dict(zip(plan.times, "os^D", strict=False))
-    points = [
-        Point(f"{r.label}", r.scores["style"], r.scores["ssim_quarter"], markers[k], colours[p])
-        for p in PRODUCT_PRESETS
-        for k, r in zip(plan.times, runs[p], strict=True)
-    ]
-    final = recipe.scores
-    scatter(
-        ctx.out / f"{pair.name}-plot.png",
-        f"{pair.name}: the presets against the paper recipe's trajectory",
-        [
-            (s, v["scores"]["style"], v["scores"]["ssim_quarter"])
-            for s, v in sorted(recipe.snapshots.items())
-        ],
-        points,
-        (final["style"], final["ssim_quarter"] - SUBJECT_SLACK),
-    )
     write_json(ctx.out / f"{pair.name}.json", data)
+    plot_pair(data, ctx.out / f"{pair.name}-plot.png", plan.times)
     if pair.name == plan.more_time_pair:
         more_time_sheet(ctx, pair, content, style, recipe, runs["fast"])
     return data
+
+
+def plot_pair(data: dict, path: Path, times: Sequence[int]) -> None:
+    """A pair's scatter (the recipe's trajectory, each preset at each time, the target region),
+    drawn from its record alone, so that --replot redraws it without running anything."""
+    rows = data["rows"]
+    colours = {"fast": "C0", "quality": "C1"}
+    markers = dict(zip(times, "os^D", strict=False))
+    points = [
+        Point(r["label"], r["scores"]["style"], r["scores"]["ssim_quarter"], markers[k], colours[p])
+        for p in PRODUCT_PRESETS
+        for k, r in zip(times, [r for r in rows if r["preset"] == p], strict=True)
+    ]
+    trajectory = [
+        (r["steps"], r["scores"]["style"], r["scores"]["ssim_quarter"])
+        for r in rows
+        if r["label"] == TRAJECTORY_LABEL.format(r["steps"])
+    ]
+    final = data["recipe"]["scores"]
+    scatter(
+        path,
+        f"{data['pair']['name']}: the presets against the paper recipe's trajectory",
+        trajectory,
+        points,
+        (final["style"], final["ssim_quarter"] - SUBJECT_SLACK),
+    )
 
 
 def more_time_sheet(
@@ -785,6 +796,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, few steps, temp dir")
     parser.add_argument("--out", type=Path, help=f"output folder (default {OUT})")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--replot", action="store_true", help="redraw the pairs' plots from their records only"
+    )
     args = parser.parse_args(argv)
 
     names = PAIR_NAMES if not args.pairs else tuple(n.strip() for n in args.pairs.split(","))
@@ -799,6 +813,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     plan = SMOKE if args.smoke else Plan()
     out = args.out or (Path(tempfile.mkdtemp(prefix="stylebridge-quality-")) if args.smoke else OUT)
     out.mkdir(parents=True, exist_ok=True)
+    if args.replot:  # the records hold every point: nothing runs
+        for name in names:
+            if (record := out / f"{name}.json").exists():
+                plot_pair(json.loads(record.read_text()), out / f"{name}-plot.png", plan.times)
+            else:
+                print(f"  {name}: no record at {record}, no plot", file=sys.stderr)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     m = machine()

@@ -173,6 +173,12 @@ def test_smoke_pair_scores_both_axes_checks_the_targets_and_reuses_runs(tmp_path
     assert not re.findall(r"^  (.+?) +\d+ steps  CPU ", second, flags=re.M)
     again = json.loads((tmp_path / "chelsea-starry_night.json").read_text())
     assert [r["scores"] for r in again["rows"]] == [r["scores"] for r in data["rows"]]
+    # the plot is drawn from the record alone: --replot redraws it and runs nothing
+    plot = tmp_path / "chelsea-starry_night-plot.png"
+    plot.unlink()
+    replot = _smoke(tmp_path, "--replot", "--pairs", "chelsea-starry_night")
+    assert "cached: " not in replot and "weights:" not in replot
+    assert Image.open(plot).size[0] > 4 * 96
 
 
 def test_lpips_is_zero_for_the_same_image_and_grows_with_the_change():
