@@ -503,10 +503,11 @@ def plot_pair(data: dict, path: Path, times: Sequence[int]) -> None:
     rows = data["rows"]
     colours = {"fast": "C0", "quality": "C1"}
     markers = dict(zip(times, "os^D", strict=False))
+    by_preset = {p: [r for r in rows if r["preset"] == p] for p in PRODUCT_PRESETS}
     points = [
         Point(r["label"], r["scores"]["style"], r["scores"]["ssim_quarter"], markers[k], colours[p])
         for p in PRODUCT_PRESETS
-        for k, r in zip(times, [r for r in rows if r["preset"] == p], strict=True)
+        for k, r in zip(times, by_preset[p], strict=True)
     ]
     trajectory = [
         (r["steps"], r["scores"]["style"], r["scores"]["ssim_quarter"])
