@@ -4,7 +4,7 @@ Each control is declared once, as a field of ``Settings`` with its range, its he
 shows (`control`). Everything else reads it from here: validation (`validate`), the CLI's
 arguments (server/cli.py), the protocol's list of what a client may set (server/protocol.py),
 and the plug-ins' dialogs through `vocabulary()`, whose JSON copy the stdlib-only wire package
-carries (plugins/common/stylebridge_wire/vocabulary.json, checked by a test; regenerate it with
+carries (wire/vocabulary.json, checked by a test; regenerate it with
 ``python -m stylebridge.core.settings``). A bad value raises ``InputError`` naming the field.
 """
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WIRE = ROOT / "plugins" / "common" / "stylebridge_wire"
+WIRE = ROOT / "wire"  # stylebridge.wire: installed beside stylebridge.plugins too
 ASSETS = ROOT / "core" / "assets"
 STYLE_FILES = {  # built-in styles as the plug-ins name them -> file in core/assets
     "The Starry Night (van Gogh)": "starry_night.jpg",

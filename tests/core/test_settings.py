@@ -24,7 +24,7 @@ from stylebridge.core.settings import (
 from stylebridge.wire import vocabulary as wire_vocabulary
 from tests.support import REPO
 
-COMMITTED = REPO / "plugins" / "common" / "stylebridge_wire" / "vocabulary.json"
+COMMITTED = REPO / "wire" / "vocabulary.json"
 
 
 def test_the_committed_wire_vocabulary_is_the_declarations_own():

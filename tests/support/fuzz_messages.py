@@ -48,7 +48,7 @@ T = TypeVar("T")
 # --- what docs/protocol.md says ------------------------------------------------------------------
 # The protocol's numbers (version, header limits, pixel types) and its vocabulary (presets and
 # controls a client may send) are the wire package's: the client core every client shares, the
-# plug-ins included (plugins/common/stylebridge_wire, generated from core/settings.py). The rest
+# plug-ins included (wire/, generated from core/settings.py). The rest
 # of the oracle is written from docs/protocol.md, not from server/protocol.py.
 
 VOCABULARY = vocabulary.default()

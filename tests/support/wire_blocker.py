@@ -1,7 +1,7 @@
 """Make ``zmq`` and ``msgpack`` unimportable, then load the plug-ins' stdlib wire package.
 
 Used by the subprocess peers of the wire tests: what they prove holds only if the wire package
-cannot lean on pyzmq or msgpack. The package is loaded from plugins/common/stylebridge_wire by
+cannot lean on pyzmq or msgpack. The package is loaded from wire/ by
 its path, under the name the plug-ins vendor it as (``stylebridge_wire``), exactly as a plug-in
 holds it: nothing from the installed ``stylebridge`` package is involved, so the peers run under
 any Python 3.8+ (STYLEBRIDGE_WIRE_PEER_PYTHON). Kept runnable on Python 3.8.
@@ -19,9 +19,7 @@ from typing import Any
 BLOCKED = ("zmq", "msgpack")
 WIRE = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-    "plugins",
-    "common",
-    "stylebridge_wire",
+    "wire",
 )
 
 

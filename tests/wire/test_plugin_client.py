@@ -1,4 +1,4 @@
-"""The plug-ins' standard-library client (plugins/common/stylebridge_wire/client.py, installed
+"""The plug-ins' standard-library client (wire/client.py, installed
 as stylebridge.wire; the Python client is the same class over pyzmq).
 
 Against a real server process over real sockets, with the client in a subprocess where zmq

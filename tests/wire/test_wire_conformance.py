@@ -1,4 +1,4 @@
-"""Conformance of plugins/common/stylebridge_wire (stylebridge.wire), the client transport for
+"""Conformance of wire/ (stylebridge.wire), the client transport for
 embedded Pythons.
 
 * msgpack_lite against the real msgpack: same bytes out, same values in, and nothing but
