@@ -6,7 +6,7 @@ PIP := $(BIN)/pip --disable-pip-version-check
 # torch/torchvision first, at the versions this workplace keeps on disk; pyproject keeps ranges.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test bench bench-codecs bench-large bench-cluster quality soak lint dist hosts clean
+.PHONY: install vocabulary demo test bench bench-codecs bench-large bench-cluster quality soak lint dist hosts clean
 
 # `install` is the runtime only (what `make demo` needs); each other target adds the extras it
 # uses, once: $(VENV)/.extra-NAME installs pyproject's optional dependencies NAME.
@@ -24,6 +24,11 @@ $(VENV)/.installed: pyproject.toml
 $(VENV)/.extra-%: $(VENV)/.installed
 	$(PIP) install -q -e '.[$*]'
 	touch $@
+
+# wire/vocabulary.json, the plug-ins' copy of core/settings.py's controls and presets (committed;
+# a test fails until it is rewritten after a change there)
+vocabulary: install
+	$(BIN)/python -m stylebridge.server.vocabulary
 
 demo: install
 	$(BIN)/stylebridge demo -o out/demo.png

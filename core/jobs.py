@@ -82,6 +82,7 @@ def run(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     preview_interval: float | None = None,
+    preview_side: int | None = None,
 ) -> JobResult:
     """One job on a warm engine (its device, whatever the controls say). Raises InputError
     for a bad control or image, anything else for a failure of the engine itself."""
@@ -94,6 +95,7 @@ def run(
         on_progress=on_progress,
         should_stop=should_stop,
         preview_interval=preview_interval,
+        preview_side=preview_side,
     )
     layer = apply_mask(result.layer, mask)
     return JobResult(

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from stylebridge.wire.protocol import PREVIEW_SIDE  # what the protocol promises clients
-
 from .optimize import StepReport
 from .resize import resize_long_side
 
 ETA_MIN_STEPS = 3  # one timed step is mostly warm-up: the first ETA waits for more
+# A preview's largest side when the caller names none: the working size. A server passes the
+# bound its protocol promises clients (stylebridge.wire.protocol.PREVIEW_SIDE).
+PREVIEW_SIDE: int | None = None
 
 
 @dataclass
@@ -52,7 +53,7 @@ class ProgressTracker:
         deadline: float | None,
         on_progress: Callable[[Progress], None] | None,
         preview_interval: float | None,
-        preview_side: int = PREVIEW_SIDE,
+        preview_side: int | None = PREVIEW_SIDE,
     ) -> None:
         self.start, self.costs, self.steps, self.deadline = start, costs, steps, deadline
         self.on_progress, self.preview_interval = on_progress, preview_interval
@@ -92,7 +93,9 @@ class ProgressTracker:
         if self.preview_interval is not None and now - self.last_preview >= self.preview_interval:
             self.last_preview = now
             image = report.image()
-            side = min(self.preview_side, max(image.shape[-2:]))
+            side = max(image.shape[-2:])
+            if self.preview_side is not None:
+                side = min(self.preview_side, side)
             preview = preview_frame(resize_long_side(image, side)[0])
         self.on_progress(
             Progress(

@@ -4,8 +4,8 @@ Each control is declared once, as a field of ``Settings`` with its range, its he
 shows (`control`). Everything else reads it from here: validation (`validate`), the CLI's
 arguments (server/cli.py), the protocol's list of what a client may set (server/protocol.py),
 and the plug-ins' dialogs through `vocabulary()`, whose JSON copy the stdlib-only wire package
-carries (wire/vocabulary.json, checked by a test; regenerate it with
-``python -m stylebridge.core.settings``). A bad value raises ``InputError`` naming the field.
+carries (wire/vocabulary.json: `make vocabulary` writes it, a test keeps it equal). A bad value
+raises ``InputError`` naming the field.
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ import dataclasses
 import functools
 import json
 import math
-import sys
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .errors import InputError
@@ -426,19 +424,5 @@ def vocabulary(
     }
 
 
-WIRE_VOCABULARY = (
-    Path(__file__).resolve().parents[1]
-    / "plugins"
-    / "common"
-    / "stylebridge_wire"
-    / "vocabulary.json"
-)
-
-
 def vocabulary_json(data: dict[str, Any] | None = None) -> str:
     return json.dumps(vocabulary() if data is None else data, indent=1) + "\n"
-
-
-if __name__ == "__main__":  # python -m stylebridge.core.settings: rewrite the wire's copy
-    WIRE_VOCABULARY.write_text(vocabulary_json(), encoding="utf-8")
-    print(f"wrote {WIRE_VOCABULARY}", file=sys.stderr)

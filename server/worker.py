@@ -15,6 +15,7 @@ from stylebridge.core import jobs
 from stylebridge.core.engine import Engine
 from stylebridge.core.errors import InputError
 from stylebridge.core.progress import Progress
+from stylebridge.wire.protocol import PREVIEW_SIDE
 
 from .board import Emit, Job, JobBoard
 from .protocol import CONTROLS, control_field, encode_image, error_header
@@ -149,6 +150,7 @@ def run_job(engine: Engine, job: Job, emit: Emit) -> Final:
             on_progress=_Reporter(emit, job),
             should_stop=job.cancel.is_set,
             preview_interval=req.preview,
+            preview_side=PREVIEW_SIDE,
         )
         spec, blob = encode_image(result.image, 1)
     except InputError as exc:

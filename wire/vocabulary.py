@@ -1,6 +1,6 @@
 """What a client may ask for: the presets and the controls with their ranges, as the engine
 declares them (core/settings.py). ``vocabulary.json`` beside this file is generated from there
-(``python -m stylebridge.core.settings``) and a test keeps the two equal, so the plug-ins build
+(``make vocabulary``) and a test keeps the two equal, so the plug-ins build
 their dialogs and check their options from the same declarations as the CLI and the server.
 Standard library only.
 """
@@ -12,7 +12,7 @@ import math
 import os
 from typing import Any
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vocabulary.json")
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
@@ -96,7 +96,7 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: str | None = None) -> Vocabulary:
-        with open(path or os.path.join(HERE, "vocabulary.json"), encoding="utf-8") as f:
+        with open(path or FILE, encoding="utf-8") as f:
             return cls(json.load(f))
 
     def dialog_controls(self) -> list[Control]:

@@ -28,7 +28,7 @@ COMMITTED = REPO / "wire" / "vocabulary.json"
 
 
 def test_the_committed_wire_vocabulary_is_the_declarations_own():
-    """Regenerate it with ``python -m stylebridge.core.settings`` after changing a control."""
+    """Regenerate it with ``make vocabulary`` after changing a control."""
     assert json.loads(COMMITTED.read_text(encoding="utf-8")) == json.loads(vocabulary_json())
     # and the installed stdlib package reads that very file
     assert wire_vocabulary.default().data == json.loads(vocabulary_json())

@@ -6,7 +6,7 @@ way, reaches both plug-ins' jobs.
 
 The throwaway control and preset live in this module only: a `Settings` subclass and a copy of
 `PRESET_TABLE`, turned into the plug-ins' data by `vocabulary()` as
-``python -m stylebridge.core.settings`` does for the committed vocabulary.json.
+``make vocabulary`` does for the committed vocabulary.json.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import zmq
 
 from stylebridge.core.weights import cache_dir
 from stylebridge.server.client import Client, ServerError, ServerUnavailable
-from stylebridge.wire.protocol import VERSION
+from stylebridge.wire.protocol import PREVIEW_SIDE, VERSION
 from tests.support.images import STYLE, rgba
 from tests.support.servers import free_port, raw_socket, start_server
 
@@ -44,6 +44,17 @@ def test_stylize_keeps_size_dtype_and_alpha(client):
     assert np.array_equal(out[:, :, 3], content[:, :, 3])  # alpha untouched
     assert not np.array_equal(out[:, :, :3], content[:, :, :3])
     assert steps and steps[-1] == 4
+
+
+def test_previews_keep_within_the_protocols_side_whatever_the_working_size(client):
+    """The engine previews at its working size unless told; the server bounds it."""
+    previews = []
+    job = client.submit(
+        rgba(240, 320), [STYLE], preview=0.2, on_preview=lambda image, _: previews.append(image),
+        size=320, style_size=64, steps=2,
+    )  # fmt: skip
+    job.wait(120)
+    assert previews and all(p.shape == (PREVIEW_SIDE * 3 // 4, PREVIEW_SIDE, 3) for p in previews)
 
 
 def test_mask_limits_the_effect_to_the_selection(client):
