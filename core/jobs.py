@@ -14,7 +14,7 @@ import ctypes
 import dataclasses
 import gc
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,8 @@ import torch
 
 from .engine import Engine, Progress
 from .images import Layer, layer_from_array, layer_to_array
-from .settings import Settings, make_settings
+from .request import JobRequest
+from .settings import Settings
 
 
 class GramCache(collections.OrderedDict):
@@ -72,34 +73,27 @@ class JobResult:
 
 def run(
     engine: Engine,
-    preset: str,
-    controls: dict[str, Any],
-    content: np.ndarray,
-    styles: Sequence[np.ndarray],
+    request: JobRequest,
     *,
-    style_weights: Sequence[float] | None = None,
-    mask: np.ndarray | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    preview_interval: float | None = None,
-    preview_side: int | None = None,
 ) -> JobResult:
-    """One job on a warm engine (its device, whatever the controls say). Raises InputError
-    for a bad control or image, anything else for a failure of the engine itself."""
-    settings = dataclasses.replace(make_settings(preset, **controls), device="auto")
+    """One job on a warm engine (its device, whatever the settings say). Raises InputError
+    for an image the engine refuses, anything else for a failure of the engine itself."""
+    settings = dataclasses.replace(request.settings, device="auto")
     result = engine.stylize(
-        layer_from_array(content),
-        [layer_from_array(s) for s in styles],
+        layer_from_array(request.content),
+        [layer_from_array(s) for s in request.styles],
         settings,
-        style_weights=style_weights,
+        style_weights=request.style_weights,
         on_progress=on_progress,
         should_stop=should_stop,
-        preview_interval=preview_interval,
-        preview_side=preview_side,
+        preview_interval=request.preview_interval,
+        preview_side=request.preview_side,
     )
-    layer = apply_mask(result.layer, mask)
+    layer = apply_mask(result.layer, request.mask)
     return JobResult(
-        layer_to_array(layer, content.dtype),
+        layer_to_array(layer, request.content.dtype),
         result.steps,
         result.elapsed,
         result.losses,

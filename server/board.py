@@ -23,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .protocol import SubmitRequest
+from stylebridge.core.request import JobRequest
+
 from .scheduler import FairQueue
 
 Emit = Callable[[bytes, dict[str, Any], list], None]
@@ -33,7 +34,7 @@ Emit = Callable[[bytes, dict[str, Any], list], None]
 class Job:
     peer: bytes
     request_id: Any
-    request: SubmitRequest
+    request: JobRequest  # validated once, by the socket thread that accepted it
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     cancel: threading.Event = field(default_factory=threading.Event)
     started: bool = False  # taken from the queue: it ends with its own final message

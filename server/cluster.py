@@ -28,9 +28,10 @@ from typing import Any, NamedTuple
 
 from stylebridge.core.errors import StyleBridgeError
 from stylebridge.core.jobs import GramCache, release_free_memory, set_threads
+from stylebridge.core.request import JobRequest
 
 from .board import Emit, Job, JobBoard
-from .protocol import SubmitRequest, error_header
+from .protocol import error_header
 from .worker import Final, engine_error, run_job
 
 READY_TIMEOUT = 600.0  # seconds for an actor to start and load its model (a cold node is slow)
@@ -109,7 +110,7 @@ class StyleActor:
             "threads": self.threads,
         }
 
-    def run(self, job_id: str, request_id: Any, request: SubmitRequest) -> Iterator[Message]:
+    def run(self, job_id: str, request_id: Any, request: JobRequest) -> Iterator[Message]:
         job = Job(b"", request_id, request, id=job_id, started=True)
         self.jobs[job_id] = job
         if job_id in self.cancelled:

@@ -6,6 +6,7 @@ touches the ROUTER socket (ZeroMQ sockets are not thread-safe).
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import os
 import secrets
@@ -22,6 +23,8 @@ import zmq
 from stylebridge.core import __version__, jobs
 from stylebridge.core.errors import InputError, StyleBridgeError
 from stylebridge.core.memory import estimate_peak_bytes
+from stylebridge.core.request import JobRequest
+from stylebridge.wire.protocol import PREVIEW_SIDE
 
 from .board import Emit, Job
 from .discovery import remove_discovery, write_discovery
@@ -31,7 +34,6 @@ from .protocol import (
     VERSION,
     Limits,
     ProtocolError,
-    SubmitRequest,
     check_envelope,
     control_field,
     decode_image,
@@ -297,7 +299,17 @@ class Server:
                 f"this client already has {share} of the {self.limits.max_queue} places in the "
                 "queue (the rest are kept for other clients): wait for one to finish",
             )
-        nbytes = keep_pixels(request)
+        job_request, nbytes = kept(
+            JobRequest(
+                request.content,
+                request.styles,
+                settings,
+                request.style_weights,
+                request.mask,
+                request.preview,
+                PREVIEW_SIDE,
+            )
+        )
         if ceiling is not None and need + board.held_bytes() + nbytes > ceiling:
             raise ProtocolError(
                 "queue_full",
@@ -305,7 +317,7 @@ class Server:
                 f"with this one the server would pass its memory ceiling of "
                 f"{ceiling / 2**30:.1f} GiB; wait for the queue to drain",
             )
-        job = Job(peer, rid, request, nbytes=nbytes)
+        job = Job(peer, rid, job_request, nbytes=nbytes)
         position = self.worker.board.submit(job)
         self._send(peer, {"type": "accepted", "id": rid, "job": job.id, "position": position})
 
@@ -353,10 +365,10 @@ class Server:
         self._send(peer, {"type": "bye", "id": rid, "pending": 0 if self._drained() else 1})
 
 
-def keep_pixels(request: SubmitRequest) -> int:
-    """Copy the request's images out of the message's zmq buffers, which live only as long as
-    the message; images decoded from the same frame (content, styles, mask) share one copy.
-    Returns the bytes kept."""
+def kept(request: JobRequest) -> tuple[JobRequest, int]:
+    """The request with its images copied out of the message's zmq buffers, which live only as
+    long as the message; images decoded from the same frame (content, styles, mask) share one
+    copy. Also returns the bytes kept."""
     copies: dict[tuple[int, tuple[int, ...], str], np.ndarray] = {}
 
     def keep(array: np.ndarray) -> np.ndarray:
@@ -365,10 +377,13 @@ def keep_pixels(request: SubmitRequest) -> int:
             copies[key] = array.copy()
         return copies[key]
 
-    request.content = keep(request.content)
-    request.styles = [keep(s) for s in request.styles]
-    request.mask = None if request.mask is None else keep(request.mask)
-    return sum(a.nbytes for a in copies.values())
+    request = dataclasses.replace(
+        request,
+        content=keep(request.content),
+        styles=[keep(s) for s in request.styles],
+        mask=None if request.mask is None else keep(request.mask),
+    )
+    return request, sum(a.nbytes for a in copies.values())
 
 
 def current_rss() -> int:

@@ -15,7 +15,6 @@ from stylebridge.core import jobs
 from stylebridge.core.engine import Engine
 from stylebridge.core.errors import InputError
 from stylebridge.core.progress import Progress
-from stylebridge.wire.protocol import PREVIEW_SIDE
 
 from .board import Emit, Job, JobBoard
 from .protocol import CONTROLS, control_field, encode_image, error_header
@@ -137,20 +136,9 @@ def run_job(engine: Engine, job: Job, emit: Emit) -> Final:
     thread and the cluster's actors.
     """
     header = {"id": job.request_id, "job": job.id}
-    req = job.request
     try:
         result = jobs.run(
-            engine,
-            req.preset,
-            req.controls,
-            req.content,
-            req.styles,
-            style_weights=req.style_weights,
-            mask=req.mask,
-            on_progress=_Reporter(emit, job),
-            should_stop=job.cancel.is_set,
-            preview_interval=req.preview,
-            preview_side=PREVIEW_SIDE,
+            engine, job.request, on_progress=_Reporter(emit, job), should_stop=job.cancel.is_set
         )
         spec, blob = encode_image(result.image, 1)
     except InputError as exc:
