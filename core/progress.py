@@ -18,7 +18,7 @@ from .resize import resize_long_side
 
 ETA_MIN_STEPS = 3  # one timed step is mostly warm-up: the first ETA waits for more
 # A preview's largest side when the caller names none: the working size. A server passes the
-# bound its protocol promises clients (stylebridge.wire.protocol.PREVIEW_SIDE).
+# bound its protocol promises clients (stylebridge.wire.messages.PREVIEW_SIDE).
 PREVIEW_SIDE: int | None = None
 
 

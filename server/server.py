@@ -24,7 +24,7 @@ from stylebridge.core import __version__, jobs
 from stylebridge.core.errors import InputError, StyleBridgeError
 from stylebridge.core.memory import estimate_peak_bytes
 from stylebridge.core.request import JobRequest
-from stylebridge.wire.protocol import PREVIEW_SIDE
+from stylebridge.wire.messages import PREVIEW_SIDE
 
 from .board import Emit, Job
 from .discovery import remove_discovery, write_discovery

@@ -40,12 +40,12 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .discovery import find_server
+from .messages import PREVIEW_SIDE
 from .msgpack_lite import packb, unpackb
 from .protocol import (
     MAX_HEADER_BYTES,
     MAX_HEADER_DEPTH,
     PLAIN_USER,
-    PREVIEW_SIDE,
     VERSION,
     ClientError,
     Image,

@@ -17,7 +17,6 @@ DEFAULT_ENDPOINT = f"tcp://127.0.0.1:{DEFAULT_PORT}"
 MAX_HEADER_BYTES = 64 * 1024  # frame 0, the msgpack header
 MAX_HEADER_DEPTH = 8
 DTYPES = {"uint8": 1, "uint16": 2, "float32": 4}  # dtype name -> bytes per sample
-PREVIEW_SIDE = 256  # preview frames: 8-bit RGB, at most this many px a side (the engine's too)
 
 
 class ClientError(Exception):

@@ -19,7 +19,8 @@ import zmq
 
 from stylebridge.core.weights import cache_dir
 from stylebridge.server.client import Client, ServerError, ServerUnavailable
-from stylebridge.wire.protocol import PREVIEW_SIDE, VERSION
+from stylebridge.wire.messages import PREVIEW_SIDE
+from stylebridge.wire.protocol import VERSION
 from tests.support.images import STYLE, rgba
 from tests.support.servers import free_port, raw_socket, start_server
 

@@ -1,0 +1,591 @@
+"""Every message of the protocol (docs/protocol.md) as a dataclass: its fields, their limits, and
+the one way it is written to a header (`Message.to_header`) and read back (``from_header``).
+
+Requests, what a client sends, are read strictly: a field that breaks the protocol raises
+`ProtocolError` with the code and the field docs/protocol.md names, which the server answers as
+an ``error`` reply. Replies, what the server sends, are read as the protocol asks of clients: a
+field that is missing or of another type reads as None, unknown fields and types are ignored,
+and only an image that does not fit its frame is refused (`ProtocolError`), since a host would
+misread its bytes.
+
+Fields are written in their declared order after ``v``, ``type`` and ``id`` (``id`` comes last
+in each class: a client sets it when it sends). Standard library only, Python 3.8+.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, ClassVar
+
+from .protocol import DTYPES, VERSION, ServerError
+
+MAX_ID_CHARS = 64  # a request's id: an int, or a string of at most this many characters
+CHANNELS = (1, 2, 3, 4)  # gray, gray + alpha, RGB, RGBA
+PREVIEW_SIDE = 256  # preview frames: 8-bit RGB, at most this many px a side
+MIN_PREVIEW_INTERVAL = 0.2  # seconds between preview frames, at least
+MAX_DRAIN = 24 * 3600  # seconds a shutdown may leave the jobs to finish
+
+
+class ProtocolError(Exception):
+    """A message that breaks the protocol, or a request the server refuses: the ``error``
+    reply's code, message and field (docs/protocol.md, "Errors")."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.field = code, message, field
+
+    def reply(self, request_id: Any = None, job: str | None = None) -> Error:
+        return Error(self.code, self.message, self.field, job, id=request_id)
+
+
+def optional() -> Any:
+    """A field left out of the header while it is None (absent means "the default")."""
+    return dataclasses.field(default=None, metadata={"omit": True})
+
+
+class Message:
+    """One header: the class says its ``type``, the fields its keys."""
+
+    TYPE: ClassVar[str]
+    id: Any
+
+    @property
+    def type(self) -> str:
+        return self.TYPE
+
+    def to_header(self) -> dict[str, Any]:
+        header: dict[str, Any] = {"v": VERSION, "type": self.type, "id": self.id}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "id" or (value is None and f.metadata.get("omit")):
+                continue
+            header[f.name] = _plain(value)
+        return header
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, ImageSpec):
+        return value.to_header()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _names(kinds: tuple[type, ...]) -> str:
+    return " or ".join(k.__name__ for k in kinds)
+
+
+def require(header: Mapping[str, Any], name: str, kinds: Any, where: str = "") -> Any:
+    """``header[name]`` if it is one of ``kinds`` (a bool is no int), else `ProtocolError`."""
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    field = f"{where}{name}"
+    if name not in header:
+        raise ProtocolError("bad_field", f"{field}: missing", field)
+    value = header[name]
+    if isinstance(value, bool) and bool not in kinds:
+        raise ProtocolError("bad_field", f"{field}: expected {_names(kinds)}, got bool", field)
+    if not isinstance(value, kinds):
+        raise ProtocolError(
+            "bad_field", f"{field}: expected {_names(kinds)}, got {type(value).__name__}", field
+        )
+    return value
+
+
+# ===================================================================================== images
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSpec:
+    """An image inside a header: its pixels are the blob at frame ``frame`` (1 or more)."""
+
+    width: int
+    height: int
+    channels: int
+    dtype: str  # a key of DTYPES
+    frame: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.width * self.height * self.channels * DTYPES[self.dtype]
+
+    def to_header(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_header(
+        cls,
+        value: Any,
+        frames: Sequence[Any],
+        field: str,
+        max_pixels: int | None = None,
+        channels: tuple[int, ...] = CHANNELS,
+    ) -> ImageSpec:
+        """The image map ``value`` checked against the message's ``frames``, every size
+        before anything is allocated; `ProtocolError` naming ``field`` if it does not fit."""
+        if not isinstance(value, dict):
+            raise ProtocolError("bad_field", f"{field}: expected an image map", field)
+        where = f"{field}."
+        width = require(value, "width", int, where)
+        height = require(value, "height", int, where)
+        chans = require(value, "channels", int, where)
+        dtype = require(value, "dtype", str, where)
+        frame = require(value, "frame", int, where)
+        for name, side in (("width", width), ("height", height)):
+            if side < 1:
+                raise ProtocolError("bad_field", f"{where}{name}: must be >= 1", f"{where}{name}")
+        if max_pixels is not None and width * height > max_pixels:
+            raise ProtocolError(
+                "too_large",
+                f"{field}: {width}x{height} px is over the limit of {max_pixels} pixels",
+                field,
+            )
+        if chans not in channels:
+            raise ProtocolError(
+                "bad_field",
+                f"{where}channels: {chans} is not one of {channels}",
+                f"{where}channels",
+            )
+        if dtype not in DTYPES:
+            raise ProtocolError(
+                "bad_field",
+                f"{where}dtype: {dtype[:20]!r} is not one of {', '.join(DTYPES)}",
+                f"{where}dtype",
+            )
+        if not 1 <= frame < len(frames):
+            raise ProtocolError(
+                "bad_field",
+                f"{where}frame: {frame} but the message has frames 1..{len(frames) - 1}",
+                f"{where}frame",
+            )
+        spec = cls(width, height, chans, dtype, frame)
+        if len(frames[frame]) != spec.nbytes:
+            raise ProtocolError(
+                "bad_field",
+                f"{field}: {width}x{height}x{chans} {dtype} needs {spec.nbytes} bytes, "
+                f"frame {frame} has {len(frames[frame])}",
+                field,
+            )
+        return spec
+
+
+# =================================================================================== requests
+
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """What a server takes beyond the protocol's fixed limits: its own limits and vocabulary."""
+
+    max_pixels: int  # per image
+    max_styles: int
+    vocabulary: Mapping[str, Collection[str]]  # each preset -> the controls it takes
+    default_preset: str  # a submit's preset when it names none
+
+
+def read_request(header: Mapping[str, Any], frames: Sequence[Any], bounds: Bounds) -> Message:
+    """The request ``header`` (and its ``frames``) holds, checked; `ProtocolError` if not."""
+    kind, _ = request_kind(header)
+    return REQUESTS[kind].from_header(header, frames, bounds)
+
+
+def request_kind(header: Mapping[str, Any]) -> tuple[str, Any]:
+    """The type and id of a request, its version checked (the token was, in the handshake)."""
+    version = header.get("v")
+    if type(version) is not int or version != VERSION:  # not True, not 1.0
+        raise ProtocolError(
+            "bad_version", f"v: {version!r} is not supported; this server speaks {VERSION}", "v"
+        )
+    request_id = header.get("id")
+    if not (_is_int(request_id) or isinstance(request_id, str)) or (
+        isinstance(request_id, str) and len(request_id) > MAX_ID_CHARS
+    ):
+        raise ProtocolError(
+            "bad_field", f"id: must be an int or a string of at most {MAX_ID_CHARS}", "id"
+        )
+    kind = require(header, "type", str)
+    if kind not in REQUESTS:
+        raise ProtocolError(
+            "unknown_type", f"type: {kind[:40]!r} is not one of {', '.join(REQUESTS)}", "type"
+        )
+    return kind, request_id
+
+
+@dataclasses.dataclass
+class Ping(Message):
+    TYPE = "ping"
+    id: Any = None
+
+    @classmethod
+    def from_header(cls, header: Mapping[str, Any], frames: Sequence[Any], bounds: Bounds) -> Ping:
+        return cls(id=header.get("id"))
+
+
+@dataclasses.dataclass
+class StatusQuery(Message):
+    TYPE = "status"
+    id: Any = None
+
+    @classmethod
+    def from_header(
+        cls, header: Mapping[str, Any], frames: Sequence[Any], bounds: Bounds
+    ) -> StatusQuery:
+        return cls(id=header.get("id"))
+
+
+@dataclasses.dataclass
+class Submit(Message):
+    """A job: the content, the styles, and what to change of the preset."""
+
+    TYPE = "submit"
+    content: ImageSpec
+    styles: list[ImageSpec]  # 1..the server's max_styles
+    preset: str | None = optional()  # None: the server's default preset
+    controls: dict[str, Any] = dataclasses.field(default_factory=dict)  # by name
+    style_weights: list[float] | None = optional()  # one finite weight >= 0 per style
+    mask: ImageSpec | None = optional()  # one channel, the content's width and height
+    preview: float | None = optional()  # seconds between preview frames, >= MIN_PREVIEW_INTERVAL
+    id: Any = None
+
+    @classmethod
+    def from_header(
+        cls, header: Mapping[str, Any], frames: Sequence[Any], bounds: Bounds
+    ) -> Submit:
+        """Checked field by field; the controls by name (their values are the server's to
+        check, against the preset's declarations)."""
+        max_pixels, max_styles = bounds.max_pixels, bounds.max_styles
+        content = ImageSpec.from_header(
+            require(header, "content", dict), frames, "content", max_pixels
+        )
+        styles_spec = require(header, "styles", list)
+        if not 1 <= len(styles_spec) <= max_styles:
+            code = "too_large" if styles_spec else "bad_field"
+            raise ProtocolError(
+                code, f"styles: {len(styles_spec)} given, 1..{max_styles} allowed", "styles"
+            )
+        styles = [
+            ImageSpec.from_header(s, frames, f"styles.{i}", max_pixels)
+            for i, s in enumerate(styles_spec)
+        ]
+        weights = header.get("style_weights")
+        if weights is not None:
+            ok = (
+                isinstance(weights, list)
+                and len(weights) == len(styles)
+                and all(_is_number(w) and math.isfinite(w) and w >= 0 for w in weights)
+            )
+            if not ok or sum(weights) <= 0:
+                raise ProtocolError(
+                    "bad_field",
+                    "style_weights: one finite weight >= 0 per style, not all zero",
+                    "style_weights",
+                )
+            weights = [float(w) for w in weights]
+        preset = header.get("preset", bounds.default_preset)
+        vocabulary = bounds.vocabulary
+        if not isinstance(preset, str) or preset not in vocabulary:  # a list is no dict key
+            raise ProtocolError(
+                "bad_field",
+                f"preset: {str(preset)[:20]!r} is not one of {', '.join(vocabulary)}",
+                "preset",
+            )
+        controls = header.get("controls", {})
+        if not isinstance(controls, dict):
+            raise ProtocolError("bad_field", "controls: expected a map", "controls")
+        known = vocabulary[preset]
+        for name in controls:
+            if name not in known:
+                field = f"controls.{str(name)[:30]}"
+                raise ProtocolError(
+                    "bad_field",
+                    f"{field}: unknown control (this server knows {', '.join(known)})",
+                    field,
+                )
+        mask = None
+        if header.get("mask") is not None:
+            mask = ImageSpec.from_header(header["mask"], frames, "mask", max_pixels, (1,))
+            if (mask.width, mask.height) != (content.width, content.height):
+                raise ProtocolError(
+                    "bad_field", "mask: must have the content's width and height", "mask"
+                )
+        preview = header.get("preview")
+        if preview is not None and not (
+            _is_number(preview) and math.isfinite(preview) and preview >= MIN_PREVIEW_INTERVAL
+        ):
+            raise ProtocolError(
+                "bad_field",
+                f"preview: seconds between frames, >= {MIN_PREVIEW_INTERVAL}",
+                "preview",
+            )
+        return cls(
+            content,
+            styles,
+            preset,
+            dict(controls),
+            weights,
+            mask,
+            None if preview is None else float(preview),
+            id=header.get("id"),
+        )
+
+
+@dataclasses.dataclass
+class Cancel(Message):
+    TYPE = "cancel"
+    job: str
+    id: Any = None
+
+    @classmethod
+    def from_header(
+        cls, header: Mapping[str, Any], frames: Sequence[Any], bounds: Bounds
+    ) -> Cancel:
+        return cls(require(header, "job", str), id=header.get("id"))
+
+
+@dataclasses.dataclass
+class Echo(Message):
+    """An image the server checks and sends back unchanged: the transport's round trip."""
+
+    TYPE = "echo"
+    image: ImageSpec
+    id: Any = None
+
+    @classmethod
+    def from_header(cls, header: Mapping[str, Any], frames: Sequence[Any], bounds: Bounds) -> Echo:
+        image = require(header, "image", dict)
+        spec = ImageSpec.from_header(image, frames, "image", bounds.max_pixels)
+        return cls(spec, id=header.get("id"))
+
+
+@dataclasses.dataclass
+class Shutdown(Message):
+    """Stop after the jobs (at most ``drain`` s; None: the server's default, 0: now)."""
+
+    TYPE = "shutdown"
+    admin: str | None  # the discovery file's admin key; the server refuses any other
+    drain: float | None = optional()  # 0..MAX_DRAIN
+    id: Any = None
+
+    @classmethod
+    def from_header(
+        cls, header: Mapping[str, Any], frames: Sequence[Any], bounds: Bounds
+    ) -> Shutdown:
+        admin = header.get("admin")
+        drain = header.get("drain")
+        if drain is not None and not (_is_number(drain) and 0 <= drain <= MAX_DRAIN):
+            raise ProtocolError("bad_field", f"drain: seconds, 0..{MAX_DRAIN}", "drain")
+        return cls(admin if isinstance(admin, str) else None, drain, id=header.get("id"))
+
+
+REQUESTS: dict[str, type[Message]] = {
+    m.TYPE: m for m in (Ping, StatusQuery, Submit, Cancel, Echo, Shutdown)
+}
+
+
+# ==================================================================================== replies
+
+
+@dataclasses.dataclass
+class Pong(Message):
+    TYPE = "pong"
+    version: str
+    protocol: int
+    # the vocabulary this server takes: a client can offer what it did not know of
+    presets: list[str]
+    controls: list[str]
+    id: Any = None
+
+
+@dataclasses.dataclass
+class Status(Message):
+    TYPE = "status"
+    version: str
+    protocol: int
+    endpoint: str
+    pid: int
+    memory: dict[str, Any]  # rss, cuda_allocated (bytes)
+    uptime: float
+    limits: dict[str, Any]  # the server's limits by name
+    draining: bool
+    worker_alive: bool
+    device: str
+    model_loaded: bool
+    weights: str | None  # None while the model is unloaded
+    queue: list[str]  # waiting job ids, in serving order
+    running: str | None  # a running job's id
+    style_cache: dict[str, Any]  # entries, bytes
+    running_jobs: list[str] | None = optional()  # a cluster's: every running job
+    cluster: str | None = optional()  # the Ray address
+    actors: list[dict[str, Any]] | None = optional()  # one status map per actor
+    id: Any = None
+
+
+@dataclasses.dataclass
+class Accepted(Message):
+    TYPE = "accepted"
+    job: str
+    position: int  # jobs ahead of it; 0: it runs now
+    id: Any = None
+
+
+@dataclasses.dataclass
+class Queued(Message):
+    """A waiting job's new place."""
+
+    TYPE = "queued"
+    job: str
+    position: int
+    retry: int | None = optional()  # its runner died: the how-manyth time it runs again
+    id: Any = None
+
+
+@dataclasses.dataclass
+class Progress(Message):
+    TYPE = "progress"
+    job: str
+    step: int  # over all stages
+    total_steps: int  # an estimate under a time budget
+    stage: int  # 1-based
+    stages: int
+    width: int  # this stage's working size
+    height: int
+    losses: dict[str, float]  # content, style, (structure), total
+    elapsed: float  # seconds since the job started
+    eta: float | None  # seconds left; None until a few steps are timed
+    id: Any = None
+
+    def fraction(self) -> float:
+        """How far the job is, 0..1 (0 while the server has not said)."""
+        if self.step is None or not self.total_steps or self.total_steps < 0:
+            return 0.0
+        return min(1.0, max(0.0, self.step / self.total_steps))
+
+
+@dataclasses.dataclass
+class Preview(Message):
+    TYPE = "preview"
+    job: str
+    step: int
+    image: ImageSpec  # 8-bit RGB, at most PREVIEW_SIDE px a side
+    id: Any = None
+
+
+@dataclasses.dataclass
+class Result(Message):
+    """A job's end with an image (its ``type`` is ``cancelled`` when a cancel ended it: then
+    the best image so far, or None for a job cancelled while it waited)."""
+
+    job: str
+    image: ImageSpec | None  # the content's size, dtype and channels
+    steps: int
+    cancelled: bool
+    elapsed: float | None = optional()
+    losses: dict[str, float] | None = optional()
+    # every control's value as the job ran: a client that predates one still learns it
+    controls: dict[str, Any] | None = optional()
+    id: Any = None
+
+    @property
+    def type(self) -> str:
+        return "cancelled" if self.cancelled else "result"
+
+
+@dataclasses.dataclass
+class Cancelling(Message):
+    """The cancel request's answer; the job's own ``cancelled`` follows."""
+
+    TYPE = "cancelling"
+    job: str
+    id: Any = None
+
+
+@dataclasses.dataclass
+class Echoed(Message):
+    TYPE = "echo"
+    image: ImageSpec
+    id: Any = None
+
+
+@dataclasses.dataclass
+class Bye(Message):
+    TYPE = "bye"
+    pending: int  # 1: jobs were still running or queued
+    id: Any = None
+
+
+@dataclasses.dataclass
+class Error(Message):
+    TYPE = "error"
+    code: str
+    message: str
+    field: str | None = None  # the dotted field at fault
+    job: str | None = None
+    id: Any = None
+
+    def exception(self) -> ServerError:
+        """The reply as the client raises it, whatever its fields held."""
+        return ServerError(
+            self.code if self.code is not None else "unknown",
+            self.message if self.message is not None else "the server reported an error",
+            self.field,
+        )
+
+
+REPLIES: dict[str, type[Message]] = {
+    m.TYPE: m
+    for m in (Pong, Status, Accepted, Queued, Progress, Preview, Cancelling, Echoed, Bye, Error)
+}
+REPLIES["result"] = REPLIES["cancelled"] = Result
+
+
+# a reply's annotation -> what its value may be (float takes an int: msgpack keeps 0 an int)
+_KINDS = {
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "dict": (dict,),
+    "list": (list,),
+    "Any": (object,),
+}
+
+
+def _accepts(annotation: str, value: Any) -> bool:
+    """Whether ``value`` fits a field annotated ``annotation`` (ImageSpec aside)."""
+    for option in annotation.split("|"):
+        name = option.strip().split("[", 1)[0]
+        kinds = _KINDS.get(name, ())
+        if isinstance(value, bool) and bool not in kinds and object not in kinds:
+            continue
+        if isinstance(value, kinds):
+            return True
+    return False
+
+
+def read_reply(header: Mapping[str, Any], frames: Sequence[Any] = ()) -> Message | None:
+    """The reply ``header`` holds, or None for a type this client does not know. A field that
+    is missing or of another type reads as None; an image that does not fit its frame raises
+    `ProtocolError` (its field named ``TYPE.image``)."""
+    cls = REPLIES.get(header.get("type"))  # type: ignore[arg-type]
+    if cls is None:
+        return None
+    values = {}
+    for f in dataclasses.fields(cls):
+        value = header.get(f.name)
+        if "ImageSpec" in f.type:
+            if value is not None:
+                value = ImageSpec.from_header(value, frames, f"{header['type']}.{f.name}")
+        elif value is not None and not _accepts(f.type, value):
+            value = None
+        values[f.name] = value
+    if cls is Result:
+        values["cancelled"] = header.get("type") == "cancelled"
+    return cls(**values)
