@@ -34,12 +34,11 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from .errors import InputError
 from .profiles import Profile, cmyk_to_srgb, from_srgb, read_profile, to_srgb
+from .settings import DEFAULT_MAX_PIXELS
 
 # VGG16 pools four times before relu5_3 (features[29]), dividing each side by 16: at 32 px the
 # deepest layer the engine reads is still 2x2, below that the style statistics degenerate.
 MIN_SIDE = 32
-# A pixel limit (67.1 MP); callers pass a higher one when the user raises it with --max-pixels.
-DEFAULT_MAX_PIXELS = 8192 * 8192
 
 JPEG_QUALITY = 95
 WEBP_QUALITY = 95

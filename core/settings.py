@@ -53,6 +53,8 @@ def control(
 
 
 MAX_SIZE = 8192
+# An image's pixels (67.1 MP), files read and requests taken alike, unless --max-pixels raises it
+DEFAULT_MAX_PIXELS = 8192 * 8192
 MAX_STEPS = 100_000
 MAX_TIME_BUDGET = 7 * 24 * 3600.0
 

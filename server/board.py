@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stylebridge.core.request import JobRequest
+from stylebridge.wire.messages import Message, Queued
 
 from .scheduler import FairQueue
 
-Emit = Callable[[bytes, dict[str, Any], list], None]
+Emit = Callable[[bytes, Message, list], None]  # to a peer: a message and its blobs
 
 
 @dataclass
@@ -181,7 +182,6 @@ class JobBoard:
 
     def _announce_positions(self) -> None:
         for position, job in enumerate(self._waiting(), start=1):
-            header = {"type": "queued", "id": job.request_id, "job": job.id, "position": position}
-            if job.id in self.attempts:  # its runner died: it runs again, from step 0
-                header["retry"] = self.attempts[job.id] - 1
-            self.emit(job.peer, header, [])
+            # a retry: its runner died, and it runs again from step 0
+            retry = self.attempts[job.id] - 1 if job.id in self.attempts else None
+            self.emit(job.peer, Queued(job.id, position, retry, id=job.request_id), [])

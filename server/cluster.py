@@ -29,9 +29,9 @@ from typing import Any, NamedTuple
 from stylebridge.core.errors import StyleBridgeError
 from stylebridge.core.jobs import GramCache, release_free_memory, set_threads
 from stylebridge.core.request import JobRequest
+from stylebridge.wire.messages import Error, Message, Result
 
 from .board import Emit, Job, JobBoard
-from .protocol import error_header
 from .worker import Final, engine_error, run_job
 
 READY_TIMEOUT = 600.0  # seconds for an actor to start and load its model (a cold node is slow)
@@ -76,10 +76,10 @@ def cluster_backend(
 # --- the actor (runs in a Ray worker process, on any node) ---------------------------------------
 
 
-class Message(NamedTuple):
+class Said(NamedTuple):
     """One message of a job, actor -> dispatcher; the last one has ``final`` set."""
 
-    header: dict[str, Any]
+    message: Message
     blobs: list[bytes]
     final: bool = False
     cache: dict[str, int] | None = None  # the actor's style cache, reported with the final
@@ -110,30 +110,30 @@ class StyleActor:
             "threads": self.threads,
         }
 
-    def run(self, job_id: str, request_id: Any, request: JobRequest) -> Iterator[Message]:
+    def run(self, job_id: str, request_id: Any, request: JobRequest) -> Iterator[Said]:
         job = Job(b"", request_id, request, id=job_id, started=True)
         self.jobs[job_id] = job
         if job_id in self.cancelled:
             job.cancel.set()
-        out: queue.SimpleQueue[Message] = queue.SimpleQueue()
+        out: queue.SimpleQueue[Said] = queue.SimpleQueue()
 
-        def emit(_peer: bytes, header: dict[str, Any], blobs: list) -> None:
-            out.put(Message(header, [bytes(b) for b in blobs]))  # memoryviews do not pickle
+        def emit(_peer: bytes, message: Message, blobs: list) -> None:
+            out.put(Said(message, [bytes(b) for b in blobs]))  # memoryviews do not pickle
 
         def work() -> None:
             try:
-                header, blobs = run_job(self.engine, job, emit)
+                message, blobs = run_job(self.engine, job, emit)
             except BaseException as exc:  # run_job reports its own errors; this is a last guard
-                header, blobs = engine_error(job, exc), []
-            out.put(Message(header, [bytes(b) for b in blobs], True, self.cache.stats()))
+                message, blobs = engine_error(job, exc), []
+            out.put(Said(message, [bytes(b) for b in blobs], True, self.cache.stats()))
             release_free_memory()
 
         # the engine runs in its own thread so that this generator can yield while it works
         threading.Thread(target=work, name=f"job-{job_id}", daemon=True).start()
         try:
-            while not (message := out.get()).final:
-                yield message
-            yield message
+            while not (said := out.get()).final:
+                yield said
+            yield said
         finally:
             job.cancel.set()  # the dispatcher went away: stop the engine within a step
             self.jobs.pop(job_id, None)
@@ -175,42 +175,21 @@ class Slot:
         }
 
 
-class ClusterWorker:
-    """The server's ``Backend`` (see worker.py) on a pool of Ray actors."""
+class RayActors:
+    """Ray, and the actors on it: join (or start) the cluster, start an actor, wait for its
+    model, let them all go. ``stopping()`` ends a wait early."""
 
     def __init__(
-        self, emit: Emit, *, address: str, actors: int | None, weights_path: str | None
+        self, address: str, weights_path: str | None, stopping: Callable[[], bool]
     ) -> None:
-        self.emit, self.address = emit, address
-        self.actors, self.weights_path = actors, weights_path
+        self.address, self.weights_path, self.stopping = address, weights_path, stopping
         self.ray: Any = None  # the module, once connected
         self.actor_class: Any = None
         self.options: dict[str, Any] = {}
         self.threads: int | None = None
-        self.slots: list[Slot] = []
-        self.board = JobBoard(emit, runners=lambda: sum(s.alive for s in self.slots))
-        self.engine: Any = None  # what the server's "ready on" line prints: set by load()
 
-    # --- lifecycle (server thread) ---------------------------------------------------------------
-
-    def load(self) -> Any:
-        """Connect to Ray, start the actors, and return once each has its model warm."""
-        if self.slots:
-            return self.engine
-        self._connect()
-        self.slots = [Slot(f"actor-{i}") for i in range(self.actors or 1)]
-        for slot in self.slots:  # all start at once, then wait for each
-            slot.handle = self._spawn()
-        for slot in self.slots:
-            self._wait_ready(slot)
-        devices = ", ".join(sorted({s.info["device"] for s in self.slots}))
-        self.engine = SimpleNamespace(
-            device=f"Ray actors: {len(self.slots)} on {devices}, cluster {self.address}",
-            weights_source=self.slots[0].info["weights"],
-        )
-        return self.engine
-
-    def _connect(self) -> None:
+    def connect(self, actors: int | None) -> int:
+        """Join Ray; returns how many actors to keep (``actors``, else one per GPU)."""
         ray = import_ray()
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"address": self.address}
@@ -225,22 +204,31 @@ class ClusterWorker:
         self.ray = ray
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
-        self.actors = self.actors or max(1, gpus)
+        actors = actors or max(1, gpus)
         self.options = {"num_gpus": 1} if gpus else {"num_cpus": 1}
         # CPU actors share the cluster's cores; on GPUs torch's CPU threads hardly matter
-        self.threads = None if gpus else max(1, int(resources.get("CPU", 1)) // self.actors)
+        self.threads = None if gpus else max(1, int(resources.get("CPU", 1)) // actors)
         # max_concurrency: a cancel (or describe) call runs while ``run`` is busy
         self.actor_class = ray.remote(StyleActor).options(max_concurrency=4, **self.options)
+        return actors
 
-    def _spawn(self) -> Any:
-        return self.actor_class.remote(self.weights_path, self.threads)
+    @property
+    def connected(self) -> bool:
+        return self.ray is not None
 
-    def _wait_ready(self, slot: Slot) -> None:
+    def start(self, slot: Slot) -> None:
+        """A new actor in ``slot`` (what is left of an old one is killed); `wait_ready` waits
+        for its model."""
+        if slot.handle is not None:
+            self.kill(slot)  # whatever is left of the old one
+        slot.handle = self.actor_class.remote(self.weights_path, self.threads)
+
+    def wait_ready(self, slot: Slot) -> None:
         """Until ``slot``'s actor has its model loaded; raises StyleBridgeError if it cannot."""
         ref = slot.handle.describe.remote()
         deadline = time.monotonic() + READY_TIMEOUT
         while not self.ray.wait([ref], timeout=POLL * 10)[0]:
-            if self.board.stopping:
+            if self.stopping():
                 raise StyleBridgeError("stopping")
             if time.monotonic() > deadline:
                 raise StyleBridgeError(
@@ -253,6 +241,52 @@ class ClusterWorker:
             raise StyleBridgeError(f"{slot.name} could not start: {exc}") from None
         slot.alive = True
 
+    def kill(self, slot: Slot) -> None:
+        with contextlib.suppress(Exception):
+            self.ray.kill(slot.handle)
+
+    def leave(self, slots: list[Slot]) -> None:
+        """Kill the actors and leave Ray (a local instance, ``--cluster local``, stops too)."""
+        if self.ray is None:
+            return
+        for slot in slots:
+            self.kill(slot)
+        with keep_signal_handlers():  # shutdown resets them too
+            self.ray.shutdown()
+        self.ray = None
+
+
+class ClusterWorker:
+    """The server's ``Backend`` (see worker.py) on a pool of Ray actors: one dispatcher thread
+    per actor takes jobs from the board and streams each one's messages back."""
+
+    def __init__(
+        self, emit: Emit, *, address: str, actors: int | None, weights_path: str | None
+    ) -> None:
+        self.emit, self.address, self.actors = emit, address, actors
+        self.slots: list[Slot] = []
+        self.board = JobBoard(emit, runners=lambda: sum(s.alive for s in self.slots))
+        self.pool = RayActors(address, weights_path, lambda: self.board.stopping)
+        self.engine: Any = None  # what the server's "ready on" line prints: set by load()
+
+    # --- lifecycle (server thread) ---------------------------------------------------------------
+
+    def load(self) -> Any:
+        """Connect to Ray, start the actors, and return once each has its model warm."""
+        if self.slots:
+            return self.engine
+        self.slots = [Slot(f"actor-{i}") for i in range(self.pool.connect(self.actors))]
+        for slot in self.slots:  # all start at once, then wait for each
+            self.pool.start(slot)
+        for slot in self.slots:
+            self.pool.wait_ready(slot)
+        devices = ", ".join(sorted({s.info["device"] for s in self.slots}))
+        self.engine = SimpleNamespace(
+            device=f"Ray actors: {len(self.slots)} on {devices}, cluster {self.address}",
+            weights_source=self.slots[0].info["weights"],
+        )
+        return self.engine
+
     def start(self) -> None:
         for slot in self.slots:
             slot.thread = threading.Thread(
@@ -262,7 +296,7 @@ class ClusterWorker:
 
     def is_alive(self) -> bool:
         # alive while connected: join() is what disconnects (and stops a local Ray)
-        return self.ray is not None or any(s.thread and s.thread.is_alive() for s in self.slots)
+        return self.pool.connected or any(s.thread and s.thread.is_alive() for s in self.slots)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the dispatchers (after stop()), then leave Ray: its actors end with us."""
@@ -271,13 +305,7 @@ class ClusterWorker:
             if slot.thread and slot.thread.is_alive():
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 slot.thread.join(left)
-        if self.ray is not None:
-            for slot in self.slots:
-                with contextlib.suppress(Exception):
-                    self.ray.kill(slot.handle)
-            with keep_signal_handlers():  # shutdown resets them too
-                self.ray.shutdown()  # a local instance (``--cluster local``) stops here too
-            self.ray = None
+        self.pool.leave(self.slots)
 
     # --- called from the server thread -----------------------------------------------------------
 
@@ -312,7 +340,7 @@ class ClusterWorker:
     def _run(self, slot: Slot, job: Job) -> Final | None:
         """Run ``job`` on ``slot``'s actor, emitting its messages; returns its final message,
         or None when the actor died and the job went back to the queue."""
-        ray = self.ray
+        ray = self.pool.ray
         stream = slot.handle.run.options(num_returns="streaming").remote(
             job.id, job.request_id, job.request
         )
@@ -324,13 +352,13 @@ class ClusterWorker:
                     cancel_sent = True
                 if not ray.wait([stream], timeout=POLL)[0]:
                     continue
-                message = ray.get(next(stream))
-                if message.final:
+                said = ray.get(next(stream))
+                if said.final:
                     slot.jobs_done += 1
-                    slot.cache = message.cache
+                    slot.cache = said.cache
                     self.board.finish(job)
-                    return message.header, message.blobs
-                self.emit(job.peer, message.header, message.blobs)
+                    return said.message, said.blobs
+                self.emit(job.peer, said.message, said.blobs)
         except ray.exceptions.RayActorError as exc:
             return self._actor_died(slot, job, exc)
         except Exception as exc:  # anything else fails this job, never the dispatcher
@@ -344,21 +372,19 @@ class ClusterWorker:
         cause = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         runs = self.board.retry(job, MAX_ATTEMPTS)
         if runs == 0:
-            return cancelled_without_image(job), []
+            return Result(job.id, None, 0, cancelled=True, id=job.request_id), []
         if runs is not None:
             message = f"{where} died running this job, {runs} actors in a row: {cause}"
-            return error_header("engine_error", message, None, job.request_id, job.id), []
+            return Error("engine_error", message, None, job.id, id=job.request_id), []
         print(f"stylebridge: {where} died ({cause}); job {job.id} runs again", flush=True)
         return None
 
     def _replace(self, slot: Slot) -> None:
         """Start a new actor in place of the dead one, so the pool stays at N."""
         while not self.board.stopping:
-            with contextlib.suppress(Exception):
-                self.ray.kill(slot.handle)  # whatever is left of the old one
             try:
-                slot.handle = self._spawn()
-                self._wait_ready(slot)
+                self.pool.start(slot)
+                self.pool.wait_ready(slot)
             except Exception as exc:  # e.g. no node has the resources right now
                 if not self.board.stopping:
                     print(f"stylebridge: {slot.name} did not restart ({exc})", flush=True)
@@ -384,14 +410,3 @@ def keep_signal_handlers() -> Iterator[None]:
         for signum, handler in saved.items():
             if handler is not None:
                 signal.signal(signum, handler)
-
-
-def cancelled_without_image(job: Job) -> dict[str, Any]:
-    return {
-        "type": "cancelled",
-        "id": job.request_id,
-        "job": job.id,
-        "image": None,
-        "steps": 0,
-        "cancelled": True,
-    }

@@ -1,13 +1,15 @@
-"""The wire protocol (docs/protocol.md): message codec, validation and limits.
+"""The server's side of the protocol (docs/protocol.md): the msgpack codec, the server's limits,
+and what the messages of wire/messages.py become here: numpy arrays and checked settings.
 
-Pure functions over bytes and dicts, shared by the server and the Python client. Every check
-raises ``ProtocolError`` with the error code of docs/protocol.md and the offending field.
+The messages themselves, their fields and their checks, are the wire package's. What is left
+needs numpy or the engine's vocabulary: pixels as arrays (finite floats), a submit's controls
+checked by value (core/settings.py). Every check raises ``ProtocolError`` with the error code
+of docs/protocol.md and the offending field.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +17,9 @@ import msgpack
 import numpy as np
 
 from stylebridge.core.errors import InputError
+from stylebridge.core.request import JobRequest
 from stylebridge.core.settings import (
+    DEFAULT_MAX_PIXELS,
     DEFAULT_PRESET,
     PRESETS,
     REMOTE,
@@ -24,15 +28,18 @@ from stylebridge.core.settings import (
     shown,
 )
 from stylebridge.wire import protocol as wire_protocol
-from stylebridge.wire.protocol import (
-    MAX_HEADER_BYTES,
-    MAX_HEADER_DEPTH,
-    VERSION,
+from stylebridge.wire.messages import (
+    PREVIEW_SIDE,
+    Bounds,
+    ImageSpec,
+    Message,
+    ProtocolError,
+    Submit,
 )
+from stylebridge.wire.protocol import MAX_HEADER_BYTES, MAX_HEADER_DEPTH
 
-# the protocol's words are the wire package's (the client core): one definition for both sides
+# the protocol's pixel types as numpy reads them (little-endian)
 DTYPES = {name: np.dtype(name).newbyteorder("<") for name in wire_protocol.DTYPES}
-REQUEST_TYPES = ("ping", "status", "submit", "cancel", "echo", "shutdown")
 # what a client may set (the device belongs to the server): declared in core/settings.py
 CONTROLS = shown(REMOTE)
 
@@ -40,7 +47,7 @@ CONTROLS = shown(REMOTE)
 @dataclass(frozen=True)
 class Limits:
     max_frame_bytes: int = 1 << 30
-    max_pixels: int = 8192 * 8192
+    max_pixels: int = DEFAULT_MAX_PIXELS
     max_styles: int = 8
     max_queue: int = 32
     # bytes the server may need: the running job's estimated peak plus the pixels every queued
@@ -55,39 +62,21 @@ class Limits:
         kept for the others."""
         return max(1, self.max_queue - max(1, self.max_queue // 4))
 
-
-class ProtocolError(Exception):
-    def __init__(self, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.field = code, message, field
-
-    def reply(self, request_id: Any = None, job: str | None = None) -> dict[str, Any]:
-        return error_header(self.code, self.message, self.field, request_id, job)
-
-
-def error_header(
-    code: str,
-    message: str,
-    field: str | None = None,
-    request_id: Any = None,
-    job: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "v": VERSION,
-        "type": "error",
-        "id": request_id,
-        "job": job,
-        "code": code,
-        "message": message,
-        "field": field,
-    }
+    def bounds(self, presets: Mapping[str, Settings] = PRESETS) -> Bounds:
+        """What a request may hold: these limits and the vocabulary of ``presets``."""
+        return Bounds(
+            self.max_pixels,
+            self.max_styles,
+            {name: shown(REMOTE, type(settings)) for name, settings in presets.items()},
+            DEFAULT_PRESET if DEFAULT_PRESET in presets else next(iter(presets)),
+        )
 
 
 # --- encoding -----------------------------------------------------------------------------------
 
 
-def pack(header: dict[str, Any], blobs: list[bytes | memoryview] = ()) -> list[bytes | memoryview]:
-    return [msgpack.packb(header, use_bin_type=True), *blobs]
+def pack(message: Message, blobs: Sequence[bytes | memoryview] = ()) -> list[bytes | memoryview]:
+    return [msgpack.packb(message.to_header(), use_bin_type=True), *blobs]
 
 
 def _depth(obj: Any) -> int:
@@ -129,221 +118,54 @@ def unpack_header(frame: bytes) -> dict[str, Any]:
     return header
 
 
-# --- field checks -------------------------------------------------------------------------------
+# --- pixels -------------------------------------------------------------------------------------
 
 
-def require(
-    header: dict[str, Any], name: str, kinds: type | tuple[type, ...], where: str = ""
-) -> Any:
-    field = f"{where}{name}"
-    if name not in header:
-        raise ProtocolError("bad_field", f"{field}: missing", field)
-    value = header[name]
-    if isinstance(value, bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,)):
-        raise ProtocolError("bad_field", f"{field}: expected {_names(kinds)}, got bool", field)
-    if not isinstance(value, kinds):
-        raise ProtocolError(
-            "bad_field", f"{field}: expected {_names(kinds)}, got {type(value).__name__}", field
-        )
-    return value
-
-
-def _names(kinds: type | tuple[type, ...]) -> str:
-    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
-    return " or ".join(k.__name__ for k in kinds)
-
-
-def check_envelope(header: dict[str, Any]) -> tuple[str, Any]:
-    """Version, id and type of a request (its sender's token was checked in the handshake)."""
-    version = header.get("v")
-    if type(version) is not int or version != VERSION:  # not True, not 1.0
-        raise ProtocolError(
-            "bad_version", f"v: {version!r} is not supported; this server speaks {VERSION}", "v"
-        )
-    request_id = header.get("id")
-    if not (isinstance(request_id, int | str) and not isinstance(request_id, bool)) or (
-        isinstance(request_id, str) and len(request_id) > 64
-    ):
-        raise ProtocolError("bad_field", "id: must be an int or a string of at most 64", "id")
-    kind = require(header, "type", str)
-    if kind not in REQUEST_TYPES:
-        raise ProtocolError(
-            "unknown_type", f"type: {kind[:40]!r} is not one of {', '.join(REQUEST_TYPES)}", "type"
-        )
-    return kind, request_id
-
-
-def decode_image(
-    spec: Any,
-    frames: list[bytes],
-    limits: Limits,
-    field: str,
-    channels: tuple[int, ...] = (1, 2, 3, 4),
-) -> np.ndarray:
-    """An image map plus its blob -> H x W x C array, every size checked before any allocation."""
-    if not isinstance(spec, dict):
-        raise ProtocolError("bad_field", f"{field}: expected an image map", field)
-    where = f"{field}."
-    width = require(spec, "width", int, where)
-    height = require(spec, "height", int, where)
-    chans = require(spec, "channels", int, where)
-    dtype_name = require(spec, "dtype", str, where)
-    frame = require(spec, "frame", int, where)
-    for name, value in (("width", width), ("height", height)):
-        if value < 1:
-            raise ProtocolError("bad_field", f"{where}{name}: must be >= 1", f"{where}{name}")
-    if width * height > limits.max_pixels:
-        raise ProtocolError(
-            "too_large",
-            f"{field}: {width}x{height} px is over the limit of {limits.max_pixels} pixels",
-            field,
-        )
-    if chans not in channels:
-        raise ProtocolError(
-            "bad_field", f"{where}channels: {chans} is not one of {channels}", f"{where}channels"
-        )
-    if dtype_name not in DTYPES:
-        raise ProtocolError(
-            "bad_field",
-            f"{where}dtype: {dtype_name[:20]!r} is not one of {', '.join(DTYPES)}",
-            f"{where}dtype",
-        )
-    if not 1 <= frame < len(frames):
-        raise ProtocolError(
-            "bad_field",
-            f"{where}frame: {frame} but the message has frames 1..{len(frames) - 1}",
-            f"{where}frame",
-        )
-    dtype = DTYPES[dtype_name]
-    blob = frames[frame]
-    expected = width * height * chans * dtype.itemsize
-    if len(blob) != expected:
-        raise ProtocolError(
-            "bad_field",
-            f"{field}: {width}x{height}x{chans} {dtype_name} needs "
-            f"{expected} bytes, frame {frame} has {len(blob)}",
-            field,
-        )
-    array = np.frombuffer(blob, dtype=dtype).reshape(height, width, chans)
-    if dtype.kind == "f" and not np.isfinite(array).all():
+def decode_image(spec: ImageSpec, frames: Sequence[Any], field: str) -> np.ndarray:
+    """A checked image map's blob as an H x W x C array (a view of the frame, not a copy)."""
+    array = np.frombuffer(frames[spec.frame], dtype=DTYPES[spec.dtype])
+    array = array.reshape(spec.height, spec.width, spec.channels)
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise ProtocolError("bad_field", f"{field}: float pixels must be finite", field)
     return array
 
 
-def encode_image(array: np.ndarray, frame: int) -> tuple[dict[str, Any], memoryview]:
+def encode_image(array: np.ndarray, frame: int) -> tuple[ImageSpec, memoryview]:
     """H x W x C array -> (image map, blob) for frame number ``frame``."""
     if array.ndim == 2:
         array = array[:, :, None]
-    name = {
-        np.dtype(np.uint8): "uint8",
-        np.dtype(np.uint16): "uint16",
-        np.dtype(np.float32): "float32",
-    }[array.dtype]
+    if array.dtype.name not in DTYPES:
+        raise ValueError(f"{array.dtype} is not one of the protocol's {', '.join(DTYPES)}")
     array = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False))
-    spec = {
-        "width": array.shape[1],
-        "height": array.shape[0],
-        "channels": array.shape[2],
-        "dtype": name,
-        "frame": frame,
-    }
+    height, width, channels = array.shape
+    spec = ImageSpec(width, height, channels, array.dtype.name, frame)
     return spec, memoryview(array).cast("B")
 
 
 # --- submit -------------------------------------------------------------------------------------
 
 
-@dataclass
-class SubmitRequest:
-    content: np.ndarray
-    styles: list[np.ndarray]
-    style_weights: list[float] | None
-    preset: str
-    controls: dict[str, Any]
-    mask: np.ndarray | None
-    preview: float | None
-
-
-def parse_submit(
-    header: dict[str, Any],
-    frames: list[bytes],
-    limits: Limits,
-    presets: Mapping[str, Settings] = PRESETS,
-) -> SubmitRequest:
-    """A submit request checked field by field; its controls by name here, by value in
-    `submit_settings`, both against the vocabulary of ``presets`` (core/settings.py)."""
-    content = decode_image(require(header, "content", dict), frames, limits, "content")
-    styles_spec = require(header, "styles", list)
-    if not 1 <= len(styles_spec) <= limits.max_styles:
-        code = "too_large" if styles_spec else "bad_field"
-        raise ProtocolError(
-            code, f"styles: {len(styles_spec)} given, 1..{limits.max_styles} allowed", "styles"
-        )
-    styles = [decode_image(s, frames, limits, f"styles.{i}") for i, s in enumerate(styles_spec)]
-    weights = header.get("style_weights")
-    if weights is not None:
-        ok = (
-            isinstance(weights, list)
-            and len(weights) == len(styles)
-            and all(
-                isinstance(w, int | float)
-                and not isinstance(w, bool)
-                and math.isfinite(w)
-                and w >= 0
-                for w in weights
-            )
-        )
-        if not ok or sum(weights) <= 0:
-            raise ProtocolError(
-                "bad_field",
-                "style_weights: one finite weight >= 0 per style, not all zero",
-                "style_weights",
-            )
-    preset = header.get("preset", DEFAULT_PRESET)
-    if not isinstance(preset, str) or preset not in presets:  # a list is no dict key
-        raise ProtocolError(
-            "bad_field",
-            f"preset: {str(preset)[:20]!r} is not one of {', '.join(presets)}",
-            "preset",
-        )
-    known = shown(REMOTE, type(presets[preset]))
-    controls = header.get("controls", {})
-    if not isinstance(controls, dict):
-        raise ProtocolError("bad_field", "controls: expected a map", "controls")
-    for name in controls:
-        if name not in known:
-            raise ProtocolError(
-                "bad_field",
-                f"controls.{str(name)[:30]}: unknown control (this server knows "
-                f"{', '.join(known)})",
-                f"controls.{str(name)[:30]}",
-            )
-    mask = None
-    if header.get("mask") is not None:
-        mask = decode_image(header["mask"], frames, limits, "mask", channels=(1,))
-        if mask.shape[:2] != content.shape[:2]:
-            raise ProtocolError(
-                "bad_field", "mask: must have the content's width and height", "mask"
-            )
-    preview = header.get("preview")
-    if preview is not None and (
-        isinstance(preview, bool)
-        or not isinstance(preview, int | float)
-        or not math.isfinite(preview)
-        or preview < 0.2
-    ):
-        raise ProtocolError("bad_field", "preview: seconds between frames, >= 0.2", "preview")
-    return SubmitRequest(content, styles, weights, preset, dict(controls), mask, preview)
-
-
-def submit_settings(request: SubmitRequest, presets: Mapping[str, Settings] = PRESETS) -> Settings:
-    """The request's settings, every value checked: a bad one is ``bad_field`` naming it."""
+def submit_settings(submit: Submit, presets: Mapping[str, Settings] = PRESETS) -> Settings:
+    """The submit's settings, every value checked: a bad one is ``bad_field`` naming it."""
     try:
-        return make_settings(request.preset, presets=presets, **request.controls)
+        return make_settings(submit.preset, presets=presets, **submit.controls)
     except InputError as exc:
-        base = presets.get(request.preset)
+        base = presets.get(submit.preset)
         known = CONTROLS if base is None else shown(REMOTE, type(base))
         raise ProtocolError("bad_field", str(exc), control_field(exc, known)) from None
+
+
+def job_request(submit: Submit, frames: Sequence[Any], settings: Settings) -> JobRequest:
+    """The job a submit asks for, its pixels as arrays (views of ``frames``)."""
+    return JobRequest(
+        decode_image(submit.content, frames, "content"),
+        [decode_image(s, frames, f"styles.{i}") for i, s in enumerate(submit.styles)],
+        settings,
+        submit.style_weights,
+        None if submit.mask is None else decode_image(submit.mask, frames, "mask"),
+        submit.preview,
+        PREVIEW_SIDE,
+    )
 
 
 def control_field(exc: InputError, controls: tuple[str, ...] = CONTROLS) -> str | None:

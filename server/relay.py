@@ -14,22 +14,18 @@ import os
 import secrets
 import signal
 import threading
+from typing import Any
 
 import zmq
 
 from stylebridge.core import __version__
 from stylebridge.core.errors import StyleBridgeError
+from stylebridge.wire.messages import ProtocolError, Shutdown
+from stylebridge.wire.protocol import VERSION
 
 from .client import present_token
 from .discovery import remove_discovery, write_discovery
-from .protocol import (
-    VERSION,
-    Limits,
-    ProtocolError,
-    error_header,
-    pack,
-    unpack_header,
-)
+from .protocol import Limits
 from .sockets import FrontDoor
 
 POLL_MS = 200
@@ -53,7 +49,7 @@ class Relay:
         self.discovery = discovery
         self.limits = limits or Limits()
         self.ctx = zmq.Context()
-        self.door = FrontDoor(self.ctx, self.limits, self.token)
+        self.door = FrontDoor(self.ctx, self.limits, self.token, on_gone=self._close)
         self.front = self.door.router
         self.poller = zmq.Poller()
         self.poller.register(self.front, zmq.POLLIN)
@@ -81,7 +77,7 @@ class Relay:
             while not self.stopping.is_set():
                 for sock, _ in self.poller.poll(POLL_MS):
                     if sock is self.front:
-                        self._from_client(self.front.recv_multipart(copy=False))
+                        self.door.receive(self._from_client)
                     else:
                         self._from_server(sock)
         finally:
@@ -119,45 +115,26 @@ class Relay:
             del self.peer_of[sock]
             sock.close(linger=0)
 
-    def _from_client(self, parts: list[zmq.Frame]) -> None:
-        peer = parts[0].bytes
-        request_id = None
-        try:
-            if len(parts) < 2:
-                raise ProtocolError("bad_message", "a message needs a header frame")
-            header = unpack_header(parts[1].bytes)
-            request_id = header.get("id") if isinstance(header.get("id"), int | str) else None
-            if header.get("type") == "shutdown":  # a member never stops the studio's server
-                raise ProtocolError(
-                    "forbidden",
-                    "the relay does not forward shutdown: stop the studio server on its machine",
-                    "type",
-                )
-        except ProtocolError as exc:
-            self._to_client([peer, *pack(exc.reply(request_id))])
-            return
-        frames = parts[1:]  # as they came: the studio server checks them itself
+    def _from_client(self, peer: bytes, header: dict[str, Any], frames: list) -> None:
+        """Forward as it came: the studio server checks it itself; all but shutdown."""
+        if header.get("type") == Shutdown.TYPE:  # a member never stops the studio's server
+            raise ProtocolError(
+                "forbidden",
+                "the relay does not forward shutdown: stop the studio server on its machine",
+                "type",
+            )
         try:  # never block the relay on one connection (e.g. a CURVE handshake that failed)
             self._connection(peer).send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
         except zmq.Again:
-            message = f"the relay cannot reach the studio server at {self.remote}"
-            self._to_client([peer, *pack(error_header("unavailable", message, None, request_id))])
+            raise ProtocolError(
+                "unavailable", f"the relay cannot reach the studio server at {self.remote}"
+            ) from None
 
     def _from_server(self, sock: zmq.Socket) -> None:
         frames = sock.recv_multipart(copy=False)
         peer = self.peer_of.get(sock)
         if peer is not None:
-            self._to_client([peer, *frames])
-
-    def _to_client(self, frames: list) -> None:
-        try:
-            self.front.send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
-        except zmq.Again:
-            pass  # a client that does not read loses messages, as with the server itself
-        except zmq.ZMQError as exc:
-            if exc.errno != zmq.EHOSTUNREACH:
-                raise
-            self._close(frames[0] if isinstance(frames[0], bytes) else frames[0].bytes)
+            self.door.send([peer, *frames])
 
 
 def run_relay(listen: str, remote: str, remote_token: str, server_key: str | None) -> int:

@@ -1,5 +1,6 @@
-"""The ROUTER socket clients connect to (the server's front door and the relay's), and who may
-get past its handshake.
+"""The ROUTER socket clients connect to (the server's front door and the relay's): who may get
+past its handshake, how a message comes in (its header decoded, or an ``error`` reply), and how
+a reply goes out (never blocking).
 
 Every front door authenticates in the ZMTP handshake, before any message frame exists: libzmq
 keeps each part of an unfinished multipart message in memory, so a check of the first frame
@@ -13,15 +14,22 @@ A ZAP handler thread decides; libzmq lets nothing else through.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
+from typing import Any
 
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
+from stylebridge.wire.messages import Error, Message, ProtocolError
 from stylebridge.wire.protocol import PLAIN_USER
 
 from .credentials import token_keys
-from .protocol import Limits
+from .protocol import Limits, pack, unpack_header
+
+# what a front door hands a message to: the peer, the header and the frames (the header's
+# first); a `ProtocolError` it raises becomes the error reply
+Handler = Callable[[bytes, dict[str, Any], list[zmq.Frame]], None]
 
 ZAP_DOMAIN = "stylebridge"
 
@@ -45,7 +53,8 @@ class TokenAuthenticator(ThreadAuthenticator):
 
 
 class FrontDoor:
-    """A bound-to-be ROUTER with its handshake's authenticator; `close` stops both."""
+    """A bound-to-be ROUTER with its handshake's authenticator; `close` stops both.
+    ``on_gone(peer)``: a peer that was sent to has disconnected."""
 
     def __init__(
         self,
@@ -53,7 +62,11 @@ class FrontDoor:
         limits: Limits,
         token: str,
         curve: tuple[bytes, bytes] | None = None,
+        on_gone: Callable[[bytes], None] = lambda peer: None,
     ) -> None:
+        self.on_gone = on_gone
+        # a message needs at most a header, a content, the styles and a mask
+        self.max_frames = limits.max_styles + 3
         allowed = frozenset({token_keys(token)[0]}) if curve else frozenset()
         self.auth = TokenAuthenticator(ctx, token, allowed)
         self.auth.start()  # before the socket exists: no handshake can happen without it
@@ -77,6 +90,40 @@ class FrontDoor:
         # a peer gets 10 s to finish the handshake (libzmq's default is 30)
         router.setsockopt(zmq.HANDSHAKE_IVL, 10000)
         self.router = router
+
+    def receive(self, handle: Handler) -> None:
+        """Take one message and hand it to ``handle`` with its header decoded. A message that
+        cannot be decoded, and one that ``handle`` refuses or fails on, is answered here with
+        an ``error`` reply naming the request's id."""
+        parts = self.router.recv_multipart(copy=False)
+        peer = parts[0].bytes
+        request_id = None
+        try:
+            if len(parts) < 2:
+                raise ProtocolError("bad_message", "a message needs a header frame")
+            if len(parts) - 1 > self.max_frames:
+                raise ProtocolError("too_large", f"{len(parts) - 1} frames is too many")
+            header = unpack_header(parts[1].bytes)
+            request_id = header.get("id") if isinstance(header.get("id"), int | str) else None
+            handle(peer, header, parts[1:])
+        except ProtocolError as exc:
+            self.reply(peer, exc.reply(request_id))
+        except Exception as exc:
+            self.reply(peer, Error("bad_message", f"{type(exc).__name__}: {exc}", id=request_id))
+
+    def reply(self, peer: bytes, message: Message, blobs: list = ()) -> None:
+        self.send([peer, *pack(message, blobs)])
+
+    def send(self, frames: list) -> None:
+        """Send without ever blocking: a slow peer loses the message, a gone one `on_gone`."""
+        try:
+            self.router.send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # connected but not reading (high-water mark): drop, keep serving
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EHOSTUNREACH:
+                raise
+            self.on_gone(frames[0].bytes if isinstance(frames[0], zmq.Frame) else frames[0])
 
     def close(self) -> None:
         """Stop the ZAP thread (it owns sockets of the context, which must go before it)."""

@@ -1,7 +1,7 @@
 """The worker thread: owns the engine, runs one job at a time, reports through a callback.
 
-It never touches the server's socket; it hands ``(peer, header, blobs)`` to ``emit``, which the
-server turns into messages for its own thread.
+It never touches the server's socket; it hands ``(peer, message, blobs)`` to ``emit``, which the
+server packs for its own thread to send.
 """
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from stylebridge.core import jobs
+from stylebridge.core import jobs, progress
 from stylebridge.core.engine import Engine
 from stylebridge.core.errors import InputError
-from stylebridge.core.progress import Progress
+from stylebridge.wire.messages import Error, Message, Preview, Progress, Result
 
 from .board import Emit, Job, JobBoard
-from .protocol import CONTROLS, control_field, encode_image, error_header
+from .protocol import CONTROLS, control_field, encode_image
 
-Final = tuple[dict[str, Any], list]  # a job's last message: header and blobs
+Final = tuple[Message, list]  # a job's last message (result, cancelled or error) and its blobs
 PROGRESS_INTERVAL = 0.1  # seconds: at most 10 progress events a second
 
 
@@ -119,14 +119,14 @@ class Worker(threading.Thread):
             return engine_error(job, exc), []
 
 
-def engine_error(job: Job, exc: BaseException) -> dict[str, Any]:
+def engine_error(job: Job, exc: BaseException) -> Error:
     message = f"{type(exc).__name__}: {exc}"
     if jobs.out_of_memory(exc):
         message = (
             "out of memory while stylising: lower size or tile_size, or close other work "
             f"({message})"
         )
-    return error_header("engine_error", message, None, job.request_id, job.id)
+    return Error("engine_error", message, None, job.id, id=job.request_id)
 
 
 def run_job(engine: Engine, job: Job, emit: Emit) -> Final:
@@ -135,26 +135,27 @@ def run_job(engine: Engine, job: Job, emit: Emit) -> Final:
     Progress and previews go out through ``emit`` as they happen. Shared by the local worker
     thread and the cluster's actors.
     """
-    header = {"id": job.request_id, "job": job.id}
     try:
         result = jobs.run(
             engine, job.request, on_progress=_Reporter(emit, job), should_stop=job.cancel.is_set
         )
         spec, blob = encode_image(result.image, 1)
     except InputError as exc:
-        return error_header("bad_field", str(exc), control_field(exc), job.request_id, job.id), []
+        return Error("bad_field", str(exc), control_field(exc), job.id, id=job.request_id), []
     except Exception as exc:
         # the model itself is untouched by a failed job (e.g. out of memory): the next runs
         return engine_error(job, exc), []
-    stats = {
-        "steps": result.steps,
-        "elapsed": result.elapsed,
-        "losses": result.losses,
-        # every control's value as run: a client that predates one still learns it
-        "controls": {name: getattr(result.settings, name) for name in CONTROLS},
-    }
-    kind = "cancelled" if result.cancelled else "result"
-    return {"type": kind, **header, "image": spec, "cancelled": result.cancelled, **stats}, [blob]
+    final = Result(
+        job=job.id,
+        image=spec,
+        steps=result.steps,
+        cancelled=result.cancelled,
+        elapsed=result.elapsed,
+        losses=result.losses,
+        controls={name: getattr(result.settings, name) for name in CONTROLS},
+        id=job.request_id,
+    )
+    return final, [blob]
 
 
 class _Reporter:
@@ -164,31 +165,26 @@ class _Reporter:
         self.emit, self.job = emit, job
         self.last = -float("inf")
 
-    def __call__(self, p: Progress) -> None:
+    def __call__(self, p: progress.Progress) -> None:
         now = time.monotonic()
-        base = {"id": self.job.request_id, "job": self.job.id}
+        job = self.job
         if p.preview is not None:
             spec, blob = encode_image(p.preview, 1)
-            self.emit(
-                self.job.peer, {"type": "preview", **base, "step": p.step, "image": spec}, [blob]
-            )
+            self.emit(job.peer, Preview(job.id, p.step, spec, id=job.request_id), [blob])
         if now - self.last < PROGRESS_INTERVAL and p.step != p.total_steps:
             return
         self.last = now
-        self.emit(
-            self.job.peer,
-            {
-                "type": "progress",
-                **base,
-                "step": p.step,
-                "total_steps": p.total_steps,
-                "stage": p.stage,
-                "stages": p.stages,
-                "width": p.width,
-                "height": p.height,
-                "losses": p.losses,
-                "elapsed": p.elapsed,
-                "eta": p.eta,
-            },
-            [],
+        event = Progress(
+            job=job.id,
+            step=p.step,
+            total_steps=p.total_steps,
+            stage=p.stage,
+            stages=p.stages,
+            width=p.width,
+            height=p.height,
+            losses=p.losses,
+            elapsed=p.elapsed,
+            eta=p.eta,
+            id=job.request_id,
         )
+        self.emit(job.peer, event, [])

@@ -371,7 +371,7 @@ class Shutdown(Message):
 
     TYPE = "shutdown"
     admin: str | None  # the discovery file's admin key; the server refuses any other
-    drain: float | None = optional()  # 0..MAX_DRAIN
+    drain: Any = optional()  # seconds, 0..MAX_DRAIN: see `drain_seconds`
     id: Any = None
 
     @classmethod
@@ -379,10 +379,15 @@ class Shutdown(Message):
         cls, header: Mapping[str, Any], frames: Sequence[Any], bounds: Bounds
     ) -> Shutdown:
         admin = header.get("admin")
-        drain = header.get("drain")
+        return cls(admin if isinstance(admin, str) else None, header.get("drain"), header.get("id"))
+
+    def drain_seconds(self) -> float | None:
+        """``drain``, checked. The server asks only once the admin key was right: to anyone
+        else the answer is ``forbidden``, whatever the rest holds."""
+        drain = self.drain
         if drain is not None and not (_is_number(drain) and 0 <= drain <= MAX_DRAIN):
             raise ProtocolError("bad_field", f"drain: seconds, 0..{MAX_DRAIN}", "drain")
-        return cls(admin if isinstance(admin, str) else None, drain, id=header.get("id"))
+        return drain
 
 
 REQUESTS: dict[str, type[Message]] = {

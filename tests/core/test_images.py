@@ -24,7 +24,6 @@ from PIL import Image, ImageFile, ImageOps
 from stylebridge.core import images
 from stylebridge.core.errors import InputError
 from stylebridge.core.images import (
-    DEFAULT_MAX_PIXELS,
     MIN_SIDE,
     Layer,
     layer_from_array,
@@ -34,6 +33,7 @@ from stylebridge.core.images import (
     load_image,
     save_image,
 )
+from stylebridge.core.settings import DEFAULT_MAX_PIXELS
 
 H, W = 40, 48  # over MIN_SIDE, not square so that a transposition shows
 NATIVE = {8: np.uint8, 16: np.uint16, 32: np.float32}

@@ -29,14 +29,8 @@ from stylebridge.core.settings import (
     vocabulary_json,
 )
 from stylebridge.server.cli import add_control_arguments
-from stylebridge.server.protocol import (
-    Limits,
-    ProtocolError,
-    encode_image,
-    pack,
-    parse_submit,
-    submit_settings,
-)
+from stylebridge.server.protocol import Limits, encode_image, submit_settings
+from stylebridge.wire.messages import ProtocolError, Submit, read_request
 from tests.fakes import gimp as fake_gimp
 from tests.fakes import krita as fake_krita
 from tests.fakes.client import ScriptedClient
@@ -104,20 +98,25 @@ def test_the_cli_refuses_what_the_vocabulary_does_not_have(argv, capsys):
 # ============================================================================== the protocol
 
 
-def submit(preset: str = "fast", **controls) -> tuple[dict, list]:
+def submit(preset: object = "fast", **controls) -> tuple[dict, list]:
     content, c_blob = encode_image(np.full((8, 8, 4), 100, np.uint8), 1)
     style, s_blob = encode_image(np.full((8, 8, 3), 200, np.uint8), 2)
-    header = {"type": "submit", "content": content, "styles": [style], "preset": preset}
-    header["controls"] = controls
-    return header, [bytes(f) for f in pack(header, [c_blob, s_blob])]
+    header = Submit(content, [style], preset=preset, controls=controls, id=1).to_header()
+    return header, [b"header", bytes(c_blob), bytes(s_blob)]
+
+
+def parse_submit(header: dict, frames: list, presets: dict | None = None) -> Submit:
+    """The submit as the server reads it, with ``presets`` (default: the stock ones)."""
+    bounds = Limits().bounds() if presets is None else Limits().bounds(presets)
+    return read_request(header, frames, bounds)
 
 
 def test_the_protocol_accepts_the_new_control_and_preset():
-    request = parse_submit(*submit("grainy", grain=0.6, size=64), Limits(), presets=PRESETS)
-    settings = submit_settings(request, presets=PRESETS)
+    request = parse_submit(*submit("grainy", grain=0.6, size=64), PRESETS)
+    settings = submit_settings(request, PRESETS)
     assert isinstance(settings, Throwaway)
     assert (settings.grain, settings.size, settings.preset) == (0.6, 64, "grainy")
-    fast = submit_settings(parse_submit(*submit(), Limits(), presets=PRESETS), presets=PRESETS)
+    fast = submit_settings(parse_submit(*submit(), PRESETS), PRESETS)
     assert fast.grain == 0.25 and fast.init == "recolour"  # the rest of fast, unchanged
 
 
@@ -132,24 +131,24 @@ def test_the_protocol_accepts_the_new_control_and_preset():
 )
 def test_the_protocol_refuses_unknown_names(preset, controls, field):
     with pytest.raises(ProtocolError) as refused:
-        parse_submit(*submit(preset, **controls), Limits(), presets=PRESETS)
+        parse_submit(*submit(preset, **controls), PRESETS)
     assert (refused.value.code, refused.value.field) == ("bad_field", field)
 
 
 def test_the_protocol_checks_the_new_controls_value_and_names_it():
-    request = parse_submit(*submit("grainy", grain=3), Limits(), presets=PRESETS)
+    request = parse_submit(*submit("grainy", grain=3), PRESETS)
     with pytest.raises(ProtocolError) as refused:
-        submit_settings(request, presets=PRESETS)
+        submit_settings(request, PRESETS)
     assert refused.value.code == "bad_field" and refused.value.field == "controls.grain"
     assert "grain: 3 is outside 0..1" in refused.value.message
 
 
 def test_the_stock_protocol_knows_neither():
     with pytest.raises(ProtocolError) as refused:
-        parse_submit(*submit("fast", grain=0.5), Limits())
+        parse_submit(*submit("fast", grain=0.5))
     assert refused.value.field == "controls.grain"
     with pytest.raises(ProtocolError) as refused:
-        parse_submit(*submit("grainy"), Limits())
+        parse_submit(*submit("grainy"))
     assert refused.value.field == "preset"
 
 

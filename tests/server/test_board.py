@@ -4,11 +4,14 @@ server or an engine."""
 import threading
 
 from stylebridge.server.board import Job, JobBoard
+from stylebridge.wire.messages import Queued
 
 
 def _board(runners: int = 1) -> tuple[JobBoard, list]:
     sent: list = []
-    return JobBoard(lambda peer, header, blobs: sent.append((peer, header)), lambda: runners), sent
+    return JobBoard(
+        lambda peer, message, blobs: sent.append((peer, message)), lambda: runners
+    ), sent
 
 
 def _job(peer: bytes, n: int) -> Job:
@@ -39,7 +42,7 @@ def test_cancel_removes_a_waiting_job_and_signals_a_running_one():
     board.take()
     sent.clear()
     assert board.cancel(b"a", waiting.id) is waiting and not waiting.cancel.is_set()
-    assert sent == [(b"b", {"type": "queued", "id": 3, "job": behind.id, "position": 1})]
+    assert sent == [(b"b", Queued(behind.id, 1, id=3))]
     assert board.cancel(b"b", running.id) is None  # not that client's job
     assert board.cancel(b"a", running.id) is running and running.cancel.is_set()
 
@@ -52,7 +55,7 @@ def test_a_dead_runner_requeues_its_job_first_until_the_limit():
     assert board.take() is job
     assert board.retry(job, limit=2) is None  # queued again, ahead of the other client
     assert board.waiting_ids() == [job.id, other.id]
-    assert sent[-2][1] == {"type": "queued", "id": 1, "job": job.id, "position": 1, "retry": 1}
+    assert sent[-2][1] == Queued(job.id, 1, retry=1, id=1)
     assert board.take() is job
     assert board.retry(job, limit=2) == 2  # its second run: no third
     assert board.waiting_ids() == [other.id]

@@ -23,9 +23,10 @@ import zmq
 
 from stylebridge.core.engine import Engine
 from stylebridge.server.client import Client, ServerError, ServerUnavailable, present_token
-from stylebridge.server.protocol import VERSION, encode_image, pack
+from stylebridge.server.protocol import encode_image, pack
 from stylebridge.server.server import Server
 from stylebridge.server.worker import Worker
+from stylebridge.wire.messages import Submit
 from tests.support.images import STYLE, rgba
 from tests.support.servers import clean_env, free_port, start_server
 
@@ -112,21 +113,11 @@ def test_a_second_signal_cancels_at_once(tmp_path):
 # --- clients and servers that misbehave -----------------------------------------------------------
 
 
-def submit_frames(token: str, rid: int, preview: float | None = None) -> list:
+def submit_frames(rid: int, preview: float | None = None) -> list:
     content, content_blob = encode_image(rgba(seed=rid), 1)
     style, style_blob = encode_image(STYLE, 2)
-    header = {
-        "v": VERSION,
-        "id": rid,
-        "token": token,
-        "type": "submit",
-        "content": content,
-        "styles": [style],
-        "preset": "fast",
-        "controls": {**TINY, "steps": 40},
-        "preview": preview,
-    }
-    return pack(header, [content_blob, style_blob])
+    submit = Submit(content, [style], "fast", {**TINY, "steps": 40}, preview=preview, id=rid)
+    return pack(submit, [content_blob, style_blob])
 
 
 def test_a_client_that_never_reads_does_not_hold_up_the_others(tmp_path):
@@ -140,7 +131,7 @@ def test_a_client_that_never_reads_does_not_hold_up_the_others(tmp_path):
     deaf.connect(srv.endpoint)
     try:
         for rid in range(1, 4):  # previews every 0.2 s and progress it never reads
-            deaf.send_multipart(submit_frames(srv.token, rid, preview=0.2))
+            deaf.send_multipart(submit_frames(rid, preview=0.2))
         with Client(srv.endpoint, srv.token, timeout=30) as c:
             time.sleep(1.0)
             assert c.status()["running"] is not None  # the deaf client's job is running

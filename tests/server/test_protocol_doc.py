@@ -7,7 +7,7 @@ import re
 import numpy as np
 
 from stylebridge.server.protocol import encode_image, pack
-from stylebridge.wire.protocol import VERSION
+from stylebridge.wire.messages import Submit
 from tests.support import REPO
 
 DOC = REPO / "docs" / "protocol.md"
@@ -16,16 +16,8 @@ DOC = REPO / "docs" / "protocol.md"
 def test_example_dump_matches_the_encoder():
     c_spec, c_blob = encode_image(np.arange(16, dtype=np.uint8).reshape(2, 2, 4), 1)
     s_spec, s_blob = encode_image(np.full((2, 2, 3), 200, np.uint8), 2)
-    header = {
-        "v": VERSION,
-        "type": "submit",
-        "id": 1,
-        "content": c_spec,
-        "styles": [s_spec],
-        "preset": "fast",
-        "controls": {"strength": 0.8},
-    }
-    frames = [bytes(f) for f in pack(header, [c_blob, s_blob])]
+    submit = Submit(c_spec, [s_spec], preset="fast", controls={"strength": 0.8}, id=1)
+    frames = [bytes(f) for f in pack(submit, [c_blob, s_blob])]
     text = DOC.read_text()
     for i, frame in enumerate(frames):
         block = text.split(f"frame {i} ({len(frame)} bytes):\n", 1)[1].split("\nframe", 1)[0]
