@@ -138,7 +138,7 @@ def step_rate(client: Client, content, style, preview: float | None) -> float:
         size=384,
         steps=30,
         preview=preview,
-        on_progress=lambda p: marks.append((p["elapsed"], p["step"])),
+        on_progress=lambda p: marks.append((p.elapsed, p.step)),
         on_preview=lambda img, h: frames.append(h["step"]),
     )
     (t0, s0), (t1, s1) = marks[len(marks) // 3], marks[-1]

@@ -84,7 +84,7 @@ def single(client: Client, content: np.ndarray, style: np.ndarray) -> tuple[floa
         job.wait()
         total.append(time.perf_counter() - start)
         first.append(marks[0] - start)
-        engine.append(job.info["elapsed"])
+        engine.append(job.info.elapsed)
     return statistics.median(first), statistics.median(total), statistics.median(engine)
 
 

@@ -219,6 +219,7 @@ def _stylize_local(args, settings, content, styles, stop, bar):
 
 def _stylize_remote(args, content, styles, stop, bar):
     from stylebridge.core.images import layer_from_array, layer_to_array
+    from stylebridge.wire.messages import Progress
 
     from .client import Client, ServerUnavailable
     from .spawn import ensure_server
@@ -248,16 +249,9 @@ def _stylize_remote(args, content, styles, stop, bar):
         raise ServerUnavailable(f"{exc} (or drop --no-spawn)") from None
     controls = {name: getattr(args, name) for name in CONTROLS}
 
-    def on_progress(p: dict) -> None:
+    def on_progress(p: Progress) -> None:
         bar.update(
-            p["step"],
-            p["total_steps"],
-            p["stage"],
-            p["stages"],
-            p["width"],
-            p["height"],
-            p["losses"]["total"],
-            p["eta"],
+            p.step, p.total_steps, p.stage, p.stages, p.width, p.height, p.losses["total"], p.eta
         )
 
     with client:
@@ -276,8 +270,8 @@ def _stylize_remote(args, content, styles, stop, bar):
                 cancel_sent = True
         image = job.wait()
     layer = layer_from_array(image)  # the server answers in the content's channels and dtype
-    info = job.info
-    return layer, info.get("steps", 0), info.get("elapsed", 0.0), job.cancelled, client.endpoint
+    info = job.info  # the Result that ended it, with the image
+    return layer, info.steps, info.elapsed or 0.0, job.cancelled, client.endpoint
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -360,18 +354,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     with Client(args.endpoint, timeout=5) as client:
         s = client.status()
-    queue = ", ".join(s["queue"]) or "empty"
-    running = ", ".join(s.get("running_jobs") or ([s["running"]] if s["running"] else []))
+    queue = ", ".join(s.queue) or "empty"
+    running = ", ".join(s.running_jobs or ([s.running] if s.running else []))
     print(
-        f"stylebridge {s['version']} on {s['endpoint']} (pid {s['pid']}), device {s['device']}, "
-        f"model {'loaded' if s['model_loaded'] else 'unloaded (idle)'}"
+        f"stylebridge {s.version} on {s.endpoint} (pid {s.pid}), device {s.device}, "
+        f"model {'loaded' if s.model_loaded else 'unloaded (idle)'}"
     )
     print(
         f"running: {running or 'nothing'}; queue: {queue}; "
-        f"RSS {s['memory']['rss'] / 2**20:.0f} MiB; uptime {s['uptime']:.0f} s"
-        + ("; draining" if s.get("draining") else "")
+        f"RSS {s.memory['rss'] / 2**20:.0f} MiB; uptime {s.uptime:.0f} s"
+        + ("; draining" if s.draining else "")
     )
-    for a in s.get("actors", []):
+    for a in s.actors or []:
         state = f"running {a['busy']}" if a["busy"] else "idle" if a["alive"] else "starting"
         print(
             f"  {a['name']}: {state}; {a['device']} on {a['node']} (pid {a['pid']}), "
@@ -391,7 +385,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
             "(it reads the key from the server's discovery file)"
         )
     with Client(args.endpoint, timeout=5) as client:
-        pid = client.status()["pid"]
+        pid = client.status().pid
         pending = client.shutdown(info["admin"], 0 if args.now else None)
     after = "after its current jobs" if pending else "now"
     print(f"stylebridge: asked the server (pid {pid}) to stop {after}")

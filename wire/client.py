@@ -9,13 +9,14 @@ overrides `Client.encode` / `Client.decode`.
 For a UI thread everything is non-blocking::
 
     client = Client()                            # discovery file, or STYLEBRIDGE_ENDPOINT/TOKEN
-    job = client.submit(content, [style], preset="fast", preview=0.5, balance=0.6)
+    job = client.submit(content, [style], preview=0.5, balance=0.6)
     # from a timer (or when client.fileno() turns readable):
     if job.poll(0):                              # never waits longer than its timeout
         ...                                      # job.result / job.error / job.cancelled
     job.cancel()                                 # sends, returns at once
 
-Scripts and tests have blocking conveniences: `Client.ping`, `status`, `echo`, `stylize`. A
+Replies and events come as the typed messages of messages.py (`Status`, `Progress`, `Result`,
+...). Scripts and tests have blocking conveniences: `Client.ping`, `status`, `echo`, `stylize`. A
 dead or silent server always ends in `ServerUnavailable`, never in a hang: after ``timeout``
 seconds without a message while something is outstanding the client sends ``ping``; without an
 answer within another ``timeout`` seconds it gives up (Lazy Pirate: the socket is closed, and
@@ -33,6 +34,7 @@ vendored into the plug-ins under another parent package.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import time
 from collections import deque
@@ -40,19 +42,39 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .discovery import find_server
-from .messages import PREVIEW_SIDE
+from .messages import (
+    ANSWERS,
+    PREVIEW_SIDE,
+    Accepted,
+    Cancel,
+    Cancelling,
+    Echo,
+    Error,
+    ImageSpec,
+    Message,
+    Ping,
+    Pong,
+    Preview,
+    Progress,
+    ProtocolError,
+    Queued,
+    Result,
+    Shutdown,
+    Status,
+    StatusQuery,
+    Submit,
+    read_reply,
+)
 from .msgpack_lite import packb, unpackb
 from .protocol import (
     MAX_HEADER_BYTES,
     MAX_HEADER_DEPTH,
     PLAIN_USER,
-    VERSION,
     ClientError,
     Image,
     ServerError,
     ServerUnavailable,
     TransportError,
-    error_from,
 )
 from .zmtp import DealerSocket
 
@@ -62,8 +84,8 @@ _WAIT_SLICE = 0.25  # blocking calls wake at least this often to check an upload
 # ==================================================================================== jobs
 
 if TYPE_CHECKING:  # collections.abc.Callable cannot be subscripted at run time on 3.8
-    ProgressCallback = Callable[[dict[str, Any]], None]
-    PreviewCallback = Callable[[Image, dict[str, Any]], None]
+    ProgressCallback = Callable[[Progress], None]
+    PreviewCallback = Callable[[Image, Preview], None]
 
 
 class JobHandle:
@@ -73,13 +95,13 @@ class JobHandle:
         request_id: the submit's request id.
         job_id: the server's job id (str), None until ``accepted`` arrives.
         position: jobs ahead of this one (0: running), None until accepted.
-        progress: the last ``progress`` event (step, total_steps, stage, stages, width, height,
-            losses, elapsed, eta); empty before the first.
+        progress: the last `Progress` event (step, total_steps, stage, stages, width, height,
+            losses, elapsed, eta); None before the first.
         latest_preview: the newest preview frame (8-bit RGB Image), or None.
         preview_step: the optimisation step of ``latest_preview``.
         result: the stylised Image (the content's size, dtype and channels); after a cancel,
             the best image so far when the server had one.
-        info: the final event's header (steps, elapsed, losses, ...).
+        info: the `Result` that ended it (steps, elapsed, losses, controls), None otherwise.
         cancelled: the job ended by a cancel.
         cancelling: the server confirmed the cancel request.
         error: a `ServerError` when the server failed the job, else None.
@@ -108,11 +130,11 @@ class JobHandle:
         self.on_preview = on_preview
         self.job_id: str | None = None
         self.position: int | None = None
-        self.progress: dict[str, Any] = {}
+        self.progress: Progress | None = None
         self.latest_preview: Image | None = None
         self.preview_step: int | None = None
         self.result: Image | None = None
-        self.info: dict[str, Any] = {}
+        self.info: Result | None = None
         self.cancelled = False
         self.cancelling = False
         self.error: ServerError | None = None
@@ -171,56 +193,70 @@ class JobHandle:
     def _on_message(self, header: dict[str, Any], frames: list[bytes]) -> None:
         if self.done:
             return
-        kind = header.get("type")
-        job = header.get("job")
+        try:
+            message = read_reply(header, frames)
+        except ProtocolError as exc:  # an image that does not fit its frame
+            if header.get("type") in ("result", "cancelled"):
+                self._end()
+                self.cancelled = header.get("type") == "cancelled"
+                self.error = _bad_image(exc)
+            return  # a preview is a nicety: a bad one is skipped, the job goes on
+        if message is None:
+            return  # other event types: ignored, as the protocol asks of clients
+        job = getattr(message, "job", None)
         if isinstance(job, str) and self.job_id is None:
             self.job_id = job
-            if self._cancel_wanted and kind not in ("result", "cancelled", "error"):
+            if self._cancel_wanted and not isinstance(message, (Result, Error)):
                 self._client._send_cancel(self)
-        if kind in ("accepted", "queued"):
-            position = header.get("position")
-            if isinstance(position, int):
-                self.position = position
-        elif kind == "progress":
+        if isinstance(message, (Accepted, Queued)):
+            if message.position is not None:
+                self.position = message.position
+        elif isinstance(message, Progress):
             self.position = 0
-            self.progress = header
+            self.progress = message
             if self.on_progress is not None:
-                self.on_progress(header)
-        elif kind == "preview":
+                self.on_progress(message)
+        elif isinstance(message, Preview):
             self.position = 0
-            try:
-                raw = Image._from_spec(header.get("image"), frames, "preview.image")
-                _check_preview(raw)
-                image = self._client.decode(raw)
-            except ServerError:
-                return  # a preview is a nicety: a bad one is skipped, the job goes on
-            self.latest_preview = image
-            step = header.get("step")
-            self.preview_step = step if isinstance(step, int) else None
-            if self.on_preview is not None:
-                self.on_preview(image, header)
-        elif kind in ("result", "cancelled"):
+            self._on_preview(message, frames)
+        elif isinstance(message, Result):
             self._end()
-            self.info = header
-            self.cancelled = kind == "cancelled"
-            if header.get("image") is not None:
+            self.info = message
+            self.cancelled = message.cancelled
+            if message.image is not None:
                 try:
-                    raw = Image._from_spec(header["image"], frames, f"{kind}.image")
-                    if self._shapes and _shape(raw) not in self._shapes:
-                        raise ServerError(
-                            "bad_reply",
-                            f"the server's {kind} is {_describe(_shape(raw))}, "
-                            f"not {_describe(self._shapes[0])} like the layer sent",
-                            f"{kind}.image",
-                        )
-                    self.result = self._client.decode(raw)
+                    self.result = self._client.decode(self._fitting(message, frames))
                 except ServerError as exc:
                     self.error = exc
-        elif kind == "error":
+        elif isinstance(message, Error):
             self._end()
-            self.info = header
-            self.error = error_from(header)
-        # other event types: ignored, as the protocol asks of clients
+            self.error = message.exception()
+
+    def _on_preview(self, preview: Preview, frames: list[bytes]) -> None:
+        if preview.image is None:
+            return
+        try:
+            raw = preview.image.image(frames)
+            _check_preview(raw)
+            image = self._client.decode(raw)
+        except ServerError:
+            return  # a preview is a nicety: a bad one is skipped, the job goes on
+        self.latest_preview = image
+        self.preview_step = preview.step
+        if self.on_preview is not None:
+            self.on_preview(image, preview)
+
+    def _fitting(self, result: Result, frames: list[bytes]) -> Image:
+        """The result's image, if it is what the layer sent can take back."""
+        raw = result.image.image(frames)
+        if self._shapes and _shape(raw) not in self._shapes:
+            raise ServerError(
+                "bad_reply",
+                f"the server's {result.type} is {_describe(_shape(raw))}, "
+                f"not {_describe(self._shapes[0])} like the layer sent",
+                f"{result.type}.image",
+            )
+        return raw
 
     def _end(self) -> None:
         self.done = True
@@ -240,27 +276,27 @@ class PendingReply:
     client waits on one. The ``timeout`` counts from the last progress of the request's upload:
     a large request still being sent is not silence."""
 
-    def __init__(self, client: Client, rid: Any) -> None:
-        self._client, self._rid = client, rid
+    def __init__(self, client: Client, rid: Any, answer: type[Message]) -> None:
+        self._client, self._rid, self._answer = client, rid, answer
         self._deadline = time.monotonic() + client.timeout
         self._unsent = client._unsent()
 
-    def poll(self) -> dict[str, Any] | None:
+    def poll(self) -> Any:
         """The reply once it has come, else None, at once. Raises `ServerError` for an error
         reply, `ServerUnavailable` when the connection failed or ``timeout`` passed."""
         answer = self.wait(0.0)
         return answer[0] if answer is not None else None
 
-    def wait(self, seconds: float) -> tuple[dict[str, Any], list[bytes]] | None:
-        """The reply and its frames, waiting at most ``seconds`` for them; else None."""
+    def wait(self, seconds: float) -> tuple[Any, list[bytes]] | None:
+        """The reply (the request's answer, a typed message) and its frames, waiting at most
+        ``seconds`` for them; else None."""
         client, rid = self._client, self._rid
         try:
             client._pump(min(seconds, max(0.0, self._deadline - time.monotonic())),
                          lambda: rid in client._replies)  # fmt: skip
             if rid in client._replies:
-                reply, frames = client._replies.pop(rid)
-                if reply.get("type") == "error":
-                    raise error_from(reply)
+                header, frames = client._replies.pop(rid)
+                reply = self._read(header, frames)
                 client._waiting.discard(rid)
                 return reply, frames
             unsent = client._unsent()
@@ -280,6 +316,20 @@ class PendingReply:
             client._waiting.discard(rid)
             client._replies.pop(rid, None)
             raise
+
+    def _read(self, header: dict[str, Any], frames: list[bytes]) -> Any:
+        """The reply as its message: `ServerError` for an ``error``, or for anything but the
+        answer the request expects (``bad_reply``)."""
+        try:
+            reply = read_reply(header, frames)
+        except ProtocolError as exc:
+            raise _bad_image(exc) from None
+        if isinstance(reply, Error):
+            raise reply.exception()
+        if not isinstance(reply, self._answer):
+            kind = str(header.get("type"))[:40]
+            raise ServerError("bad_reply", f"the server answered {kind!r}, not {self._answer.TYPE}")
+        return reply
 
 
 def plain_dealer(endpoint: str, token: str) -> DealerSocket:
@@ -366,7 +416,7 @@ class Client:
         content: Image,
         styles: list[Image],
         *,
-        preset: str = "fast",
+        preset: str | None = None,
         style_weights: list[float] | None = None,
         mask: Image | None = None,
         preview: float | None = None,
@@ -376,64 +426,58 @@ class Client:
     ) -> JobHandle:
         """Send a job and return its handle at once; `JobHandle.poll` does the rest.
 
-        ``controls`` are engine controls by name (strength, preserve_colors, size, steps, ...;
-        None values are left out). ``preview``: seconds between preview frames (>= 0.2).
-        Callbacks run inside `poll`: ``on_progress(event)``, ``on_preview(image, event)``.
+        ``preset``: a preset's name (None: the server's default). ``controls`` are engine
+        controls by name (strength, preserve_colors, size, steps, ...; None values are left
+        out). ``preview``: seconds between preview frames (>= 0.2). Callbacks run inside
+        `poll`: ``on_progress(progress)``, ``on_preview(image, preview)``.
         """
         blobs: list[bytes] = []
         content = self.encode(content, "content")  # once: the handle checks the result by it
 
-        def add(image: Any, what: str) -> dict[str, Any]:
+        def add(image: Any, what: str) -> ImageSpec:
             image = self.encode(image, what)
             blobs.append(image.data)
-            return image._spec(len(blobs))
+            return ImageSpec.of(image, len(blobs))
 
-        header: dict[str, Any] = {
-            "type": "submit",
-            "content": add(content, "content"),
-            "styles": [add(s, f"styles[{i}]") for i, s in enumerate(styles)],
-            "preset": preset,
-            "controls": {k: v for k, v in controls.items() if v is not None},
-        }
-        if style_weights is not None:
-            header["style_weights"] = [float(w) for w in style_weights]
-        if mask is not None:
-            header["mask"] = add(mask, "mask")
-        if preview is not None:
-            header["preview"] = float(preview)
+        request = Submit(
+            add(content, "content"),
+            [add(s, f"styles[{i}]") for i, s in enumerate(styles)],
+            preset,
+            {k: v for k, v in controls.items() if v is not None},
+            None if style_weights is None else [float(w) for w in style_weights],
+            None if mask is None else add(mask, "mask"),
+            None if preview is None else float(preview),
+        )
         rid = next(self._ids)
         handle = JobHandle(self, rid, on_progress, on_preview, content, mask is not None)
-        self._send(rid, header, blobs)
+        self._send(rid, request, blobs)
         self._jobs[rid] = handle
         return handle
 
-    def ping(self) -> dict[str, Any]:
-        """The ``pong`` reply (version, protocol)."""
-        return self._request({"type": "ping"})[0]
+    def ping(self) -> Pong:
+        """The `Pong` reply (version, protocol, the presets and controls the server takes)."""
+        return self._request(Ping())[0]
 
-    def status(self) -> dict[str, Any]:
-        """The ``status`` reply (device, model_loaded, queue, running, memory, limits, ...)."""
-        return self._request({"type": "status"})[0]
+    def status(self) -> Status:
+        """The `Status` reply (device, model_loaded, queue, running, memory, limits, ...)."""
+        return self._request(StatusQuery())[0]
 
-    def begin(self, kind: str, **fields: Any) -> PendingReply:
-        """Send a request without waiting for it (``status``, ``ping``, ``shutdown``): the
+    def begin(self, request: Message) -> PendingReply:
+        """Send a request without waiting for it (`StatusQuery`, `Ping`, `Shutdown`): the
         returned `PendingReply` is polled for the reply, within ``timeout`` s."""
-        return self._begin({"type": kind, **fields})
+        return self._begin(request)
 
     def echo(self, image: Any) -> Any:
         """Send an image and get it back from the server: the transport's round-trip check."""
         image = self.encode(image, "image")
-        reply, frames = self._request({"type": "echo", "image": image._spec(1)}, [image.data])
-        return self.decode(Image._from_spec(reply.get("image"), frames, "echo.image"))
+        reply, frames = self._request(Echo(ImageSpec.of(image, 1)), [image.data])
+        return self.decode(reply.image.image(frames))
 
     def shutdown(self, admin: str, drain: float | None = None) -> bool:
         """Ask the server to stop after its jobs (at most ``drain`` s; None: the server's
         default, 0: cancel them now). ``admin``: the key in the server's discovery file (a
         server refuses shutdown without it). True when jobs were still running or queued."""
-        request: dict[str, Any] = {"type": "shutdown", "admin": admin}
-        if drain is not None:
-            request["drain"] = drain
-        return bool(self._request(request)[0].get("pending"))
+        return bool(self._request(Shutdown(admin, drain))[0].pending)
 
     # ------------------------------------------------------------------ pixels
 
@@ -506,8 +550,8 @@ class Client:
         self._drop(exc)
         return exc
 
-    def _send(self, rid: Any, header: dict[str, Any], blobs: Sequence[bytes] = ()) -> None:
-        frame0 = packb({"v": VERSION, "id": rid, **header})
+    def _send(self, rid: Any, request: Message, blobs: Sequence[bytes] = ()) -> None:
+        frame0 = packb(dataclasses.replace(request, id=rid).to_header())
         if not self._busy() and self._sock is not None:
             # Idle: a connection that died meanwhile (server restarted) is replaced quietly,
             # since nothing is lost with it.
@@ -529,19 +573,17 @@ class Client:
         self._cancels[rid] = handle
         # On failure the job is marked unavailable, and its poll reports it.
         with contextlib.suppress(ServerUnavailable):
-            self._send(rid, {"type": "cancel", "job": handle.job_id})
+            self._send(rid, Cancel(handle.job_id))
 
-    def _begin(self, header: dict[str, Any], blobs: Sequence[bytes] = ()) -> PendingReply:
+    def _begin(self, request: Message, blobs: Sequence[bytes] = ()) -> PendingReply:
         rid = next(self._ids)
-        self._send(rid, header, blobs)
+        self._send(rid, request, blobs)
         self._waiting.add(rid)
-        return PendingReply(self, rid)
+        return PendingReply(self, rid, ANSWERS[type(request)])
 
-    def _request(
-        self, header: dict[str, Any], blobs: Sequence[bytes] = ()
-    ) -> tuple[dict[str, Any], list[bytes]]:
+    def _request(self, request: Message, blobs: Sequence[bytes] = ()) -> tuple[Any, list[bytes]]:
         """Send and wait for the reply: at most ``timeout`` s after the request left."""
-        pending = self._begin(header, blobs)
+        pending = self._begin(request, blobs)
         while True:
             answer = pending.wait(_WAIT_SLICE)
             if answer is not None:
@@ -594,7 +636,7 @@ class Client:
                 return self._last_heard + self.timeout
             self._ping_sent = now
             rid = next(self._ids)
-            frame0 = packb({"v": VERSION, "type": "ping", "id": rid})
+            frame0 = packb(Ping(id=rid).to_header())
             try:
                 sock.send([frame0])
             except TransportError as exc:
@@ -635,12 +677,16 @@ class Client:
         handle = self._cancels.pop(rid, None)
         if handle is not None:
             # ``cancelling``; or ``unknown_job`` when the job ended first: nothing to do then
-            if header.get("type") == "cancelling":
+            if header.get("type") == Cancelling.TYPE:
                 handle.cancelling = True
             return
         if rid in self._waiting:
             self._replies[rid] = (header, frames)
         # anything else (a pong to a liveness ping, a late reply): dropped
+
+
+def _bad_image(exc: ProtocolError) -> ServerError:
+    return ServerError("bad_reply", f"the server sent a bad image: {exc.message}", exc.field)
 
 
 def _shape(image: Image) -> tuple[int, int, int, str]:

@@ -19,7 +19,7 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
-from .protocol import DTYPES, VERSION, ServerError
+from .protocol import DTYPES, VERSION, Image, ServerError
 
 MAX_ID_CHARS = 64  # a request's id: an int, or a string of at most this many characters
 CHANNELS = (1, 2, 3, 4)  # gray, gray + alpha, RGB, RGBA
@@ -120,6 +120,15 @@ class ImageSpec:
 
     def to_header(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def of(cls, image: Image, frame: int) -> ImageSpec:
+        """The map of ``image`` sent in frame ``frame``."""
+        return cls(image.width, image.height, image.channels, image.dtype, frame)
+
+    def image(self, frames: Sequence[Any]) -> Image:
+        """The pixels this map points at, as an `Image` (the map checked against ``frames``)."""
+        return Image(self.width, self.height, self.channels, self.dtype, frames[self.frame])
 
     @classmethod
     def from_header(
@@ -594,3 +603,14 @@ def read_reply(header: Mapping[str, Any], frames: Sequence[Any] = ()) -> Message
     if cls is Result:
         values["cancelled"] = header.get("type") == "cancelled"
     return cls(**values)
+
+
+# what each request is answered with (a submit's later events and its end come as they happen)
+ANSWERS: dict[type[Message], type[Message]] = {
+    Ping: Pong,
+    StatusQuery: Status,
+    Submit: Accepted,
+    Cancel: Cancelling,
+    Echo: Echoed,
+    Shutdown: Bye,
+}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from .messages import Progress
 
 
 def format_seconds(seconds: float) -> str:
@@ -17,21 +17,13 @@ def format_seconds(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def fraction(event: dict[str, Any]) -> float:
-    """How far a job is, 0..1, from a ``progress`` event (0 before the first)."""
-    step, total = event.get("step"), event.get("total_steps")
-    if isinstance(step, (int, float)) and isinstance(total, (int, float)) and total > 0:
-        return min(1.0, max(0.0, step / total))
-    return 0.0
-
-
-def step_text(event: dict[str, Any]) -> str:
-    """``step 12/60, 40 s left`` from a ``progress`` event (empty before the first)."""
+def step_text(event: Progress | None) -> str:
+    """``step 12/60, 40 s left`` from a progress event (empty before the first)."""
+    if event is None:
+        return ""
     parts = []
-    step, total = event.get("step"), event.get("total_steps")
-    if isinstance(step, int) and isinstance(total, int) and total > 0:
-        parts.append(f"step {step}/{total}")
-    eta = event.get("eta")
-    if isinstance(eta, (int, float)):
-        parts.append(f"{format_seconds(eta)} left")
+    if event.step is not None and event.total_steps is not None and event.total_steps > 0:
+        parts.append(f"step {event.step}/{event.total_steps}")
+    if event.eta is not None:
+        parts.append(f"{format_seconds(event.eta)} left")
     return ", ".join(parts)

@@ -1,6 +1,7 @@
-"""The protocol's words (docs/protocol.md) as the clients need them: the version, the limits,
-the pixel types, the errors, and `Image`, raw pixels as a message carries them. Standard library
-only: the server's own codec (server/protocol.py) reads its constants from here.
+"""The protocol's words (docs/protocol.md) that are not a message's: the version, the header's
+limits, the pixel types, the errors a client raises, and `Image`, raw pixels as a message
+carries them. The messages themselves are in messages.py. Standard library only: the server's
+own codec (server/protocol.py) reads its constants from here.
 """
 
 from __future__ import annotations
@@ -42,16 +43,6 @@ class ServerError(ClientError):
 
     def __repr__(self) -> str:
         return f"ServerError({self.code!r}, {self.message!r}, {self.field!r})"
-
-
-def error_from(header: dict[str, Any]) -> ServerError:
-    """The ``error`` reply as an exception, whatever its fields hold."""
-    code, message, field = header.get("code"), header.get("message"), header.get("field")
-    return ServerError(
-        code if isinstance(code, str) else "unknown",
-        message if isinstance(message, str) else "the server reported an error",
-        field if isinstance(field, str) else None,
-    )
 
 
 class Image:
@@ -113,35 +104,3 @@ class Image:
 
     def __repr__(self) -> str:
         return f"Image({self.width}x{self.height}, channels={self.channels}, dtype={self.dtype})"
-
-    def _spec(self, frame: int) -> dict[str, Any]:
-        return {
-            "width": self.width,
-            "height": self.height,
-            "channels": self.channels,
-            "dtype": self.dtype,
-            "frame": frame,
-        }
-
-    @classmethod
-    def _from_spec(cls, spec: Any, frames: list[bytes], where: str) -> Image:
-        """The image a reply's header points at; ServerError("bad_reply") if it does not fit."""
-        try:
-            if not isinstance(spec, dict):
-                raise ValueError("not an image map")
-            frame = spec.get("frame")
-            if isinstance(frame, bool) or not isinstance(frame, int):
-                raise ValueError(f"frame {frame!r} is not an int")
-            if not 1 <= frame < len(frames):
-                raise ValueError(f"frame {frame} but the message has {len(frames)} frames")
-            return cls(
-                spec.get("width"),  # type: ignore[arg-type]
-                spec.get("height"),  # type: ignore[arg-type]
-                spec.get("channels"),  # type: ignore[arg-type]
-                spec.get("dtype"),  # type: ignore[arg-type]
-                frames[frame],
-            )
-        except (ValueError, TypeError) as exc:
-            raise ServerError(
-                "bad_reply", f"the server sent a bad image in {where}: {exc}"
-            ) from None

@@ -17,6 +17,7 @@ from typing import Any
 from . import server_process
 from .client import Client, PendingReply
 from .discovery import chosen_endpoint, read_discovery, typed_server
+from .messages import Bye, Message, Shutdown, Status, StatusQuery
 from .protocol import ClientError
 
 CHECK_TIMEOUT = 2.0  # s for a status reply; the dialog goes on meanwhile
@@ -47,7 +48,7 @@ class ServerWatch:
         self.ready = False
         self._client: Client | None = None
         self._pending: PendingReply | None = None
-        self._then: Callable[[dict[str, Any]], None] | None = None
+        self._then: Callable[[Any], None] | None = None
         self._starting_until: float | None = None  # a started server's deadline
         self._process: Any = None  # what `start` returned: a Popen, whose exit we notice
         self._next_retry = 0.0
@@ -81,7 +82,7 @@ class ServerWatch:
     # ------------------------------------------------------------------ actions
     def check(self) -> None:
         """Ask the server for its status; the answer (or its absence) comes with a later tick."""
-        self._ask("status", self._on_status)
+        self._ask(StatusQuery(), self._on_status)
 
     def start(self, command: str) -> bool:
         """Run ``command`` and watch for the server; False (and the error shown) when it could
@@ -104,7 +105,7 @@ class ServerWatch:
         if not self.local or not info or not info.get("admin"):
             self._show(error="Stop works for this machine's own server; stop a studio one there.")
             return
-        self._ask("shutdown", self._on_stopped, admin=info["admin"], drain=0)
+        self._ask(Shutdown(info["admin"], drain=0), self._on_stopped)
 
     def missing_log(self) -> str | None:
         """Why there is no log to open, or None (the view opens `server_process.log_path()`)."""
@@ -144,12 +145,12 @@ class ServerWatch:
         self._drop()
 
     # ------------------------------------------------------------------ the polled requests
-    def _ask(self, kind: str, then: Callable[[dict[str, Any]], None], **fields: Any) -> None:
+    def _ask(self, request: Message, then: Callable[[Any], None]) -> None:
         if self._pending is not None:
             return  # one at a time; the one in flight answers soon enough
         try:
             self._client = self.client(CHECK_TIMEOUT)
-            self._pending = self._client.begin(kind, **fields)
+            self._pending = self._client.begin(request)
         except ClientError as exc:
             self._drop()
             self._on_down(exc)
@@ -177,17 +178,17 @@ class ServerWatch:
             self._client.close()
             self._client = None
 
-    def _on_status(self, status: dict[str, Any]) -> None:
+    def _on_status(self, status: Status) -> None:
         self._starting_until = None
-        queue = len(status.get("queue") or [])
+        queue = len(status.queue or [])
         self._show(
-            f"Server: ready on {status.get('device', '?')} ({status.get('endpoint', '')})"
+            f"Server: ready on {status.device or '?'} ({status.endpoint or ''})"
             + (f", {queue} queued" if queue else ""),
             "",
             ready=True,
         )
 
-    def _on_stopped(self, _reply: dict[str, Any]) -> None:
+    def _on_stopped(self, _reply: Bye) -> None:
         self._show("Server: stopped.", ready=False)
 
     def _on_down(self, exc: BaseException) -> None:

@@ -10,13 +10,15 @@ Each submit gets a `ScriptedJob` that plays a script, one step per ``poll``:
 * ``("cancelled", image)``: the job ends cancelled (``image``: the best so far, or None).
 
 A ``cancel()`` ends the job as cancelled at its next poll. Errors and images are whatever the
-test passes in: the fake never imports a copy of the wire package, so the plug-in under test
-meets its own classes.
+test passes in, and events are the messages of the wire package the content's class comes from:
+the fake never imports a copy of its own, so the plug-in under test meets its own classes.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any
 
 Step = tuple[Any, ...]
@@ -27,6 +29,13 @@ THREE_STEPS_THEN_RESULT: tuple[Step, ...] = (
     ("progress", 3, 3),
     ("result", None),
 )
+
+
+def messages_of(image: Any) -> ModuleType:
+    """The messages module of the wire package ``image``'s class belongs to (a plug-in's own
+    vendored copy)."""
+    package = type(image).__module__.rpartition(".")[0]
+    return importlib.import_module(f"{package}.messages")
 
 
 def copy_of(image: Any) -> Any:
@@ -40,8 +49,8 @@ class ScriptedJob:
         client: ScriptedClient,
         content: Any,
         script: Sequence[Step],
-        on_progress: Callable[[dict[str, Any]], None] | None,
-        on_preview: Callable[[Any, dict[str, Any]], None] | None,
+        on_progress: Callable[[Any], None] | None,
+        on_preview: Callable[[Any, Any], None] | None,
     ) -> None:
         self.client = client
         self.content = content
@@ -50,7 +59,7 @@ class ScriptedJob:
         self.on_preview = on_preview
         self.job_id = f"job-{len(client.jobs) + 1}"
         self.position: int | None = 0
-        self.progress: dict[str, Any] = {}
+        self.progress: Any = None  # the last Progress
         self.latest_preview: Any = None
         self.result: Any = None
         self.error: Exception | None = None
@@ -68,17 +77,21 @@ class ScriptedJob:
         if not self.script:
             return False  # nothing more scripted: the job runs on
         kind, *args = self.script.pop(0)
+        messages = messages_of(self.content)
         if kind == "progress":
             step, total = args
-            self.progress = {"type": "progress", "step": step, "total_steps": total,
-                             "stage": 1, "stages": 1, "eta": float(total - step)}  # fmt: skip
+            self.progress = messages.Progress(
+                self.job_id, step, total, 1, 1, self.content.width, self.content.height,
+                {"total": 1.0}, 0.5, float(total - step),
+            )  # fmt: skip
             if self.on_progress is not None:
                 self.on_progress(self.progress)
         elif kind == "preview":
             (image,) = args
             self.latest_preview = image
             if self.on_preview is not None:
-                self.on_preview(image, {"type": "preview", "step": self.progress.get("step")})
+                step = self.progress.step if self.progress else 0
+                self.on_preview(image, messages.Preview(self.job_id, step, None))
         elif kind == "result":
             (image,) = args
             self.result = copy_of(self.content) if image is None else image
@@ -120,24 +133,20 @@ class ScriptedClient:
         self.closed = False
         self.endpoint = "tcp://127.0.0.1:1"
 
-    def ping(self) -> dict[str, Any]:
+    def ping(self) -> None:
         self.pings += 1
-        return {"type": "pong"}
-
-    def status(self) -> dict[str, Any]:
-        return {"type": "status", "device": "cpu", "queue": [], "running": None}
 
     def submit(
         self,
         content: Any,
         styles: list[Any],
         *,
-        preset: str = "fast",
+        preset: str | None = None,
         style_weights: list[float] | None = None,
         mask: Any = None,
         preview: float | None = None,
-        on_progress: Callable[[dict[str, Any]], None] | None = None,
-        on_preview: Callable[[Any, dict[str, Any]], None] | None = None,
+        on_progress: Callable[[Any], None] | None = None,
+        on_preview: Callable[[Any, Any], None] | None = None,
         **controls: Any,
     ) -> ScriptedJob:
         sent = {"content": content, "styles": styles, "preset": preset, "mask": mask}

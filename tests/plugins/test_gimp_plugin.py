@@ -196,7 +196,7 @@ def test_start_brings_up_a_real_server(sg, gimp_wire, no_server):
         gimp_wire.Client, lambda command: servers.append(start_server(no_server)), "serve"
     )
     try:
-        assert client.ping()["type"] == "pong" and len(servers) == 1
+        assert client.ping().type == "pong" and len(servers) == 1
     finally:
         client.close()
         servers[0].stop()
@@ -238,21 +238,28 @@ def test_work_area_selection_off_the_drawable_is_an_error(sg):
 # ============================================================================== progress
 
 
-def test_progress_fraction_spans_all_drawables(sg):
-    event = {"step": 50, "total_steps": 100}
+def progress(gimp_wire, **fields):
+    """A ``progress`` event as the plug-in's client reads it off the wire."""
+    return gimp_wire.messages.read_reply({"type": "progress", "id": 1, "job": "j", **fields})
+
+
+def test_progress_fraction_spans_all_drawables(sg, gimp_wire):
+    event = progress(gimp_wire, step=50, total_steps=100)
     assert sg.progress_fraction(event, 0, 1) == 0.5
     assert sg.progress_fraction(event, 1, 2) == 0.75
-    assert sg.progress_fraction({}, 1, 4) == 0.25
-    assert sg.progress_fraction({"step": 120, "total_steps": 100}, 0, 1) == 1.0
+    assert sg.progress_fraction(progress(gimp_wire), 1, 4) == 0.25
+    assert sg.progress_fraction(None, 1, 4) == 0.25
+    assert sg.progress_fraction(progress(gimp_wire, step=120, total_steps=100), 0, 1) == 1.0
 
 
-def test_progress_text_shows_step_and_eta(sg):
-    event = {"step": 12, "total_steps": 150, "eta": 83.4}
+def test_progress_text_shows_step_and_eta(sg, gimp_wire):
+    event = progress(gimp_wire, step=12, total_steps=150, eta=83.4)
     text = sg.progress_text(event, 1, 3, "The Scream (Munch)")
     assert (
         text == "Style transfer: The Scream (Munch) · layer 2 of 3 · step 12/150 · 1 min 23 s left"
     )
-    assert sg.progress_text({"step": 1, "total_steps": 9, "eta": None}, 0, 1, "x").endswith("1/9")
+    one = progress(gimp_wire, step=1, total_steps=9, eta=None)
+    assert sg.progress_text(one, 0, 1, "x").endswith("1/9")
     assert "waiting for the server" in sg.progress_text(None, 0, 1, "x")
     assert "queued behind 2 jobs" in sg.progress_text(None, 0, 1, "x", position=2)
 

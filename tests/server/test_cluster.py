@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from stylebridge.server.client import Client
+from stylebridge.wire.messages import Status
 from tests.support.servers import clean_env, free_port, start_server
 
 needs_ray = pytest.mark.skipif(
@@ -84,7 +85,7 @@ def check_result(out: np.ndarray, kind: int) -> None:
     assert corr[0] > 0.5 and corr[0] > corr[1] + 0.3, corr
 
 
-def wait_status(client: Client, ready, timeout: float = 120) -> dict:
+def wait_status(client: Client, ready, timeout: float = 120) -> Status:
     deadline = time.monotonic() + timeout
     while not ready(status := client.status()):
         assert time.monotonic() < deadline, status
@@ -94,7 +95,7 @@ def wait_status(client: Client, ready, timeout: float = 120) -> dict:
 
 def run_until_step(job, step: int = 2, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
-    while job.progress.get("step", 0) < step:
+    while job.progress is None or job.progress.step < step:
         assert not job.poll(0.1) and time.monotonic() < deadline, job.error
     assert job.job_id
 
@@ -102,12 +103,12 @@ def run_until_step(job, step: int = 2, timeout: float = 60) -> None:
 @needs_ray
 def test_status_shows_two_warm_actors(client, cluster):
     status = client.status()
-    actors = status["actors"]
+    actors = status.actors
     assert [a["alive"] for a in actors] == [True, True]
-    assert {a["device"] for a in actors} == {"cpu"} and status["model_loaded"]
+    assert {a["device"] for a in actors} == {"cpu"} and status.model_loaded
     pids = {a["pid"] for a in actors}
     assert len(pids) == 2 and cluster.proc.pid not in pids  # two processes, not the server
-    assert status["running"] is None and status["queue"] == [] and status["cluster"] == "local"
+    assert status.running is None and status.queue == [] and status.cluster == "local"
     assert "Ray actors: 2 on cpu" in cluster.log.read_text()
 
 
@@ -151,7 +152,7 @@ def test_the_local_ray_wants_a_token_of_this_start(cluster):
 
 @needs_ray
 def test_two_clients_run_on_both_actors_and_get_their_own_results(cluster, client):
-    done_before = [a["jobs_done"] for a in client.status()["actors"]]
+    done_before = [a["jobs_done"] for a in client.status().actors]
     results: dict[int, np.ndarray] = {}
 
     def work(kind: int) -> None:
@@ -165,7 +166,7 @@ def test_two_clients_run_on_both_actors_and_get_their_own_results(cluster, clien
         t.join(180)
     check_result(results[0], 0)
     check_result(results[1], 1)
-    done_after = [a["jobs_done"] for a in client.status()["actors"]]
+    done_after = [a["jobs_done"] for a in client.status().actors]
     assert [b - a for a, b in zip(done_before, done_after, strict=True)] == [1, 1]
 
 
@@ -181,7 +182,7 @@ def test_progress_and_previews_come_through_the_front_server(client):
         **{**TINY, "steps": 30},
     )
     check_result(out, 0)
-    steps = [p["step"] for p in progress]
+    steps = [p.step for p in progress]
     assert steps == sorted(steps) and steps[-1] == progress[-1]["total_steps"] >= 30
     assert progress[-1]["losses"]["total"] > 0
     assert previews and all(len(s) == 3 and s[2] == 3 for s in previews)
@@ -194,7 +195,7 @@ def test_cancel_reaches_the_actor(client):
     start = time.monotonic()
     job.cancel()
     best = job.wait(timeout=30)
-    assert job.cancelled and job.info["steps"] < 1000
+    assert job.cancelled and job.info.steps < 1000
     assert time.monotonic() - start < 10  # a step is ~0.1 s: this is slack for a busy machine
     assert best.shape == content(1).shape
 
@@ -207,8 +208,8 @@ def test_status_answers_while_every_actor_is_busy(client):
     start = time.monotonic()
     status = client.status()
     assert time.monotonic() - start < 5
-    assert sorted(status["running_jobs"]) == sorted(j.job_id for j in jobs[:2])
-    assert status["queue"] == [jobs[2].job_id] and all(a["busy"] for a in status["actors"])
+    assert sorted(status.running_jobs) == sorted(j.job_id for j in jobs[:2])
+    assert status.queue == [jobs[2].job_id] and all(a["busy"] for a in status.actors)
     for job in reversed(jobs):
         job.cancel()
     for job in jobs:
@@ -216,22 +217,22 @@ def test_status_answers_while_every_actor_is_busy(client):
             pass
     assert all(j.cancelled for j in jobs) and jobs[2].result is None  # never started
     assert all(j.result is not None for j in jobs[:2])  # their best images so far
-    wait_status(client, lambda s: s["running"] is None, 30)
+    wait_status(client, lambda s: s.running is None, 30)
 
 
 @needs_ray
 def test_a_job_whose_actor_dies_runs_again_on_the_other(client):
-    before = {a["name"]: a for a in client.status()["actors"]}
+    before = {a["name"]: a for a in client.status().actors}
     job = client.submit(content(0), [STYLE], **{**TINY, "steps": 120})
     seen: list[dict] = []
     handle = job._on_message
     job._on_message = lambda header, frames: (seen.append(header), handle(header, frames))
     run_until_step(job, 3)
-    victim = next(a for a in client.status()["actors"] if a["busy"] == job.job_id)
+    victim = next(a for a in client.status().actors if a["busy"] == job.job_id)
     os.kill(victim["pid"], signal.SIGKILL)
 
     check_result(job.wait(timeout=180), 0)
-    assert job.info["steps"] == job.progress["total_steps"]
+    assert job.info.steps == job.progress.total_steps
     retries = [h for h in seen if h["type"] == "queued" and h.get("retry") == 1]
     assert retries, [h["type"] for h in seen]
     steps = [h["step"] for h in seen if h["type"] == "progress"]
@@ -239,8 +240,8 @@ def test_a_job_whose_actor_dies_runs_again_on_the_other(client):
     assert drops and drops[0] <= 10, steps  # progress started again from the beginning
 
     # the pool is back to two warm actors; the other one ran the job to its end
-    status = wait_status(client, lambda s: all(a["alive"] for a in s["actors"]), 180)
-    after = {a["name"]: a for a in status["actors"]}
+    status = wait_status(client, lambda s: all(a["alive"] for a in s.actors), 180)
+    after = {a["name"]: a for a in status.actors}
     other = next(name for name in after if name != victim["name"])
     assert after[victim["name"]]["restarts"] == 1 and after[victim["name"]]["pid"] != victim["pid"]
     assert after[other]["jobs_done"] == before[other]["jobs_done"] + 1
@@ -256,13 +257,13 @@ def test_a_job_that_outlives_three_actors_fails_naming_the_cause(client):
     deadline = time.monotonic() + 240
     while not job.poll(0.2):
         assert time.monotonic() < deadline, killed
-        for actor in client.status()["actors"]:
+        for actor in client.status().actors:
             if actor["busy"] == job.job_id and actor["pid"] not in killed:
                 os.kill(actor["pid"], signal.SIGKILL)
                 killed.append(actor["pid"])
     assert len(killed) == 3 and job.error is not None and job.error.code == "engine_error"
     assert "died running this job, 3 actors in a row: ActorDiedError" in str(job.error)
-    wait_status(client, lambda s: all(a["alive"] for a in s["actors"]), 180)
+    wait_status(client, lambda s: all(a["alive"] for a in s.actors), 180)
 
 
 @needs_ray

@@ -36,7 +36,7 @@ FOREVER = {**TINY, "steps": 100_000}
 
 def started(job, steps: int = 2, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
-    while job.progress.get("step", 0) < steps:
+    while job.progress is None or job.progress.step < steps:
         assert time.monotonic() < deadline, "the job never started"
         job.poll(0.1)
 
@@ -64,7 +64,7 @@ def test_stop_drains_running_and_queued_jobs_and_refuses_new_ones(tmp_path):
                 b.stylize(rgba(seed=3), [STYLE], steps=5, **TINY)
             assert refused.value.code == "shutting_down"
             assert running.wait(120).shape == (48, 64, 4) and not running.cancelled
-            assert running.info["steps"] == 30  # ran to the end, not cut short
+            assert running.info.steps == 30  # ran to the end, not cut short
             assert queued.wait(120).shape == (48, 64, 4) and not queued.cancelled
         assert exited(srv.proc) == 0
         assert not (tmp_path / "server.json").exists()
@@ -134,15 +134,15 @@ def test_a_client_that_never_reads_does_not_hold_up_the_others(tmp_path):
             deaf.send_multipart(submit_frames(rid, preview=0.2))
         with Client(srv.endpoint, srv.token, timeout=30) as c:
             time.sleep(1.0)
-            assert c.status()["running"] is not None  # the deaf client's job is running
+            assert c.status().running is not None  # the deaf client's job is running
             # served within the deaf client's jobs (round-robin), not after all of them
             result = c.stylize(rgba(seed=7), [STYLE], steps=5, **TINY)
             assert result.shape == (48, 64, 4)
             deadline = time.monotonic() + 120
-            while (s := c.status())["running"] is not None or s["queue"]:
+            while (s := c.status()).running is not None or s.queue:
                 assert time.monotonic() < deadline
                 time.sleep(0.5)
-            assert c.ping()["type"] == "pong"
+            assert c.ping().type == "pong"
     finally:
         deaf.close()
         srv.stop()
@@ -218,7 +218,7 @@ def test_out_of_memory_in_the_engine_fails_the_job_clearly_and_the_model_stays_u
             after = c.stylize(rgba(), [STYLE], steps=4, **TINY)
             np.testing.assert_array_equal(before, after)  # same job, same answer: model intact
             status = c.status()
-            assert status["model_loaded"] and status["running"] is None
+            assert status.model_loaded and status.running is None
     finally:
         server.stop(0)
         thread.join(60)
@@ -251,7 +251,7 @@ def test_a_failure_outside_the_engine_fails_that_job_and_the_worker_keeps_servin
             assert failed.value.code == "engine_error"
             assert c.stylize(rgba(), [STYLE], steps=2, **TINY).shape == rgba().shape
             status = c.status()
-            assert status["worker_alive"] and status["running"] is None
+            assert status.worker_alive and status.running is None
     finally:
         server.stop(0)
         thread.join(60)

@@ -72,8 +72,8 @@ def test_queue_full_is_refused_and_nothing_else_breaks(tmp_path):
                     job.poll(0.05)
                 assert job.error is not None and job.error.code == "queue_full", job.error
                 assert job.job_id is None and job.result is None  # refused, not queued
-            assert b.ping()["type"] == "pong"
-            assert len(a.status()["queue"]) == 3
+            assert b.ping().type == "pong"
+            assert len(a.status().queue) == 3
             gate.cancel()
             assert gate.wait(timeout=60).shape == (32, 32, 3)
             for index, job in zip((0, 1, 2), queued, strict=True):
@@ -84,7 +84,7 @@ def test_queue_full_is_refused_and_nothing_else_breaks(tmp_path):
             with pytest.raises(ServerError) as err:
                 b._request({"type": "cancel", "job": again.job_id})
             assert err.value.code == "unknown_job"
-            assert a.status()["queue"] == [] and not a.strays and not b.strays
+            assert a.status().queue == [] and not a.strays and not b.strays
         assert srv.proc.poll() is None
     finally:
         srv.stop()

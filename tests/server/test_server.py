@@ -32,15 +32,15 @@ def test_discovery_file_is_private_and_status_answers(server, client):
     assert stat.S_IMODE(info_path.stat().st_mode) == 0o600
     assert stat.S_IMODE(server.runtime.stat().st_mode) == 0o700
     status = client.status()
-    assert status["model_loaded"] and status["device"] == "cpu" and status["protocol"] == VERSION
-    assert status["queue"] == [] and status["pid"] == server.proc.pid
-    assert client.ping()["type"] == "pong"
+    assert status.model_loaded and status.device == "cpu" and status.protocol == VERSION
+    assert status.queue == [] and status.pid == server.proc.pid
+    assert client.ping().type == "pong"
 
 
 def test_stylize_keeps_size_dtype_and_alpha(client):
     content = rgba(dtype=np.uint16)
     steps = []
-    out = client.stylize(content, [STYLE], on_progress=lambda p: steps.append(p["step"]), **TINY)
+    out = client.stylize(content, [STYLE], on_progress=lambda p: steps.append(p.step), **TINY)
     assert out.shape == content.shape and out.dtype == np.uint16
     assert np.array_equal(out[:, :, 3], content[:, :, 3])  # alpha untouched
     assert not np.array_equal(out[:, :, :3], content[:, :, :3])
@@ -78,9 +78,9 @@ def test_mask_on_a_layer_without_alpha_adds_one(client):
 
 def test_style_targets_are_cached_across_requests(client):
     client.stylize(rgba(), [STYLE], **TINY)
-    before = client.status()["style_cache"]["entries"]
+    before = client.status().style_cache["entries"]
     client.stylize(rgba(seed=2), [STYLE], **TINY)
-    assert before >= 1 and client.status()["style_cache"]["entries"] == before
+    assert before >= 1 and client.status().style_cache["entries"] == before
 
 
 def test_two_concurrent_clients_each_get_their_own_result(server):
@@ -106,7 +106,7 @@ def test_cancel_running_and_queued_jobs(client):
     long = {**TINY, "steps": 100000}
     running = client.submit(rgba(), [STYLE], **long)
     queued = client.submit(rgba(seed=1), [STYLE], **long)
-    while running.progress.get("step", 0) < 2:
+    while running.progress is None or running.progress.step < 2:
         running.poll(0.1)
     assert queued.position == 1
     queued.cancel()
@@ -241,7 +241,7 @@ def test_bad_requests_get_an_error_and_the_server_keeps_serving(server, client, 
         sock.close()
     assert reply["type"] == "error" and reply["code"] == code, reply
     assert reply["message"]
-    assert client.ping()["type"] == "pong"
+    assert client.ping().type == "pong"
 
 
 def test_bad_request_field_is_named(client):
@@ -266,7 +266,7 @@ def test_client_killed_mid_job_does_not_stop_the_server(server, client):
         f"c = Client({server.endpoint!r}, {server.token!r})\n"
         "j = c.submit(np.zeros((64, 64, 3), np.uint8), [np.ones((64, 64, 3), np.uint8)], "
         "size=64, style_size=64, steps=100000)\n"
-        "while j.progress.get('step', 0) < 2: j.poll(0.1)\n"
+        "while j.progress is None or j.progress.step < 2: j.poll(0.1)\n"
         "print('running', flush=True)\n"
         "time.sleep(60)\n"
     )
@@ -278,7 +278,7 @@ def test_client_killed_mid_job_does_not_stop_the_server(server, client):
     start = time.monotonic()
     assert client.stylize(rgba(), [STYLE], **TINY).shape == (48, 64, 4)
     assert time.monotonic() - start < 20
-    assert client.status()["running"] is None
+    assert client.status().running is None
 
 
 def test_server_killed_while_client_waits_fails_clearly(tmp_path):
@@ -326,9 +326,9 @@ def test_cli_status_stop_second_serve_and_idle_unload(tmp_path):
         assert again.returncode == 0 and "already running" in again.stdout
         with Client(srv.endpoint, srv.token) as c:
             deadline = time.monotonic() + 20
-            while c.status()["model_loaded"] and time.monotonic() < deadline:
+            while c.status().model_loaded and time.monotonic() < deadline:
                 time.sleep(0.2)
-            assert not c.status()["model_loaded"]  # idle: model unloaded
+            assert not c.status().model_loaded  # idle: model unloaded
             assert c.stylize(rgba(), [STYLE], **TINY).shape == (48, 64, 4)  # reloads
         status = subprocess.run([*cli, "status"], env=srv.env, capture_output=True, text=True)
         assert status.returncode == 0 and srv.endpoint in status.stdout

@@ -128,7 +128,7 @@ def test_restart_keeps_the_token_and_the_key(studio, tmp_path):
         assert f"server key {studio['key']}" in (tmp_path / "log").read_text()
         endpoint = f"tcp://127.0.0.1:{port}"
         with Client(endpoint, studio["token"], server_key=studio["key"], timeout=30) as c:
-            assert c.ping()["type"] == "pong"
+            assert c.ping().type == "pong"
     finally:
         stop(proc)
 
@@ -177,7 +177,7 @@ def test_plugins_reach_the_curve_server_through_the_relay(studio, tmp_path):
                 assert forbidden.value.code == "forbidden" and "does not forward" in str(
                     forbidden.value
                 )
-                assert c.ping()["type"] == "pong"
+                assert c.ping().type == "pong"
         finally:
             del os.environ["STYLEBRIDGE_RUNTIME_DIR"]
     finally:

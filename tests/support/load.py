@@ -189,10 +189,10 @@ def run_load(
         # everything queued behind the gate: the server's own serving order
         deadline = time.monotonic() + 60
         status = monitor.status()
-        while len(status["queue"]) < jobs and time.monotonic() < deadline:
+        while len(status.queue) < jobs and time.monotonic() < deadline:
             time.sleep(0.05)
             status = monitor.status()
-        queue = status["queue"]
+        queue = status.queue
         while any(r.job_id is None for r in records) and time.monotonic() < deadline:
             time.sleep(0.05)  # the client threads have yet to read some `accepted` replies
         ids = {r.job_id: r for r in records}
@@ -208,8 +208,8 @@ def run_load(
             if finished.acquire(timeout=0.1):
                 done += 1
                 if done == min(RSS_FIRST_AFTER, jobs):
-                    report.rss_first = monitor.status()["memory"]["rss"]
-        report.rss_last = monitor.status()["memory"]["rss"]
+                    report.rss_first = monitor.status().memory["rss"]
+        report.rss_last = monitor.status().memory["rss"]
         for t in threads:
             t.join(timeout=max(1.0, end - time.monotonic()))
         ends = [r.ended for r in records if r.ended is not None]
@@ -219,8 +219,8 @@ def run_load(
         if references:
             compare_with_references(report, contents, monitor)
         status = monitor.status()
-        if status["queue"] or status["running"]:
-            report.problems.append(f"not idle after the load: {status['queue']}")
+        if status.queue or status.running:
+            report.problems.append(f"not idle after the load: {status.queue}")
     finally:
         monitor.close()
         gate_client.close()

@@ -116,8 +116,11 @@ def basics(opts: dict[str, Any]) -> None:
         zmq_blocked=zmq_blocked,
         found=found,
         endpoint=endpoint,
-        pong=pong,
-        status={k: status.get(k) for k in ("type", "protocol", "model_loaded", "queue", "pid")},
+        pong={"type": pong.type, "protocol": pong.protocol},
+        status={
+            "type": status.type,
+            **{k: getattr(status, k) for k in ("protocol", "model_loaded", "queue", "pid")},
+        },
         done=True,
     )
 
@@ -140,15 +143,15 @@ def echo(opts: dict[str, Any]) -> None:
 def stylize(opts: dict[str, Any]) -> None:
     content = rgba8(64, 48, 1)
     style = rgb8(64, 64, 2)
-    events: list[dict[str, Any]] = []
+    events: list[Any] = []
     with make_client(opts) as client:
         out = client.stylize(content, [style], on_progress=events.append, **TINY)
     emit(
         out=describe(out),
         alpha_same=alpha_of(out) == alpha_of(content),
         rgb_changed=rgb_of(out) != rgb_of(content),
-        steps=[e.get("step") for e in events],
-        total_steps=[e.get("total_steps") for e in events],
+        steps=[e.step for e in events],
+        total_steps=[e.total_steps for e in events],
         done=True,
     )
 
@@ -166,7 +169,7 @@ def preview(opts: dict[str, Any]) -> None:
             [style],
             preview=0.2,
             on_preview=lambda image, event: previews.append(
-                {**describe(image), "step": event.get("step")}
+                {**describe(image), "step": event.step}
             ),
             size=96,
             style_size=64,
@@ -193,7 +196,7 @@ def preview(opts: dict[str, Any]) -> None:
             polls=polls,
             running_polls=running_polls,
             slowest_poll=slowest,
-            last_progress={k: job.progress.get(k) for k in ("step", "total_steps", "eta")},
+            last_progress={k: getattr(job.progress, k) for k in ("step", "total_steps", "eta")},
             done=True,
         )
 
@@ -235,10 +238,10 @@ def cancel(opts: dict[str, Any]) -> None:
             error=None if running.error is None else str(running.error),
             seconds=time.monotonic() - start,
             result=None if running.result is None else describe(running.result),
-            steps=running.info.get("steps"),
+            steps=running.info.steps if running.info else None,
         )
         # the client stays usable after the cancels
-        emit(pong=client.ping()["type"], done=True)
+        emit(pong=client.ping().type, done=True)
 
 
 def errors(opts: dict[str, Any]) -> None:
@@ -267,7 +270,7 @@ def errors(opts: dict[str, Any]) -> None:
         job = client.submit(rgba8(16, 16, 1), [rgb8(16, 16, 2)], brushiness=1)
         job.poll(10)
         out["unknown_control"] = [job.error and job.error.code, job.error and job.error.field]
-        out["pong_after_errors"] = client.ping()["type"]
+        out["pong_after_errors"] = client.ping().type
     try:
         wire.Image(2, 2, 4, "uint8", b"\x00" * 15)
         out["short_data"] = None
@@ -282,10 +285,10 @@ def wait_for_death(opts: dict[str, Any]) -> None:
     style = rgb8(64, 64, 9)
     announced = []
 
-    def on_progress(event: dict[str, Any]) -> None:
+    def on_progress(event: Any) -> None:
         if not announced:
             announced.append(True)
-            emit(event="running", step=event.get("step"))
+            emit(event="running", step=event.step)
 
     with make_client(opts) as client:
         start = time.monotonic()

@@ -344,7 +344,7 @@ def test_events_are_routed_by_request_id_and_unknown_ones_ignored():
         client._dispatch([b"\xc1"])  # not msgpack
         client._dispatch([packb([1, 2])])  # not a map
         feed({"type": "progress", "id": 7, "job": "j7", "step": 3, "total_steps": 9, "eta": None})
-        assert job.position == 0 and job.progress["step"] == 3 and not job.done
+        assert job.position == 0 and job.progress.step == 3 and not job.done
         feed({"type": "preview", "id": 7, "job": "j7", "step": 3, "image": rgb})  # no frame 1
         assert job.latest_preview is None and not job.done
         feed({"type": "preview", "id": 7, "job": "j7", "step": 4, "image": rgb}, b"abcdef")
@@ -352,7 +352,7 @@ def test_events_are_routed_by_request_id_and_unknown_ones_ignored():
         assert job.preview_step == 4
         feed({"type": "result", "id": 7, "job": "j7", "image": rgb, "steps": 9}, b"ABCDEF")
         assert job.done and not job.cancelled and job.error is None
-        assert job.result == wire.Image(2, 1, 3, "uint8", b"ABCDEF") and job.info["steps"] == 9
+        assert job.result == wire.Image(2, 1, 3, "uint8", b"ABCDEF") and job.info.steps == 9
         assert job.poll(0) and job.wait(0) == job.result
         feed({"type": "error", "id": 7, "job": "j7", "code": "late", "message": "x"})
         assert job.error is None  # nothing changes a finished job

@@ -35,6 +35,7 @@ from stylebridge_wire import (  # noqa: E402
     server_process,
     vocabulary,
 )
+from stylebridge_wire.messages import Progress  # noqa: E402
 from stylebridge_wire.pixels import is_blank  # noqa: E402
 
 gi.require_version("Gimp", "3.0")
@@ -368,7 +369,7 @@ class ProgressBar:
         self._shown: tuple[str, float] | None = None
         self._last = 0.0
 
-    def show(self, event: dict[str, Any], position: int | None) -> None:
+    def show(self, event: Progress | None, position: int | None) -> None:
         now = time.monotonic()
         if now - self._last < 0.2:
             return

@@ -15,6 +15,7 @@ from typing import Any
 from stylebridge_wire import catalogue, progress, server_process
 from stylebridge_wire.catalogue import Style
 from stylebridge_wire.discovery import chosen_endpoint, typed_server
+from stylebridge_wire.messages import Progress
 from stylebridge_wire.pixels import Rect, context_margin, expand_box, intersect_box
 from stylebridge_wire.protocol import ClientError, ServerError, ServerUnavailable
 from stylebridge_wire.server_watch import START_WAIT
@@ -216,13 +217,14 @@ def work_area(
 # ================================================================================ progress
 
 
-def progress_fraction(event: dict[str, Any], index: int, count: int) -> float:
+def progress_fraction(event: Progress | None, index: int, count: int) -> float:
     """Overall progress 0..1 for job ``index`` (0-based) of ``count`` at this event."""
-    return min(1.0, (index + progress.fraction(event)) / max(1, count))
+    done = event.fraction() if event is not None else 0.0
+    return min(1.0, (index + done) / max(1, count))
 
 
 def progress_text(
-    event: dict[str, Any] | None, index: int, count: int, title: str, position: int | None = None
+    event: Progress | None, index: int, count: int, title: str, position: int | None = None
 ) -> str:
     """The progress bar's text: the style, which layer of how many, then the step and the ETA
     (or the place in the server's queue)."""
@@ -231,7 +233,7 @@ def progress_text(
         parts.append(f"layer {index + 1} of {count}")
     if position:
         parts.append("queued behind " + ("1 job" if position == 1 else f"{position} jobs"))
-    elif not event:
+    elif event is None:
         parts.append("waiting for the server")
     elif text := progress.step_text(event):
         parts.append(text.replace(", ", " · "))

@@ -15,6 +15,7 @@ from .qt import QtCore, QtWidgets
 from .runner import StyleRun, describe
 from .server_panel import ServerPanel
 from .stylebridge_wire import ClientError
+from .stylebridge_wire.messages import Progress
 from .stylebridge_wire.progress import step_text
 from .stylebridge_wire.vocabulary import Control, Vocabulary, default
 
@@ -304,14 +305,10 @@ class StyleDialog(W.QDialog):
         if self.run is not None and not self.run.ended:
             self.run.cancel()
 
-    def _on_progress(self, event: dict) -> None:
-        total = event.get("total_steps") or 0
-        step = event.get("step") or 0
-        if total:
-            self.progress.setValue(min(100, int(100 * step / total)))
-        self.show_message(
-            f"Stage {event.get('stage', 1)}/{event.get('stages', 1)}: " + step_text(event)
-        )
+    def _on_progress(self, event: Progress) -> None:
+        if event.total_steps:
+            self.progress.setValue(int(100 * event.fraction()))
+        self.show_message(f"Stage {event.stage or 1}/{event.stages or 1}: " + step_text(event))
 
     def _on_finished(self, node: Any) -> None:
         self.last_node = node

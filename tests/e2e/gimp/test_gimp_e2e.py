@@ -26,6 +26,7 @@ from PIL import Image as PILImage
 
 from benchmarks import colour_set
 from stylebridge.wire import Client
+from stylebridge.wire.messages import Status
 from tests.e2e.gimp import harness
 from tests.support.launcher import HostLauncher
 from tests.support.servers import RunningServer, clean_env, free_port
@@ -650,12 +651,12 @@ CANVAS_POINT = (380, 400)
 CANCEL_BUTTON = (518, 582)
 
 
-def server_status(srv: RunningServer) -> dict[str, Any]:
+def server_status(srv: RunningServer) -> Status:
     with Client(srv.endpoint, srv.token, timeout=10) as client:  # the plug-ins' stdlib client
         return client.status()
 
 
-def wait_status(srv: RunningServer, predicate, timeout: float) -> dict[str, Any]:
+def wait_status(srv: RunningServer, predicate, timeout: float) -> Status:
     deadline = time.monotonic() + timeout
     status = server_status(srv)
     while not predicate(status) and time.monotonic() < deadline:
@@ -713,12 +714,12 @@ def gui(work: Path, profile: Path, server: RunningServer, gimp: harness.Host) ->
             results["a_after"] = json.loads((out / "a-after.json").read_text())
 
             assert harness.wait_for(out / "b-started", 30, proc)
-            running = wait_status(server, lambda s: s["running"] is not None, 30)
-            results["b_running"] = running["running"]
+            running = wait_status(server, lambda s: s.running is not None, 30)
+            results["b_running"] = running.running
             time.sleep(1.0)  # a few optimisation steps: the progress bar is up
             harness.xdotool(display, "mousemove", *map(str, CANCEL_BUTTON), "click", "1", host=gimp)
             clicked = time.monotonic()
-            results["b_after_status"] = wait_status(server, lambda s: s["running"] is None, 15)
+            results["b_after_status"] = wait_status(server, lambda s: s.running is None, 15)
             results["cancel_seconds"] = time.monotonic() - clicked
             assert harness.wait_for(out / "b-after.json", 30, proc)
             results["b_after"] = json.loads((out / "b-after.json").read_text())
@@ -747,7 +748,7 @@ def test_one_undo_removes_every_result_layer(gui):
 
 def test_cancel_in_gimp_stops_the_server_job_and_leaves_the_image(gui):
     assert gui["b_running"] is not None  # the job was running on the server
-    assert gui["b_after_status"]["running"] is None and gui["b_after_status"]["queue"] == []
+    assert gui["b_after_status"].running is None and gui["b_after_status"].queue == []
     assert gui["cancel_seconds"] < 10
     after = gui["b_after"]
     assert after["status"] == "cancel"

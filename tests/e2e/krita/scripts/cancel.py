@@ -19,7 +19,7 @@ def main():
     )
     previews = []
     run.job.on_preview = lambda image, event, show=run.job.on_preview: (
-        previews.append(event.get("step")),
+        previews.append(event.step),
         show(image, event),
     )
     common["pump_until"](lambda: len(previews) >= 2, 120)
@@ -42,6 +42,6 @@ def main():
         "removed_after": removed_after,
         "confirmed_after": confirmed_after,
         "job_cancelled": run.job.cancelled,
-        "server_running": status.get("running"),
-        "server_queue": status.get("queue"),
+        "server_running": status.running,
+        "server_queue": status.queue,
     }
