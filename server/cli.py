@@ -28,13 +28,16 @@ from stylebridge.core.settings import (
     field_types,
     make_settings,
 )
-from stylebridge.server.protocol import CONTROLS
+from stylebridge.server.defaults import DRAIN_SECONDS, IDLE_UNLOAD
+from stylebridge.server.install import GIMP_VERSIONS, HOSTS
+from stylebridge.server.protocol import CONTROLS, Limits
 from stylebridge.wire import ClientError
 from stylebridge.wire.protocol import DEFAULT_ENDPOINT
 
 if TYPE_CHECKING:  # images pulls in numpy and Pillow: imported where a command needs it
     from stylebridge.core.images import Layer
 
+LIMITS = Limits()  # serve's defaults
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
@@ -275,7 +278,6 @@ def _stylize_remote(args, content, styles, stop, bar):
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .protocol import Limits
     from .server import run_server
     from .spawn import running_server
 
@@ -485,16 +487,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--idle-unload",
         type=float,
-        default=600.0,
+        default=IDLE_UNLOAD,
         metavar="SECONDS",
         help="free the model after this long without jobs (0: never)",
     )
-    p.add_argument("--max-pixels", type=positive(int), default=8192 * 8192)
-    p.add_argument("--max-queue", type=positive(int), default=32, help="jobs waiting, all clients")
+    p.add_argument("--max-pixels", type=positive(int), default=LIMITS.max_pixels)
+    p.add_argument(
+        "--max-queue",
+        type=positive(int),
+        default=LIMITS.max_queue,
+        help="jobs waiting, all clients",
+    )
     p.add_argument(
         "--max-frame-mb",
         type=positive(int),
-        default=1024,
+        default=LIMITS.max_frame_bytes >> 20,
         metavar="MB",
         help="largest frame accepted; a bigger one drops its connection",
     )
@@ -507,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--drain",
         type=float,
-        default=60.0,
+        default=DRAIN_SECONDS,
         metavar="SECONDS",
         help="on stop, let running and queued jobs finish this long before cancelling them",
     )
@@ -555,13 +562,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "install", help="install the Krita or GIMP plug-in into the host's user folder"
     )
-    p.add_argument("host", choices=("krita", "gimp"))
+    p.add_argument("host", choices=list(HOSTS))
     p.add_argument(
         "--dest",
         metavar="FOLDER",
         help="install here instead (Krita: its resource folder; GIMP: a plug-ins folder)",
     )
-    p.add_argument("--version", choices=("3.0", "3.2"), help="GIMP: only this version's folder")
+    p.add_argument("--version", choices=GIMP_VERSIONS, help="GIMP: only this version's folder")
     p.add_argument("--uninstall", action="store_true", help="remove what install put there")
     p.set_defaults(func=cmd_install)
 

@@ -20,7 +20,7 @@ def runtime_dir() -> Path:
 
 
 def discovery_path() -> Path:
-    return runtime_dir() / "server.json"
+    return Path(wire_discovery.discovery_path())
 
 
 def write_discovery(info: dict[str, Any], path: Path | None = None) -> Path:

@@ -14,18 +14,14 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from stylebridge.core import __version__
 from stylebridge.core.errors import StyleBridgeError
 from stylebridge.plugins import dist
-
-HOSTS = ("krita", "gimp")
-CONFIG = "install.json"  # in the plug-in's own folder; the plug-ins read server_command from it
-KRITA_FLATPAK = "org.kde.krita"
-GIMP_FLATPAK = "org.gimp.GIMP"
-GIMP_VERSIONS = ("3.0", "3.2")  # plug-in folders GIMP 3 reads: ~/.config/GIMP/<version>/plug-ins
+from stylebridge.wire.server_process import GIMP_FLATPAK, INSTALL_FILE, KRITA_FLATPAK
 
 
 @dataclass
@@ -62,7 +58,7 @@ def _data_home() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME") or home() / ".local/share")
 
 
-def krita_targets() -> list[Target]:
+def krita_targets(version: str | None = None) -> list[Target]:
     """Krita's resource folders that exist: the native one, and the Flatpak's (Linux)."""
     found = [Target(_data_home() / "krita", label="Krita")]
     if sys.platform.startswith("linux"):
@@ -109,19 +105,7 @@ def flatpak_steps(app: str) -> list[str]:
     ]
 
 
-def plugin_folder(host: str, root: Path) -> Path:
-    """Where the plug-in's own folder (and its install.json) goes under a host's ``root``."""
-    return root / "pykrita" / dist.KRITA_MODULE if host == "krita" else root / dist.GIMP_FOLDER
-
-
-def _lay_out(host: str, staging: Path) -> Path:
-    return dist.assemble_krita(staging) if host == "krita" else dist.assemble_gimp(staging)
-
-
-def _placed(host: str, staging: Path, root: Path) -> list[tuple[Path, Path]]:
-    """(source in the staging folder, destination) for every top-level item of the layout."""
-    if host == "gimp":
-        return [(staging / dist.GIMP_FOLDER, root / dist.GIMP_FOLDER)]
+def _krita_placed(staging: Path, root: Path) -> list[tuple[Path, Path]]:
     module = dist.KRITA_MODULE
     return [
         (staging / module, root / "pykrita" / module),
@@ -129,6 +113,56 @@ def _placed(host: str, staging: Path, root: Path) -> list[tuple[Path, Path]]:
         # Krita reads actions (the menu entry, a shortcut slot) from its actions folder
         (staging / f"{module}.action", root / "actions" / f"{module}.action"),
     ]
+
+
+def _gimp_placed(staging: Path, root: Path) -> list[tuple[Path, Path]]:
+    return [(staging / dist.GIMP_FOLDER, root / dist.GIMP_FOLDER)]
+
+
+@dataclass(frozen=True)
+class Host:
+    """What installing into one host takes: a new host is one entry of `HOSTS` (and its
+    plug-in folder, laid out by plugins/dist.py)."""
+
+    label: str
+    flatpak: str  # its Flatpak id
+    targets: Callable[[str | None], list[Target]]  # its user folders that exist (a version's)
+    home: Callable[[str | None], str]  # where those are looked for, for the error saying none is
+    assemble: Callable[[Path], Path]  # dist.py's layout of the plug-in, into a staging folder
+    # (item of the staging folder, its destination under a target's root), every one
+    placed: Callable[[Path, Path], list[tuple[Path, Path]]]
+    folder: Callable[[Path], Path]  # the plug-in's own folder under a root: INSTALL_FILE's
+    next_step: str  # what the user does after installing
+    versions: tuple[str, ...] = ()  # the profile versions --version names (GIMP's)
+
+
+HOSTS = {
+    "krita": Host(
+        label="Krita",
+        flatpak=KRITA_FLATPAK,
+        targets=krita_targets,
+        home=lambda version: str(_data_home() / "krita"),
+        assemble=dist.assemble_krita,
+        placed=_krita_placed,
+        folder=lambda root: root / "pykrita" / dist.KRITA_MODULE,
+        next_step="Restart Krita, enable 'Style Transfer (stylebridge)' in Settings > Configure "
+        "Krita > Python Plugin Manager, restart it once more; then Tools > Scripts > Style "
+        "Transfer...",
+    ),
+    "gimp": Host(
+        label="GIMP",
+        flatpak=GIMP_FLATPAK,
+        targets=gimp_targets,
+        home=lambda version: f"{_config_home() / 'GIMP'}/{version or '3.x'}",
+        assemble=dist.assemble_gimp,
+        placed=_gimp_placed,
+        folder=lambda root: root / dist.GIMP_FOLDER,
+        next_step="Restart GIMP; then Filters > Artistic > Style Transfer (Neural)...",
+        # the plug-in folders GIMP 3 reads: ~/.config/GIMP/<version>/plug-ins
+        versions=("3.0", "3.2"),
+    ),
+}
+GIMP_VERSIONS = HOSTS["gimp"].versions
 
 
 def _remove_previous(config: Path, root: Path) -> list[Path]:
@@ -149,16 +183,16 @@ def _remove_previous(config: Path, root: Path) -> list[Path]:
     return removed
 
 
-def install_into(host: str, target: Target, command: list[str] | None = None) -> Path:
+def install_into(host: Host, target: Target, command: list[str] | None = None) -> Path:
     """Install (or upgrade) the plug-in under ``target.root``; returns the plug-in's folder."""
     root = target.root
     try:
         root.mkdir(parents=True, exist_ok=True)
-        config = plugin_folder(host, root) / CONFIG
+        config = host.folder(root) / INSTALL_FILE
         _remove_previous(config, root)
         with tempfile.TemporaryDirectory(prefix="stylebridge-install-") as tmp:
-            staging = _lay_out(host, Path(tmp) / "staging")
-            placed = _placed(host, staging, root)
+            staging = host.assemble(Path(tmp) / "staging")
+            placed = host.placed(staging, root)
             for source, dest in placed:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 if source.is_dir():
@@ -176,8 +210,8 @@ def install_into(host: str, target: Target, command: list[str] | None = None) ->
     return config.parent
 
 
-def uninstall_from(host: str, target: Target) -> list[Path]:
-    config = plugin_folder(host, target.root) / CONFIG
+def uninstall_from(host: Host, target: Target) -> list[Path]:
+    config = host.folder(target.root) / INSTALL_FILE
     if not config.is_file():
         return []
     try:
@@ -187,29 +221,23 @@ def uninstall_from(host: str, target: Target) -> list[Path]:
 
 
 def run(
-    host: str, *, dest: Path | None = None, version: str | None = None, uninstall: bool = False
+    name: str, *, dest: Path | None = None, version: str | None = None, uninstall: bool = False
 ) -> Report:
-    """Install into (or remove from) every user folder of ``host``, or ``dest`` alone."""
-    if host not in HOSTS:
-        raise StyleBridgeError(f"install: {host!r} is not one of {', '.join(HOSTS)}")
-    if version is not None and (host != "gimp" or version not in GIMP_VERSIONS):
-        raise StyleBridgeError(
-            f"--version {version}: only for gimp, one of {', '.join(GIMP_VERSIONS)}"
-        )
-    label = "Krita" if host == "krita" else "GIMP"
+    """Install into (or remove from) every user folder of host ``name``, or ``dest`` alone."""
+    host = HOSTS.get(name)
+    if host is None:
+        raise StyleBridgeError(f"install: {name!r} is not one of {', '.join(HOSTS)}")
+    if version is not None and version not in host.versions:
+        versioned = [f"{n}, one of {', '.join(h.versions)}" for n, h in HOSTS.items() if h.versions]
+        raise StyleBridgeError(f"--version {version}: only for {'; '.join(versioned)}")
     if dest is not None:
-        targets = [Target(dest.expanduser().resolve(), label=f"{label} ({dest})")]
+        targets = [Target(dest.expanduser().resolve(), label=f"{host.label} ({dest})")]
     else:
-        targets = krita_targets() if host == "krita" else gimp_targets(version)
+        targets = host.targets(version)
     if not targets:
-        where = (
-            f"{_data_home() / 'krita'}"
-            if host == "krita"
-            else f"{_config_home() / 'GIMP'}/{version or '3.x'}"
-        )
         raise StyleBridgeError(
-            f"no {label} user folder found ({where} does not exist): start {label} once, "
-            "or give --dest FOLDER"
+            f"no {host.label} user folder found ({host.home(version)} does not exist): start "
+            f"{host.label} once, or give --dest FOLDER"
         )
     report = Report()
     for target in targets:
@@ -218,17 +246,8 @@ def run(
             continue
         report.installed.append(install_into(host, target))
         if target.flatpak:
-            app = KRITA_FLATPAK if host == "krita" else GIMP_FLATPAK
             report.next_steps += [f"{target.label}: allow it to reach the server:"]
-            report.next_steps += [f"  {step}" for step in flatpak_steps(app)]
+            report.next_steps += [f"  {step}" for step in flatpak_steps(host.flatpak)]
     if not uninstall:
-        report.next_steps += (
-            [
-                "Restart Krita, enable 'Style Transfer (stylebridge)' in Settings > Configure "
-                "Krita > Python Plugin Manager, restart it once more; then Tools > Scripts > "
-                "Style Transfer..."
-            ]
-            if host == "krita"
-            else ["Restart GIMP; then Filters > Artistic > Style Transfer (Neural)..."]
-        )
+        report.next_steps.append(host.next_step)
     return report

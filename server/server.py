@@ -24,6 +24,7 @@ from stylebridge.wire.messages import Error, Message, read_request
 from stylebridge.wire.protocol import VERSION
 
 from .board import Emit
+from .defaults import DRAIN_SECONDS, IDLE_UNLOAD
 from .discovery import remove_discovery, write_discovery
 from .handlers import Handlers
 from .protocol import Limits, pack
@@ -31,7 +32,6 @@ from .sockets import FrontDoor
 from .worker import Backend, Worker
 
 POLL_MS = 100
-DRAIN_SECONDS = 60.0  # on stop, queued and running jobs get this long to finish
 
 
 class Server:
@@ -42,7 +42,7 @@ class Server:
         device: str = "auto",
         weights_path: str | None = None,
         limits: Limits | None = None,
-        idle_unload: float | None = 600.0,
+        idle_unload: float | None = IDLE_UNLOAD,
         token: str | None = None,
         discovery: bool = True,
         backend: Callable[[Emit], Backend] | None = None,

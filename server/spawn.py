@@ -10,10 +10,9 @@ from typing import Any
 
 from stylebridge.core.errors import StyleBridgeError
 from stylebridge.wire.discovery import open_log
+from stylebridge.wire.server_process import START_WAIT, log_path
 
-from .discovery import read_discovery, runtime_dir
-
-START_TIMEOUT = 120.0  # model load on a cold CPU machine, with margin
+from .discovery import read_discovery
 
 
 def running_server(endpoint: str | None = None) -> dict[str, Any] | None:
@@ -39,7 +38,7 @@ def ensure_server(
     info = running_server(endpoint)
     if info is not None:
         return info, False
-    log = runtime_dir() / "server.log"
+    log = log_path()
     cmd = [sys.executable, "-m", "stylebridge.server.cli", "serve", *serve_args]
     if endpoint:
         cmd += ["--listen", endpoint]
@@ -52,7 +51,7 @@ def ensure_server(
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    deadline = time.monotonic() + START_TIMEOUT
+    deadline = time.monotonic() + START_WAIT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise StyleBridgeError(f"the background server exited ({proc.returncode}); see {log}")
@@ -61,5 +60,5 @@ def ensure_server(
             return info, True
         time.sleep(0.3)
     raise StyleBridgeError(
-        f"the background server did not start within {START_TIMEOUT:.0f} s; see {log}"
+        f"the background server did not start within {START_WAIT:.0f} s; see {log}"
     )

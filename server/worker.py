@@ -17,6 +17,7 @@ from stylebridge.core.errors import InputError
 from stylebridge.wire.messages import Error, Message, Preview, Progress, Result
 
 from .board import Emit, Job, JobBoard
+from .defaults import IDLE_UNLOAD
 from .protocol import CONTROLS, control_field, encode_image
 
 Final = tuple[Message, list]  # a job's last message (result, cancelled or error) and its blobs
@@ -48,7 +49,7 @@ class Worker(threading.Thread):
         *,
         device: str = "auto",
         weights_path: str | None = None,
-        idle_unload: float | None = 600.0,
+        idle_unload: float | None = IDLE_UNLOAD,
         engine_factory: Callable[..., Engine] = Engine,
     ) -> None:
         super().__init__(name="stylebridge-worker", daemon=True)

@@ -14,6 +14,11 @@ from typing import Any
 
 from .protocol import ServerUnavailable
 
+# in the runtime folder: where a running server is (with its token), and the log of a server
+# started in the background
+DISCOVERY_FILE = "server.json"
+LOG_FILE = "server.log"
+
 
 def runtime_dir() -> str:
     """``$STYLEBRIDGE_RUNTIME_DIR``, ``$XDG_RUNTIME_DIR/stylebridge`` or ``<tmp>/stylebridge-UID``
@@ -37,7 +42,7 @@ def runtime_dir() -> str:
 
 def discovery_path() -> str:
     """Where a running server writes its endpoint and token."""
-    return os.path.join(runtime_dir(), "server.json")
+    return os.path.join(runtime_dir(), DISCOVERY_FILE)
 
 
 class UntrustedFile(ServerUnavailable):
@@ -137,10 +142,10 @@ def find_server(endpoint: str | None = None, token: str | None = None) -> tuple[
 
 
 def open_log(folder: str | None = None) -> Any:
-    """``server.log`` in the runtime folder (made 0700 if missing) for appending, binary: the
+    """`LOG_FILE` in the runtime folder (made 0700 if missing) for appending, binary: the
     folder must pass `check_private`, and the file is opened without following a link."""
     folder = folder or runtime_dir()
     os.makedirs(folder, mode=0o700, exist_ok=True)
     check_private(folder, folder=True)
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-    return os.fdopen(os.open(os.path.join(folder, "server.log"), flags, 0o600), "ab")
+    return os.fdopen(os.open(os.path.join(folder, LOG_FILE), flags, 0o600), "ab")

@@ -11,15 +11,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .discovery import open_log, runtime_dir
+from .discovery import LOG_FILE, open_log, runtime_dir
 from .protocol import ClientError
 
 DEFAULT_COMMAND = "stylebridge serve"
-# `stylebridge install krita|gimp` writes install.json into the plug-in's own folder (the
+START_WAIT = 120.0  # s for a started server to load its model and answer (a cold CPU machine)
+# `stylebridge install krita|gimp` writes INSTALL_FILE into the plug-in's own folder (the
 # parent of this package as the plug-ins ship it): the absolute command of the stylebridge that
 # installed it, so Start works without stylebridge on the host's PATH
-INSTALL_RECORD = Path(__file__).resolve().parent.parent / "install.json"
+INSTALL_FILE = "install.json"
+INSTALL_RECORD = Path(__file__).resolve().parent.parent / INSTALL_FILE
 FLATPAK_INFO = Path("/.flatpak-info")  # present inside every Flatpak sandbox
+# the hosts' Flatpak ids: the sandbox hint names them, `stylebridge install` prints overrides
+KRITA_FLATPAK = "org.kde.krita"
+GIMP_FLATPAK = "org.gimp.GIMP"
 
 
 def default_command(record: Path = INSTALL_RECORD) -> str:
@@ -47,7 +52,7 @@ class StartError(OSError):
 
 
 def start(command: str) -> subprocess.Popen:
-    """Run ``command`` detached from Krita (it outlives Krita); output to server.log."""
+    """Run ``command`` detached from the host (it outlives the host); output to `log_path`."""
     argv = shlex.split(command, posix=os.name != "nt")
     if not argv:
         raise StartError("The server command is empty (Settings: server command).")
@@ -100,7 +105,7 @@ def failed_start(status: int) -> str:
 
 def log_path() -> Path:
     """Where a server started here (or `stylebridge serve`) writes its log."""
-    return Path(runtime_dir()) / "server.log"
+    return Path(runtime_dir()) / LOG_FILE
 
 
 def sandbox_hint(app_id: str, info: Path | None = None) -> str | None:

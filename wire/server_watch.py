@@ -22,7 +22,6 @@ from .protocol import ClientError
 
 CHECK_TIMEOUT = 2.0  # s for a status reply; the dialog goes on meanwhile
 POLL_S = 0.1  # how often the host's timer should call `tick`
-START_WAIT = 120.0  # s for a started server to load its model and answer
 RETRY_S = 1.0  # while it loads: one status request a second
 
 
@@ -93,7 +92,7 @@ class ServerWatch:
         except OSError as exc:
             self._show(error=describe(exc))
             return False
-        self._starting_until = time.monotonic() + START_WAIT
+        self._starting_until = time.monotonic() + server_process.START_WAIT
         self._next_retry = 0.0
         self._show(f"Server: starting ({command})...", "")
         return True
@@ -133,7 +132,8 @@ class ServerWatch:
                 self._starting_until = None
                 self._show(
                     "Server: it did not come up.",
-                    f"The server did not answer within {START_WAIT:.0f} s: see its log.",
+                    f"The server did not answer within {server_process.START_WAIT:.0f} s: "
+                    "see its log.",
                 )
                 return
             self._next_retry = time.monotonic() + RETRY_S

@@ -72,6 +72,19 @@ class Control:
         return self.type(value)
 
 
+# The plug-ins send no strength: the result is made at full strength and the new layer's opacity
+# is set to it, so the artist changes it later without running again (a layer at opacity s over
+# its source is the mix the engine's strength makes).
+LAYER_OPACITY = "strength"
+
+
+def as_layer(controls: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    """The new layer's opacity (0..1) and the job's controls, from checked ``controls``."""
+    opacity = controls.get(LAYER_OPACITY)
+    job = {name: value for name, value in controls.items() if name != LAYER_OPACITY}
+    return (1.0 if opacity is None else float(opacity)), job
+
+
 class Preset:
     def __init__(self, name: str, spec: dict[str, Any]) -> None:
         self.name = name

@@ -175,7 +175,7 @@ def test_a_server_that_cannot_start_or_never_answers_is_said_in_words(sg, monkey
 
     with pytest.raises(sg.PluginError, match="Could not start the stylebridge server"):
         sg.connect(Answers(sg, down=1), refuse, "nope serve")
-    monkeypatch.setattr(sg, "START_WAIT", 0.05)
+    monkeypatch.setattr(sg.server_process, "START_WAIT", 0.05)
     with pytest.raises(sg.PluginError, match="did not answer within"):
         sg.connect(Answers(sg, down=10**6), lambda c: None, "x serve", sleep=lambda s: None)
 

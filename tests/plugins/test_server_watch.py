@@ -77,7 +77,7 @@ def test_start_then_ready_then_stop_a_real_server(no_server):
 
 
 def test_a_server_that_never_comes_up_is_said_after_the_wait(watch, monkeypatch):
-    monkeypatch.setattr(server_watch, "START_WAIT", 0.5)
+    monkeypatch.setattr(server_watch.server_process, "START_WAIT", 0.5)
     watch.start("stylebridge serve")
     tick_until(watch, lambda: not watch.busy, 5)
     assert watch.state == "Server: it did not come up." and "see its log" in watch.error

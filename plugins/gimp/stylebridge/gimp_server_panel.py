@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Any
 
 import gi
-import stylebridge_gimp as sg
 from stylebridge_wire import server_process
 from stylebridge_wire.server_watch import POLL_S, ServerWatch
 
@@ -27,7 +26,7 @@ class ServerPanel:
     def __init__(
         self, command: str, endpoint: str, start: Callable[[str], Any] = server_process.start
     ) -> None:
-        self.watch = ServerWatch(sg.GIMP_FLATPAK, self._redraw, start)
+        self.watch = ServerWatch(server_process.GIMP_FLATPAK, self._redraw, start)
         self._timer: int | None = None
         self.widget = Gtk.Expander()
         self.widget.set_use_markup(False)

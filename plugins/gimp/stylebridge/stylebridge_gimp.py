@@ -18,14 +18,12 @@ from stylebridge_wire.discovery import chosen_endpoint, typed_server
 from stylebridge_wire.messages import Progress
 from stylebridge_wire.pixels import Rect, context_margin, expand_box, intersect_box
 from stylebridge_wire.protocol import ClientError, ServerError, ServerUnavailable
-from stylebridge_wire.server_watch import START_WAIT
-from stylebridge_wire.vocabulary import Control, Vocabulary
+from stylebridge_wire.vocabulary import Control, Vocabulary, as_layer
 
 PROCEDURE = "plug-in-stylebridge"
 MENU_PATH = "<Image>/Filters/Artistic"
 MENU_LABEL = "Style _Transfer (Neural)..."
 DIALOG_TITLE = "Style Transfer (Neural)"
-GIMP_FLATPAK = "org.gimp.GIMP"
 START_SERVER = "start-server"  # the argument: start this machine's server if none runs
 # aux arguments (saved with GIMP's last values, not in the PDB signature): the server panel's
 SERVER_COMMAND = "server-command"  # "": the command `stylebridge install` recorded
@@ -134,19 +132,18 @@ class ProcedureArgs:
             if control.zero_means_preset and value == 0:
                 continue
             if name == "time_budget" and isinstance(value, (int, float)) and value > 0:
-                value = max(0.1, value)  # a budget below the server's minimum is raised to it
+                value = max(control.min, value)  # a budget below the minimum is raised to it
             controls[name] = value
         return controls
 
     def opacity(self) -> float:
-        """The result layer's opacity in percent: the strength (the result itself is made at
-        full strength, so the artist changes it later without running again)."""
-        return 100.0 * float(self.values.get("strength", 1.0))
+        """The result layer's opacity in percent (`vocabulary.as_layer`)."""
+        return 100.0 * as_layer(self.values)[0]
 
     def controls(self, vocabulary: Vocabulary) -> dict[str, Any]:
-        """Engine controls for `Client.submit`: zeros meaning "the preset's" left out,
-        and strength, which is the layer's opacity."""
-        return {k: v for k, v in self._controls(vocabulary).items() if k != "strength"}
+        """Engine controls for `Client.submit`: zeros meaning "the preset's" left out, and
+        the one that is the layer's opacity (`vocabulary.as_layer`)."""
+        return as_layer(self._controls(vocabulary))[1]
 
 
 # ================================================================================== pixels
@@ -292,7 +289,7 @@ def connect(
     except OSError as exc:
         raise PluginError(f"Could not start the stylebridge server: {exc}") from None
     on_wait(f"Starting the stylebridge server ({command})...")
-    deadline = time.monotonic() + START_WAIT
+    deadline = time.monotonic() + server_process.START_WAIT
     while True:
         try:
             client = make_client(timeout=START_PING)
@@ -308,7 +305,8 @@ def connect(
             if time.monotonic() >= deadline:
                 raise PluginError(
                     f"The stylebridge server was started ({command}) but did not answer within "
-                    f"{START_WAIT:.0f} s: {exc}. See its log, server.log in its folder."
+                    f"{server_process.START_WAIT:.0f} s: {exc}. "
+                    f"See its log, {server_process.log_path()}."
                 ) from None
         sleep(1.0)
 
@@ -323,7 +321,7 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, ServerUnavailable):
         text = str(exc).rstrip(".")
         hint = "" if "stylebridge serve" in text else " Start it with: stylebridge serve."
-        sandbox = server_process.sandbox_hint(GIMP_FLATPAK)
+        sandbox = server_process.sandbox_hint(server_process.GIMP_FLATPAK)
         hint += f" {sandbox}" if sandbox else ""
         return f"The stylebridge server is not available: {text}.{hint} The image was not changed."
     if isinstance(exc, ServerError):

@@ -25,14 +25,8 @@ def active_document_and_node() -> tuple[Any, Any]:
 def stylize_active_layer(
     style: str | list[str] = "starry_night",
     *,
-    strength: float = 1.0,
-    balance: float | None = None,
-    preserve_colors: str | None = None,
     preset: str | None = None,
     weights: list[float] | None = None,
-    size: int | None = None,
-    time_budget: float | None = None,
-    seed: int | None = None,
     source: str = "layer",
     wait: bool = True,
     endpoint: str | None = None,
@@ -42,23 +36,16 @@ def stylize_active_layer(
     """Stylise the active layer (inside the selection, if any) of the active document.
 
     ``style``: a built-in painting's name ("starry_night", "The Scream"), an image file, or a
-    list of them (blended by ``weights``). ``balance``: 0 keeps the subject ... 1 all style.
-    ``strength`` becomes the new layer's opacity (the result itself is made at full strength).
-    Other engine controls by name; None: the preset's. With ``wait`` (default) Krita's event
-    loop keeps running until the job ends and the new layer (a ``krita.Node``) is returned;
-    errors raise `StyleTransferError`. With ``wait=False`` the running `StyleRun` is returned.
+    list of them (blended by ``weights``). ``controls``: the engine's by name, as the dialog
+    shows them (strength, balance, preserve_colors, size, time_budget, seed, ...; None: the
+    preset's); strength becomes the new layer's opacity (the result itself is made at full
+    strength). With ``wait`` (default) Krita's event loop keeps running until the job ends and
+    the new layer (a ``krita.Node``) is returned; errors raise `StyleTransferError`. With
+    ``wait=False`` the running `StyleRun` is returned.
     """
     names = [style] if isinstance(style, str) else list(style)
-    named = {
-        "strength": strength,
-        "balance": balance,
-        "preserve_colors": preserve_colors,
-        "size": size,
-        "time_budget": time_budget,
-        "seed": seed,
-    }
     try:
-        options = Options(names, weights, preset, {**named, **controls}, source).check()
+        options = Options(names, weights, preset, controls, source).check()
     except ValueError as exc:
         raise StyleTransferError(describe(exc)) from exc
     doc, node = active_document_and_node()

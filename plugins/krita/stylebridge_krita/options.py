@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .stylebridge_wire.vocabulary import Vocabulary, default
+from .stylebridge_wire.vocabulary import Vocabulary, as_layer, default
 
 PREVIEW_INTERVAL = 1.0  # s between preview frames: each one rewrites the whole preview layer
 SOURCES = {"layer": "Active layer", "visible": "Visible image (new layer on top)"}
@@ -23,10 +23,8 @@ class OptionsError(ValueError):
 class Options:
     """The dialog's fields and `stylize_active_layer`'s keywords.
 
-    ``controls`` are engine controls by name (None: the preset's). ``strength`` is not sent:
-    the result is made at full strength and the layer's opacity is set to it, so the artist
-    changes it later without running again (a layer at opacity s over its source is the mix
-    the engine's strength makes)."""
+    ``controls`` are engine controls by name (None: the preset's); strength becomes the new
+    layer's opacity instead (`vocabulary.as_layer`)."""
 
     styles: list[str]  # built-in names or image files
     weights: list[float] | None = None  # blend weights, one per style
@@ -57,9 +55,8 @@ class Options:
     @property
     def strength(self) -> float:
         """The result layer's opacity, 0..1."""
-        value = self.controls.get("strength")
-        return 1.0 if value is None else float(value)
+        return as_layer(self.controls)[0]
 
     def job_controls(self) -> dict[str, Any]:
-        """Engine controls for `Client.submit`: all but strength (the layer's opacity)."""
-        return {k: v for k, v in self.controls.items() if k != "strength"}
+        """Engine controls for `Client.submit`: all but the layer's opacity."""
+        return as_layer(self.controls)[1]

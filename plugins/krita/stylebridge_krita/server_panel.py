@@ -16,8 +16,6 @@ from .qt import QtWidgets as W
 from .stylebridge_wire import Client, server_process
 from .stylebridge_wire.server_watch import POLL_S, ServerWatch
 
-KRITA_FLATPAK = "org.kde.krita"
-
 
 class ServerPanel(W.QGroupBox):
     """``start(command)``: how a server is started (injected: tests pass their own)."""
@@ -32,7 +30,7 @@ class ServerPanel(W.QGroupBox):
     ) -> None:
         super().__init__("Server", parent)
         self.prefs = prefs
-        self.watch = ServerWatch(KRITA_FLATPAK, self._redraw, start)
+        self.watch = ServerWatch(server_process.KRITA_FLATPAK, self._redraw, start)
         self.ready = False
         self._timer = QtCore.QTimer(self)  # the watch's clock while it waits for something
         self._timer.setInterval(round(POLL_S * 1000))
