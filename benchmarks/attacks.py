@@ -28,9 +28,9 @@ from stylebridge import wire
 from stylebridge.wire.client import _check_preview
 from stylebridge.wire.msgpack_lite import unpackb
 from stylebridge.wire.protocol import VERSION
-from tests.fakes.zmtp_server import ScriptedServer, frame, server_handshake
-from tests.support import fuzz_messages as fm
-from tests.support.servers import raw_socket, start_server
+from testing import fuzz as fm
+from testing.servers import raw_socket, start_server
+from testing.zmtp_server import ScriptedServer, frame, server_handshake
 
 MiB = 2**20
 

@@ -16,7 +16,7 @@ import numpy as np
 from stylebridge.core import assets
 from stylebridge.core.images import layer_to_array, load_image
 from stylebridge.server.client import Client
-from tests.support.servers import clean_env, start_server
+from testing.servers import clean_env, start_server
 
 SMALL_JOBS = ({"size": 256, "steps": 50}, {"size": 128, "steps": 20})
 # what a script sends when the process start is most of it: 5 steps at 128 px, no full-size

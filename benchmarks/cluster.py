@@ -22,7 +22,7 @@ from PIL import Image
 from stylebridge.core import assets
 from stylebridge.core.images import layer_to_array, load_image
 from stylebridge.server.client import Client
-from tests.support.servers import start_server
+from testing.servers import start_server
 
 JOB = {"size": 128, "style_size": 128, "steps": 30}
 JOBS, CLIENTS, SINGLE = 12, 4, 5

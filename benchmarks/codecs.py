@@ -19,7 +19,6 @@ import numpy as np
 import png
 from PIL import Image, ImageCms
 
-from benchmarks.colour_set import profiles
 from stylebridge.core.images import (
     layer_from_array,
     layer_from_pil,
@@ -29,6 +28,7 @@ from stylebridge.core.images import (
     save_image,
 )
 from stylebridge.core.profiles import srgb_icc
+from testing.colour_set import profiles
 
 HEIGHT, WIDTH = 3000, 4000
 

@@ -14,7 +14,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from benchmarks.colour_set import profiles
+from testing.colour_set import profiles
 from tests.e2e.gimp import harness
 
 

@@ -14,8 +14,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from testing.plugins import dist
 from tests.e2e.krita import host as krita_host
-from tests.support.plugins import dist
 
 
 def main() -> None:

@@ -41,7 +41,7 @@ from stylebridge.core.plan import refinement_tiles
 from stylebridge.core.settings import PRESETS, make_settings
 from stylebridge.core.tiles import seam_score
 from stylebridge.server.client import Client
-from tests.support.servers import start_server
+from testing.servers import start_server
 
 WIDTH, HEIGHT = 4000, 3000
 BASELINE_SIZE = 1536  # largest working size run untiled in bounded memory on this machine

@@ -2,13 +2,13 @@
 
 1. Fuzzing: at least 10,000 malformed, truncated, oversized and type-confused requests (half
    drawn by hypothesis, half by a seeded random source; the generators and the oracle of
-   docs/protocol.md are tests/support/fuzz_messages.py, shared with tests/server/test_fuzz.py),
+   docs/protocol.md are testing/fuzz/, shared with tests/server/test_fuzz.py),
    then raw garbage below ZeroMQ on 2,000 TCP connections and 200 peers held half-way, and
    the never-ending message of a peer without the token (8 MiB frames, all "more", up to
    2 GiB) at both front doors, the server's and a relay's: RSS before and at the peak.
 2. After it: the reference job gives the same pixels as before, and the server's RSS is within
    10% of the RSS after the warm-up.
-3. Load: 8 clients, 50 small jobs (tests/support/load.py): every result right, none lost or
+3. Load: 8 clients, 50 small jobs (testing/load.py): every result right, none lost or
    swapped, round-robin order between clients, RSS flat, jobs/s.
 
 Bounded: about 4 minutes on 2 CPU cores; the fuzzing stops early (saying so) past --budget.
@@ -32,9 +32,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from tests.support import fuzz_messages as fm
-from tests.support.load import CLIENTS, JOBS, RSS_FIRST_AFTER, imbalance, run_load
-from tests.support.servers import clean_env, free_port, start_server
+from testing import fuzz as fm
+from testing.load import CLIENTS, JOBS, RSS_FIRST_AFTER, imbalance, run_load
+from testing.servers import clean_env, free_port, start_server
 
 RSS_TOLERANCE = 0.10
 HELD = 200

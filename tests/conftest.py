@@ -1,5 +1,5 @@
-"""Shared fixtures: the real VGG16 weights (resolved once), the engine, the shared paintings, and
-a real server process per test module with a client for it.
+"""Shared fixtures: the real VGG16 weights (resolved once), the engine, the shared paintings, a
+real server process per test module with a client for it, and no server at all (`no_server`).
 
 A module tunes its server with module-level constants: ``SERVER_ARGS`` (extra ``serve``
 options, default none) and ``CLIENT_TIMEOUT`` (seconds, default 20).
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO
-from tests.support.servers import start_server
+from testing import REPO
+from testing.servers import start_server
 
 SHARED_IMAGES = REPO.parent / "shared" / "images"
 
@@ -65,3 +65,12 @@ def client(request, server):
     timeout = getattr(request.module, "CLIENT_TIMEOUT", 20)
     with Client(server.endpoint, server.token, timeout=timeout) as c:
         yield c
+
+
+@pytest.fixture
+def no_server(tmp_path, monkeypatch) -> Path:
+    """No server anywhere: an empty discovery folder and no address in the environment."""
+    monkeypatch.setenv("STYLEBRIDGE_RUNTIME_DIR", str(tmp_path))
+    for key in ("STYLEBRIDGE_ENDPOINT", "STYLEBRIDGE_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    return tmp_path

@@ -18,7 +18,7 @@ import pytest
 
 from stylebridge.server import cli, install
 from stylebridge.wire import messages
-from tests.support import REPO
+from testing import REPO
 
 SHIPPED = ("core", "server", "wire", "plugins")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO
+from testing import REPO
 
 # folder -> the stylebridge packages its modules may import
 ALLOWED = {

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from benchmarks.colour_set import profiles, read_raw, write_colour_set, write_gamut
 from stylebridge.core.errors import InputError
 from stylebridge.core.images import Layer, layer_to_array, load_image, output_warning, save_image
 from stylebridge.core.profiles import read_profile, srgb_icc, srgb_profile
+from testing.colour_set import profiles, read_raw, write_colour_set, write_gamut
 
 H, W = 40, 48
 

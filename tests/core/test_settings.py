@@ -22,7 +22,7 @@ from stylebridge.core.settings import (
     vocabulary_json,
 )
 from stylebridge.wire import vocabulary as wire_vocabulary
-from tests.support import REPO
+from testing import REPO
 
 COMMITTED = REPO / "wire" / "vocabulary.json"
 

@@ -1,3 +1,4 @@
 """Stand-ins for what the tests cannot have: Krita's ``krita`` module (`krita`), GIMP's
-``gi.repository`` (`gimp`), a scripted raw-TCP ZMTP server (`zmtp_server`) and a scripted
-stylebridge client for the plug-ins' job runners (`client`)."""
+``gi.repository`` (`gimp`) and a scripted stylebridge client for the plug-ins' job runners
+(`client`). The scripted raw-TCP ZMTP server is testing/zmtp_server.py (the benchmarks use it
+too)."""

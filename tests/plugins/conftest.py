@@ -1,4 +1,4 @@
-"""The plug-ins as they install (tests/support/plugins.py), loaded once for the session: Krita's
+"""The plug-ins as they install (testing/plugins.py), loaded once for the session: Krita's
 under PyQt6 offscreen (Krita 6's binding), GIMP's logic module; and, per test, the GIMP edge
 against the fake ``gi`` and the fake ``krita`` module as Krita's application."""
 
@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from testing.plugins import load_gimp, load_gimp_edge, load_krita
 from tests.fakes import gimp as fake_gimp
 from tests.fakes import krita as fake_krita
-from tests.support.plugins import load_gimp, load_gimp_edge, load_krita
 
 
 @pytest.fixture(scope="session")
@@ -45,15 +45,6 @@ def krita_app(monkeypatch) -> Any:
     app = fake_krita.reset()
     yield app
     fake_krita.reset()
-
-
-@pytest.fixture
-def no_server(tmp_path, monkeypatch) -> Path:
-    """No server anywhere: an empty discovery folder and no address in the environment."""
-    monkeypatch.setenv("STYLEBRIDGE_RUNTIME_DIR", str(tmp_path))
-    for key in ("STYLEBRIDGE_ENDPOINT", "STYLEBRIDGE_TOKEN"):
-        monkeypatch.delenv(key, raising=False)
-    return tmp_path
 
 
 @pytest.fixture(scope="session")

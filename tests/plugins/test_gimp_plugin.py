@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from testing import REPO
+from testing.plugins import dist
+from testing.servers import free_port, start_server
 from tests.fakes import gimp as fake
 from tests.fakes.client import THREE_STEPS_THEN_RESULT, ScriptedClient
-from tests.support import REPO
-from tests.support.plugins import dist
-from tests.support.servers import free_port, start_server
 
 PLUGIN = REPO / "plugins" / "gimp" / "stylebridge"
 STARRY = "The Starry Night (van Gogh)"

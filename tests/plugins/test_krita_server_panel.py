@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.support.servers import start_server
+from testing.servers import start_server
 
 
 def pump_until(qapp, done: Callable[[], bool], timeout: float) -> float:

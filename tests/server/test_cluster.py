@@ -21,7 +21,7 @@ import pytest
 
 from stylebridge.server.client import Client
 from stylebridge.wire.messages import Status
-from tests.support.servers import clean_env, free_port, start_server
+from testing.servers import clean_env, free_port, start_server
 
 needs_ray = pytest.mark.skipif(
     importlib.util.find_spec("ray") is None,

@@ -1,6 +1,6 @@
 """Colour-true round trips of files through the CLI and a real server (issue 18, part 1).
 
-Every file of the colour test set (benchmarks/colour_set.py: sRGB, Display P3, Adobe RGB and
+Every file of the colour test set (testing/colour_set.py: sRGB, Display P3, Adobe RGB and
 linear profiles, 8/16-bit integer and 16/32-bit float) comes back from `--strength 0` with its
 profile, its bit depth and its colours. Files are read back with tifffile, pypng and Pillow and
 compared through LittleCMS, not through stylebridge's own reader.
@@ -16,7 +16,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from benchmarks.colour_set import (
+from stylebridge.core.profiles import srgb_icc
+from testing.colour_set import (
     SAMPLES,
     mean_delta_e,
     profiles,
@@ -25,7 +26,6 @@ from benchmarks.colour_set import (
     write_colour_set,
     write_gamut,
 )
-from stylebridge.core.profiles import srgb_icc
 
 # The least a person could see is a mean CIEDE2000 of about 1; a round trip must be far below.
 DELTA_E = 0.01

@@ -27,8 +27,8 @@ from stylebridge.server.protocol import encode_image, pack
 from stylebridge.server.server import Server
 from stylebridge.server.worker import Worker
 from stylebridge.wire.messages import Submit
+from testing.servers import clean_env, free_port, start_server
 from tests.support.images import STYLE, rgba
-from tests.support.servers import clean_env, free_port, start_server
 
 TINY = {"size": 64, "style_size": 64}
 FOREVER = {**TINY, "steps": 100_000}

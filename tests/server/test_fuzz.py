@@ -1,6 +1,6 @@
 """Fuzzing a real server process over real sockets (issue 8: reliability and security).
 
-* ~1,500 hypothesis-built requests (tests/fuzz_messages.py: type confusion in every field,
+* ~1,500 hypothesis-built requests (testing/fuzz/: type confusion in every field,
   image claims that do not fit their frames, truncated and garbled msgpack, oversized and too
   deep headers, too many frames or styles, wrong or missing tokens): each gets exactly one
   well-formed reply that docs/protocol.md allows, or, for the occasional valid submit, a job
@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stylebridge.wire.protocol import VERSION
-from tests.support import fuzz_messages as fm
-from tests.support.servers import start_server
+from testing import fuzz as fm
+from testing.servers import start_server
 
 FUZZ_EXAMPLES = 1500
 RAW_CONNECTIONS = 400

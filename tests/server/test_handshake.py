@@ -14,7 +14,7 @@ from zmq.utils.monitor import recv_monitor_message
 from stylebridge import wire
 from stylebridge.server.client import Client, ServerUnavailable, present_token
 from stylebridge.wire.protocol import VERSION
-from tests.support import fuzz_messages as fm
+from testing import fuzz as fm
 
 REFUSED = "did not accept this client's token"
 MB = 2**20

@@ -8,7 +8,7 @@ import ast
 import subprocess
 import sys
 
-from tests.support import REPO
+from testing import REPO
 
 LEAN = (
     "stylebridge.server.cli",

@@ -16,9 +16,9 @@ from stylebridge.core.memory import estimate_peak_bytes
 from stylebridge.core.settings import make_settings
 from stylebridge.server.client import Client, ServerError, ServerUnavailable
 from stylebridge.wire.protocol import VERSION
-from tests.support import REPO as ROOT
+from testing import REPO as ROOT
+from testing.servers import raw_socket
 from tests.support.images import STYLE, rgba
-from tests.support.servers import raw_socket
 
 TINY = {"size": 64, "style_size": 64, "steps": 3}
 SERVER_ARGS = (
@@ -220,7 +220,7 @@ def test_only_the_admin_key_of_the_discovery_file_stops_the_server(server):
 def test_one_client_cannot_fill_the_queue_and_queued_images_count_against_the_ceiling(tmp_path):
     """Queued jobs keep their decoded images: they used to be counted nowhere, and one client
     could take every place in the queue."""
-    from tests.support.servers import start_server
+    from testing.servers import start_server
 
     # max-queue 4: one client may hold 3. The ceiling: a 3000 px job's estimated peak (2.06 GiB)
     # with its own image (69 MiB) fits under 2.15 GiB; with a second such image queued, not

@@ -1,5 +1,5 @@
 """Load on a real server (issue 8): every result right, fair order, memory flat
-(tests/support/load.py says how), and a full queue refused without breaking anything else."""
+(testing/load.py says how), and a full queue refused without breaking anything else."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from stylebridge.server.client import Client, ServerError
-from tests.support.load import (
+from testing.load import (
     CLIENTS,
     CONTROLS,
     JOBS,
@@ -21,7 +21,7 @@ from tests.support.load import (
     job_content,
     run_load,
 )
-from tests.support.servers import start_server
+from testing.servers import start_server
 
 SERVER_ARGS = ("--max-queue", "64")
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from stylebridge.server.protocol import encode_image, pack
 from stylebridge.wire.messages import Submit
-from tests.support import REPO
+from testing import REPO
 
 DOC = REPO / "docs" / "protocol.md"
 

@@ -21,8 +21,8 @@ from stylebridge.core.weights import cache_dir
 from stylebridge.server.client import Client, ServerError, ServerUnavailable
 from stylebridge.wire.messages import PREVIEW_SIDE
 from stylebridge.wire.protocol import VERSION
+from testing.servers import free_port, raw_socket, start_server
 from tests.support.images import STYLE, rgba
-from tests.support.servers import free_port, raw_socket, start_server
 
 TINY = {"size": 64, "style_size": 64, "steps": 4}
 

@@ -17,8 +17,8 @@ import zmq
 from stylebridge import wire
 from stylebridge.server.client import Client, ServerUnavailable
 from stylebridge.server.credentials import is_local, studio_token
+from testing.servers import clean_env, free_port
 from tests.support.images import STYLE, rgba
-from tests.support.servers import clean_env, free_port
 
 TINY = {"size": 64, "style_size": 64, "steps": 3}
 

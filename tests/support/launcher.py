@@ -6,7 +6,7 @@ import socket
 import threading
 from pathlib import Path
 
-from tests.support.servers import start_server
+from testing.servers import start_server
 
 
 class HostLauncher:

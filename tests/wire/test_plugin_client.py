@@ -30,8 +30,8 @@ import pytest
 from stylebridge import wire
 from stylebridge.wire.msgpack_lite import packb
 from stylebridge.wire.protocol import VERSION
+from testing.servers import DISCOVERY_ENV, RunningServer, free_port, start_server
 from tests.support import SUPPORT
-from tests.support.servers import DISCOVERY_ENV, RunningServer, free_port, start_server
 
 PEER_SCRIPT = SUPPORT / "plugin_client_peer.py"
 PEER_PYTHON = os.environ.get("STYLEBRIDGE_WIRE_PEER_PYTHON") or sys.executable

@@ -3,7 +3,7 @@ embedded Pythons.
 
 * msgpack_lite against the real msgpack: same bytes out, same values in, and nothing but
   ValueError (and no large allocation) for hostile input.
-* DealerSocket against a scripted raw-socket peer (tests/fakes/zmtp_server.py), for exact bytes
+* DealerSocket against a scripted raw-socket peer (testing/zmtp_server.py), for exact bytes
   and misbehaving servers.
 * DealerSocket against a real pyzmq ROUTER, with the client in a subprocess
   (tests/support/wire_peer.py) where zmq and msgpack cannot be imported, as in Krita and GIMP.
@@ -38,7 +38,7 @@ msgpack = pytest.importorskip("msgpack")
 
 from stylebridge.wire.msgpack_lite import packb, unpackb  # noqa: E402
 from stylebridge.wire.zmtp import DealerSocket, ZmtpError  # noqa: E402
-from tests.fakes.zmtp_server import (  # noqa: E402
+from testing.zmtp_server import (  # noqa: E402
     CLIENT_GREETING,
     SERVER_GREETING,
     ScriptedServer,

@@ -21,8 +21,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support import REPO
-from tests.support.plugins import dist
+from testing import REPO
+from testing.plugins import dist
 
 ROOT_RUN = REPO / "scripts" / "root-run.sh"
 HERE = Path(__file__).resolve().parent

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from PIL import Image as PILImage
 
+from testing.servers import start_server
 from tests.e2e.gimp import harness
-from tests.support.servers import start_server
 
 DIALOG_TITLE = "^Style Transfer"  # xdotool takes a regular expression
 PHOTO = harness.REPO / "core" / "assets" / "chelsea.jpg"

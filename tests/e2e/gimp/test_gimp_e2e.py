@@ -24,12 +24,12 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from benchmarks import colour_set
 from stylebridge.wire import Client
 from stylebridge.wire.messages import Status
+from testing import colour_set
+from testing.servers import RunningServer, clean_env, free_port
 from tests.e2e.gimp import harness
 from tests.support.launcher import HostLauncher
-from tests.support.servers import RunningServer, clean_env, free_port
 
 BATCH = harness.HERE / "batch_case.py"
 GUI = harness.HERE / "gui_case.py"
@@ -302,7 +302,7 @@ def test_batch_stays_fast(batch):
 
 # ======================================= colour: every precision, linear, wide gamut (issue 18)
 
-# name: (GIMP precision, profile of benchmarks/colour_set.py or None for GIMP's built-in sRGB)
+# name: (GIMP precision, profile of testing/colour_set.py or None for GIMP's built-in sRGB)
 COLOUR_CASES = {
     "u8": ("U8_NON_LINEAR", None),
     "u16": ("U16_NON_LINEAR", None),

@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.support import REPO
+from testing import REPO
 
 HERE = Path(__file__).resolve().parent
 HARNESS = HERE / "harness"

@@ -15,10 +15,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from testing import REPO as ROOT
+from testing.plugins import dist
+from testing.servers import free_port, start_server
 from tests.e2e.krita import host as krita_host
-from tests.support import REPO as ROOT
-from tests.support.plugins import dist
-from tests.support.servers import free_port, start_server
 
 
 def krita6() -> None:

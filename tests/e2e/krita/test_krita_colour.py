@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks import colour_set
+from testing import colour_set
 from tests.e2e.krita import test_krita_e2e as base
 from tests.e2e.krita.test_krita_e2e import KRITA5, KRITA6, on_kritas
 

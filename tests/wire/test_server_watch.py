@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from stylebridge.wire import server_watch
-from tests.support.servers import start_server
+from testing.servers import start_server
 
 
 def tick_until(watch: server_watch.ServerWatch, done: Callable[[], bool], timeout: float) -> float:

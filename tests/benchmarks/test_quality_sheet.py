@@ -23,7 +23,7 @@ from benchmarks.measures import (
     stroke_length,
 )
 from benchmarks.pairs import synthetic_content
-from tests.support import REPO as ROOT
+from testing import REPO as ROOT
 
 
 def test_lab_of_white_black_and_grey():

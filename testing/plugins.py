@@ -16,7 +16,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-from tests.support import REPO
+from testing import REPO
 
 KRITA_MODULES = ("formats", "host", "options", "prefs", "qt", "styles", "runner", "dialog", "api")
 
