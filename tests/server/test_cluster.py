@@ -183,8 +183,8 @@ def test_progress_and_previews_come_through_the_front_server(client):
     )
     check_result(out, 0)
     steps = [p.step for p in progress]
-    assert steps == sorted(steps) and steps[-1] == progress[-1]["total_steps"] >= 30
-    assert progress[-1]["losses"]["total"] > 0
+    assert steps == sorted(steps) and steps[-1] == progress[-1].total_steps >= 30
+    assert progress[-1].losses["total"] > 0
     assert previews and all(len(s) == 3 and s[2] == 3 for s in previews)
 
 

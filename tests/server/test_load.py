@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from stylebridge.server.client import Client, ServerError
+from stylebridge.wire.messages import Cancel
 from testing.load import (
     CLIENTS,
     CONTROLS,
@@ -82,7 +83,7 @@ def test_queue_full_is_refused_and_nothing_else_breaks(tmp_path):
             again = b.submit(job_content(5), [STYLE], **CONTROLS)  # room again
             assert np.array_equal(again.wait(timeout=120)[..., 3], job_content(5)[..., 3])
             with pytest.raises(ServerError) as err:
-                b._request({"type": "cancel", "job": again.job_id})
+                b._request(Cancel(again.job_id))
             assert err.value.code == "unknown_job"
             assert a.status().queue == [] and not a.strays and not b.strays
         assert srv.proc.poll() is None

@@ -19,7 +19,7 @@ import zmq
 
 from stylebridge.core.weights import cache_dir
 from stylebridge.server.client import Client, ServerError, ServerUnavailable
-from stylebridge.wire.messages import PREVIEW_SIDE
+from stylebridge.wire.messages import PREVIEW_SIDE, Cancel
 from stylebridge.wire.protocol import VERSION
 from testing.servers import free_port, raw_socket, start_server
 from tests.support.images import STYLE, rgba
@@ -119,7 +119,7 @@ def test_cancel_running_and_queued_jobs(client):
     assert running.cancelled and time.monotonic() - start < 2.0
     assert best.shape == (48, 64, 4)  # the best image so far comes back
     with pytest.raises(ServerError) as err:
-        client._request({"type": "cancel", "job": "nope"})
+        client._request(Cancel("nope"))
     assert err.value.code == "unknown_job"
 
 
