@@ -1,5 +1,5 @@
 """The GIMP plug-in's pixel edge, timed inside real GIMP 3.0 and 3.2
-(tests/e2e/gimp/timing_case.py): a 4000x3000 16-bit RGBA layer read as float sRGB through babl
+(testing/hosts/gimp/timing_case.py): a 4000x3000 16-bit RGBA layer read as float sRGB through babl
 (`read_buffer`) and written back (`write_result`'s GEGL write), perceptual and linear, in
 GIMP's sRGB and in Display P3. GIMP's path did not change for issue 18: one set of figures.
 docs/benchmarks.md, "Colour and bit depth", "Hosts".
@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from testing.colour_set import profiles
-from tests.e2e.gimp import harness
+from testing.hosts.gimp import harness
 
 
 def main() -> None:

@@ -1,9 +1,9 @@
-"""The Krita plug-in's colour path, timed inside real Krita 5 (tests/e2e/krita/scripts/timing.py):
-a 4000x3000 RGBA layer at 16-bit integer and 16/32-bit float, linear and sRGB-curve, read into
-the server's content and the answer turned into the result layer's bytes. Before issue 18: the
-layer's own bytes, never converted (F16 through today's halves); now: Krita's own conversion to
-float sRGB and back where the profile is not Krita's sRGB. docs/benchmarks.md, "Colour and bit
-depth", "Hosts".
+"""The Krita plug-in's colour path, timed inside real Krita 5
+(testing/hosts/krita/scripts/timing.py): a 4000x3000 RGBA layer at 16-bit integer and 16/32-bit
+float, linear and sRGB-curve, read into the server's content and the answer turned into the
+result layer's bytes. Before issue 18: the layer's own bytes, never converted (F16 through
+today's halves); now: Krita's own conversion to float sRGB and back where the profile is not
+Krita's sRGB. docs/benchmarks.md, "Colour and bit depth", "Hosts".
 
 `python -m benchmarks.krita_colour [--size 4000x3000]`
 """
@@ -14,8 +14,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from testing.hosts.krita import host as krita_host
 from testing.plugins import dist
-from tests.e2e.krita import host as krita_host
 
 
 def main() -> None:

@@ -103,3 +103,18 @@ def test_the_wire_package_needs_only_the_standard_library():
         if layer_of(name) is None and name.partition(".")[0] not in sys.stdlib_module_names
     ]
     assert not third_party, "\n".join(third_party)
+
+
+def test_tests_and_benchmarks_stand_apart():
+    """What both use is in testing/, which imports neither; the tests of benchmark code
+    (tests/benchmarks/) are the only tests that import benchmarks."""
+    never = {"benchmarks": {"tests"}, "testing": {"tests", "benchmarks"}, "tests": {"benchmarks"}}
+    wrong = [
+        f"{path.relative_to(REPO)}:{line} imports {name}"
+        for folder, others in never.items()
+        for path in sorted((REPO / folder).rglob("*.py"))
+        if not path.is_relative_to(REPO / "tests" / "benchmarks")
+        for name, line in imports(path)
+        if name.partition(".")[0] in others
+    ]
+    assert not wrong, "\n".join(wrong)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from PIL import Image as PILImage
 
+from testing.hosts.gimp import harness
 from testing.servers import start_server
-from tests.e2e.gimp import harness
 
 DIALOG_TITLE = "^Style Transfer"  # xdotool takes a regular expression
 PHOTO = harness.REPO / "core" / "assets" / "chelsea.jpg"

@@ -27,8 +27,8 @@ from PIL import Image as PILImage
 from stylebridge.wire import Client
 from stylebridge.wire.messages import Status
 from testing import colour_set
+from testing.hosts.gimp import harness
 from testing.servers import RunningServer, clean_env, free_port
-from tests.e2e.gimp import harness
 from tests.support.launcher import HostLauncher
 
 BATCH = harness.HERE / "batch_case.py"

@@ -16,9 +16,9 @@ import tempfile
 from pathlib import Path
 
 from testing import REPO as ROOT
+from testing.hosts.krita import host as krita_host
 from testing.plugins import dist
 from testing.servers import free_port, start_server
-from tests.e2e.krita import host as krita_host
 
 
 def krita6() -> None:

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from stylebridge.wire.protocol import DEFAULT_PORT
+from testing.hosts.krita import host as krita_host
 from testing.plugins import dist
-from tests.e2e.krita import host as krita_host
 from tests.support.launcher import HostLauncher
 
 KRITA5, KRITA6, KRITA6_ZIP = "krita-5", "krita-6", "krita-6-zip"

@@ -131,7 +131,7 @@ def run_session(args: list[str], env: dict[str, str], log: Path, timeout: float)
 def run_script(
     home: Path, script: str, env: dict[str, str], timeout: float = 240, screen: str = "1400x900x24"
 ) -> dict:
-    """Run tests/e2e/krita/scripts/``script`` in Krita; returns its ``main()`` result."""
+    """Run testing/hosts/krita/scripts/``script`` in Krita; returns its ``main()`` result."""
     out = home / f"{Path(script).stem}.json"
     out.unlink(missing_ok=True)
     run_env = {**env, **profile_env(home, script, out)}
@@ -221,7 +221,7 @@ def run_script6(
     timeout: float = 240,
     screen: str = "1400x900x24",
 ) -> dict:
-    """Run tests/e2e/krita/scripts/``script`` in Krita 6 inside the sid root (``home`` and
+    """Run testing/hosts/krita/scripts/``script`` in Krita 6 inside the sid root (``home`` and
     this folder bound at their own paths); returns its ``main()`` result."""
     out = home / f"{Path(script).stem}.json"
     out.unlink(missing_ok=True)

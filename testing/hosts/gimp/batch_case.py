@@ -2,7 +2,7 @@
 through the PDB as any batch script would, and dump what came out for test_gimp_e2e.py.
 
     gimp-console-3.0 -i --quit --batch-interpreter=python-fu-eval \
-        -b 'import runpy; runpy.run_path("tests/e2e/gimp/batch_case.py", run_name="__main__")'
+        -b 'import runpy; runpy.run_path("testing/hosts/gimp/batch_case.py", run_name="__main__")'
 
 ``$STYLEBRIDGE_GIMP_CASES`` names a JSON file: {"out": folder, "cases": [case, ...]}. A case:
     name, width, height, base ("rgb"/"gray"), precision (Gimp.Precision name, e.g. U8_NON_LINEAR),
