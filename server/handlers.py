@@ -13,9 +13,10 @@ import dataclasses
 import hmac
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -46,24 +47,37 @@ from stylebridge.wire.protocol import VERSION
 from .board import Job
 from .protocol import (
     CONTROLS,
+    Limits,
     control_field,
     decode_image,
     encode_image,
     job_request,
     submit_settings,
 )
-
-if TYPE_CHECKING:
-    from .server import Server
+from .worker import Backend
 
 Replies = list[tuple[Message, list]]  # messages to the requesting peer, each with its blobs
 Handler = Callable[[bytes, Any, Sequence[Any]], Replies]
 
 
+class Serving(Protocol):
+    """What the handlers read of the server they answer for (server.Server)."""
+
+    endpoint: str
+    started: float  # time.monotonic() at start
+    limits: Limits
+    admin_key: str  # shutdown's key, in the discovery file only
+    stopping: threading.Event
+    worker: Backend
+
+    def stop(self, drain: float | None = None) -> None: ...
+    def drained(self) -> bool: ...
+
+
 class Handlers:
     """The handlers of one server; ``table`` maps each request class to its handler."""
 
-    def __init__(self, server: Server, presets: Mapping[str, Settings] = PRESETS) -> None:
+    def __init__(self, server: Serving, presets: Mapping[str, Settings] = PRESETS) -> None:
         self.server, self.presets = server, presets
         self.table: dict[type[Message], Handler] = {
             Ping: self.ping,
