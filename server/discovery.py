@@ -13,12 +13,6 @@ from stylebridge.core.errors import StyleBridgeError
 from stylebridge.wire import discovery as wire_discovery
 
 
-def runtime_dir() -> Path:
-    """``STYLEBRIDGE_RUNTIME_DIR``, ``$XDG_RUNTIME_DIR/stylebridge`` or ``<tmp>/stylebridge-UID``
-    (stylebridge.wire.discovery decides; clients read the same folder)."""
-    return Path(wire_discovery.runtime_dir())
-
-
 def discovery_path() -> Path:
     return Path(wire_discovery.discovery_path())
 
