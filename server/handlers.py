@@ -52,7 +52,6 @@ from .protocol import (
     decode_image,
     encode_image,
     job_request,
-    submit_settings,
 )
 from .worker import Backend
 
@@ -118,8 +117,7 @@ class Handlers:
         return [(Echoed(spec, id=request.id), [blob])]
 
     def submit(self, peer: bytes, request: Submit, frames: Sequence[Any]) -> Replies:
-        settings = submit_settings(request, self.presets)  # refused now, not after the queue
-        job_req = job_request(request, frames, settings)
+        job_req = job_request(request, frames, self.presets)  # refused now, not after the queue
         need = self._memory_need(job_req.settings, request)
         server, limits = self.server, self.server.limits
         if server.stopping.is_set():

@@ -155,16 +155,19 @@ def submit_settings(submit: Submit, presets: Mapping[str, Settings] = PRESETS) -
         raise ProtocolError("bad_field", str(exc), control_field(exc, known)) from None
 
 
-def job_request(submit: Submit, frames: Sequence[Any], settings: Settings) -> JobRequest:
-    """The job a submit asks for, its pixels as arrays (views of ``frames``)."""
+def job_request(
+    submit: Submit, frames: Sequence[Any], presets: Mapping[str, Settings] = PRESETS
+) -> JobRequest:
+    """The job a submit asks for: its pixels as arrays (views of ``frames``), then its settings,
+    each value checked. Pixels first, as the server has always checked them: a submit with a
+    bad image is refused for the image, whatever its controls hold (the fuzzing's oracle
+    counts a control's value among the problems found after the message's own)."""
+    content = decode_image(submit.content, frames, "content")
+    styles = [decode_image(s, frames, f"styles.{i}") for i, s in enumerate(submit.styles)]
+    mask = None if submit.mask is None else decode_image(submit.mask, frames, "mask")
+    settings = submit_settings(submit, presets)
     return JobRequest(
-        decode_image(submit.content, frames, "content"),
-        [decode_image(s, frames, f"styles.{i}") for i, s in enumerate(submit.styles)],
-        settings,
-        submit.style_weights,
-        None if submit.mask is None else decode_image(submit.mask, frames, "mask"),
-        submit.preview,
-        PREVIEW_SIDE,
+        content, styles, settings, submit.style_weights, mask, submit.preview, PREVIEW_SIDE
     )
 
 
