@@ -139,7 +139,7 @@ def step_rate(client: Client, content, style, preview: float | None) -> float:
         steps=30,
         preview=preview,
         on_progress=lambda p: marks.append((p.elapsed, p.step)),
-        on_preview=lambda img, h: frames.append(h["step"]),
+        on_preview=lambda img, preview: frames.append(preview.step),
     )
     (t0, s0), (t1, s1) = marks[len(marks) // 3], marks[-1]
     if preview is not None:
