@@ -24,31 +24,34 @@ from .images import Layer
 from .losses import (
     Targets,
     blend_grams,
-    content_target,
+    content_targets,
     structure_pool,
     structure_target,
     style_grams,
 )
 from .optimize import StepReport, run_stage
 from .plan import JobPlan, min_long_side, plan_job
-from .progress import PREVIEW_SIDE, Progress, ProgressTracker
-from .resize import gaussian_blur, resize_long_side, resize_to
+from .progress import Progress, ProgressTracker
+from .resize import guided_upsample, resize_long_side, resize_to
 from .settings import Settings
 from .tiles import TileBox, refine_in_tiles
-from .vgg import VGGFeatures, normalize
+from .vgg import STYLE_LAYERS, VGGFeatures, normalize
 from .weights import resolve_weights
 
-# Layers well above the working size (tiled, `_refine`) start from the working result smoothed
-# by a Gaussian of TILE_START_BLUR working px, then upsampled. Its finest detail is a pixel of
-# optimiser grain that a 4000x3000 layer blows up to 10 px blobs, neither the painting's strokes
-# nor the photo's: judged on the full image, the plain upsample alone had SSIM 1/4 0.406 against
-# the recipe's 0.595, and no tile target tried lifted the subject above its start. The tiles
-# then take TILE_LR_FACTOR of the stages' step size: at the full size, four steps of texture a
-# few px wide took SSIM 1/4 from the smoothed start's 0.697 down to 0.528; at half, 0.630 (style
-# term 0.50x the recipe's). Measured in docs/benchmarks.md, "Large canvas". Layers at or near the
-# working size are never tiled, so never smoothed.
-TILE_START_BLUR = 1.0
-TILE_LR_FACTOR = 0.5
+# Layers well above the working size climb to their own size in upper stages (core/plan.py).
+# Each starts from the stage below resized up with the content's finer luma detail added back
+# (`guided_upsample`: the photo's own detail, which no working-size result holds), then paints
+# texture into it: the Grams of TEXTURE_LAYERS of the painting seen at TEXTURE_STYLE_SIDE (the
+# size of a 1:1 view: what a crop of the canvas should look like), while every block of
+# TEXTURE_HOLD_POOL px keeps the start's mean colour (the picture seen whole stays the working
+# result), by Adam at TEXTURE_LR. The network runs only up to conv3_1: 37% of a full pass.
+# Measured in docs/quality.md, "Large layers"; the old tiles (the working result smoothed,
+# then the full objective at the canvas size) left a blur crossed by stripes at 1:1.
+TEXTURE_LAYERS = STYLE_LAYERS[:3]  # conv1_1, conv2_1, conv3_1
+TEXTURE_STYLE_SIDE = 512
+TEXTURE_HOLD = 1e6
+TEXTURE_HOLD_POOL = 2
+TEXTURE_LR = 0.03
 
 
 @dataclass
@@ -152,7 +155,7 @@ class Engine:
         on_progress: Callable[[Progress], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         preview_interval: float | None = None,
-        preview_side: int = PREVIEW_SIDE,
+        preview_side: int | None = None,
     ) -> Result:
         """Stylise ``content``; ``on_progress`` gets every step, with a preview frame of at most
         ``preview_side`` px every ``preview_interval`` s (0: every step) when one is asked for."""
@@ -179,8 +182,8 @@ class Engine:
             settings, plan, full, styles, weights, prints, tracker, start, deadline, should_stop
         )
         image, losses, stopped = self._stages(job)
-        if plan.tiles and not stopped:
-            image, stopped = self._refine(job, image)
+        if plan.upper and not stopped:
+            image, stopped = self._upscale(job, image)
         layer = self._finish(job, content, image)
         return Result(layer, tracker.done, time.monotonic() - start, losses, stopped, settings)
 
@@ -218,52 +221,56 @@ class Engine:
         assert image is not None
         return image, losses, False
 
-    def _refine(self, job: _Job, image: torch.Tensor) -> tuple[torch.Tensor, bool]:
-        """The working-size result ``image`` smoothed, upsampled to the content's size and
-        optimised there tile by tile, in place."""
-        s, plan, tracker = job.settings, job.plan, job.tracker
-        h, w = job.full.shape[-2:]
-        out = resize_to(gaussian_blur(image, TILE_START_BLUR), (h, w))
-        tile_settings = dataclasses.replace(s, lr=s.lr * TILE_LR_FACTOR)
-        # strokes keep their size relative to the picture: the style is seen as much larger,
-        # but never beyond its own pixels (upsampling a style adds no statistics)
-        scale = s.style_size * s.style_scale / plan.working_side
-        grams = self._grams(
-            job, [min(round(scale * max(h, w)), max(st.rgb.shape[-2:])) for st in job.styles]
-        )
-        pool = structure_pool(max(h, w), plan.working_side)  # the layout the stages held
-        first = plan.tiles[0]
-        stage = len(plan.stage_steps) - 1
-        tracker.begin_stage(stage, plan.costs[-1] / plan.stage_steps[-1], first.width, first.height)
-        done: list[int] = []  # steps of each finished tile
+    def _upscale(self, job: _Job, image: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """The working-size result ``image`` carried up to the layer's size, one upper stage at
+        a time, each painted tile by tile, in place."""
+        plan, tracker = job.plan, job.tracker
+        texture = dataclasses.replace(
+            job.settings, optimizer="adam", lr=TEXTURE_LR, content_weight=0.0, detail_weight=0.0,
+            structure_weight=TEXTURE_HOLD, tv_weight=0.0, balance=0.5,
+        )  # fmt: skip
+        grams = self._grams(job, [TEXTURE_STYLE_SIDE] * len(job.styles))
+        grams = [grams[STYLE_LAYERS.index(i)] for i in TEXTURE_LAYERS]
+        for k, stage in enumerate(plan.upper):
+            size = (stage.height, stage.width)
+            out = guided_upsample(image, resize_to(job.full, size))
+            index = len(plan.steps) + k
+            first = stage.tiles[0]
+            per_step = plan.costs[index] / max(1, plan.stage_steps[index])
+            tracker.begin_stage(index, per_step, first.width, first.height)
+            done: list[int] = []  # steps of each finished tile
+            stage_deadline = job.stage_deadline(index)
 
-        def optimise_tile(
-            tile: torch.Tensor, box: TileBox, index: int
-        ) -> tuple[torch.Tensor, bool]:
-            top, left, bh, bw = box
-            targets = self._targets(
-                job, job.full[..., top : top + bh, left : left + bw], grams, pool
-            )
-            offset = sum(done)  # the stage's step count so far: progress and ETA within it
+            def paint(
+                tile: torch.Tensor, box: TileBox, i: int, out=out, done=done, stage=stage,
+                stage_deadline=stage_deadline,
+            ) -> tuple[torch.Tensor, bool]:  # fmt: skip
+                hold = structure_target(tile, TEXTURE_HOLD_POOL)
+                targets = Targets(None, grams, hold, TEXTURE_HOLD_POOL, None, TEXTURE_LAYERS)
+                offset = sum(done)  # the stage's step count so far: progress and ETA within it
 
-            def on_step(report: StepReport) -> None:
-                tracker.step(StepReport(offset + report.step, report.losses, lambda: out))
+                def on_step(report: StepReport) -> None:
+                    tracker.step(StepReport(offset + report.step, report.losses, lambda: out))
 
-            steps, deadline = plan.tile_steps, None
-            if job.deadline is not None:  # the time left, shared by the tiles left
-                now = time.monotonic()
-                deadline = now + max(0.0, job.deadline - now) / (len(plan.tiles) - index)
-                steps = 10**9
-            result = run_stage(
-                self.model, tile, targets, tile_settings, steps,
-                deadline=deadline, on_step=on_step, should_stop=job.should_stop, score_end=False,
-            )  # fmt: skip
-            done.append(result.steps)
-            return result.image, result.stopped
+                steps, deadline = stage.steps, None
+                if stage_deadline is not None:  # the stage's time left, shared by its tiles
+                    now = time.monotonic()
+                    deadline = now + max(0.0, stage_deadline - now) / (len(stage.tiles) - i)
+                    steps = 10**9
+                result = run_stage(
+                    self.model, tile, targets, texture, steps,
+                    deadline=deadline, on_step=on_step, should_stop=job.should_stop,
+                    score_end=False,
+                )  # fmt: skip
+                done.append(result.steps)
+                return result.image, result.stopped
 
-        stopped = refine_in_tiles(out, plan.tiles, optimise_tile)
-        tracker.done += sum(done)
-        return out, stopped
+            stopped = refine_in_tiles(out, stage.tiles, paint)
+            tracker.done += sum(done)
+            image = out
+            if stopped:
+                return image, True
+        return image, False
 
     def _finish(self, job: _Job, content: Layer, image: torch.Tensor) -> Layer:
         """The result at the content's size, colours kept if asked, faded by strength."""
@@ -304,7 +311,10 @@ class Engine:
     ) -> Targets:
         """What one stage or tile aims at: ``content`` (1, 3, h, w) in [0, 1] and the Grams."""
         structure = structure_target(content, pool) if job.settings.structure_weight else None
-        return Targets(content_target(self.model, normalize(content)), grams, structure, pool)
+        relu5_3, relu3_3 = content_targets(
+            self.model, normalize(content), detail=bool(job.settings.detail_weight)
+        )
+        return Targets(relu5_3, grams, structure, pool, relu3_3)
 
 
 def _blend_weights(styles: Sequence[Layer], weights: Sequence[float] | None) -> list[float]:

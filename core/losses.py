@@ -1,5 +1,6 @@
-"""The objective: the paper's content MSE at relu5_3 plus Gram MSE at conv1_1..conv5_1, and
-the product presets' structure term, with ``balance`` weighing the content side against the style.
+"""The objective: the paper's content MSE at relu5_3 plus Gram MSE at conv1_1..conv5_1, and the
+product presets' structure and detail terms, with ``balance`` weighing the content side against
+the style.
 
 Every function takes and returns tensors. Gram products run in the features' precision (bf16
 under the fast presets' autocast: an fp32 copy of conv1_1's features alone would cost 185 MB at
@@ -15,20 +16,20 @@ import torch
 import torch.nn.functional as F
 
 from .color import rgb_to_yiq
-from .vgg import CONTENT_LAYER, STYLE_LAYERS, VGGFeatures
+from .vgg import CONTENT_LAYER, DETAIL_LAYER, STYLE_LAYERS, VGGFeatures
 
-TAPS = (*STYLE_LAYERS, CONTENT_LAYER)
+TAPS = (*STYLE_LAYERS, DETAIL_LAYER, CONTENT_LAYER)
 # The structure term holds the content's colours averaged over blocks of this many px of the
 # working size: the subject's layout of light and dark (luma), and, far more loosely, its colours
 # (chroma counts STRUCTURE_CHROMA of the luma), while texture is free to take the style. relu5_3
 # alone cannot hold the subject (docs/quality.md, "The objective").
 STRUCTURE_POOL = 4
 STRUCTURE_CHROMA = 0.05
-# balance b weighs the content side by ((1 - b) / b) ** BALANCE_EXPONENT: 1 at 0.5, 3x at 0.25,
-# 1/3 at 0.75. Exponent 2 (9x, 1/9) was tried first: 0.75 and 1 then gave the same picture and
-# the style term rose by 0.5% between them; at 1 both axes fall at every step of the five-point
-# sweep on both pairs (docs/quality.md, "balance")
-BALANCE_EXPONENT = 1.0
+# balance b weighs the content side by ((1 - b) / b) ** BALANCE_EXPONENT: 1 at 0.5, 5.4x at 0.3,
+# 81x at 0.1, 1/81 at 0.9. With the exponent 1 (9x at 0.1) and L-BFGS, 0.1 kept only 1.3x the
+# style term of 0.5 on astronaut x The Scream: the content side could not hold texture back,
+# and a painter saw the slider do little (docs/quality.md, "balance")
+BALANCE_EXPONENT = 2.0
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
@@ -74,8 +75,9 @@ def structure_pool(side: int, working_side: int) -> int:
 
 
 def balance_factor(balance: float) -> float:
-    """How much the content side (content and structure terms) weighs at ``balance``: 1 at 0.5,
-    falling to 0 at 1 (all style). At 0 it is infinite: the engine returns the content."""
+    """How much the content side (content, detail and structure terms) weighs at ``balance``:
+    1 at 0.5, falling to 0 at 1 (all style). At 0 it is infinite: the engine returns the
+    content."""
     if balance <= 0:
         return math.inf
     return ((1 - balance) / balance) ** BALANCE_EXPONENT
@@ -83,10 +85,23 @@ def balance_factor(balance: float) -> float:
 
 @dataclass(frozen=True)
 class Targets:
-    content: torch.Tensor  # relu5_3 of the content image (float32)
+    content: torch.Tensor | None  # relu5_3 of the content image (float32); None: no term
     style: list[torch.Tensor]  # one Gram per style layer (float32), blended over style images
     structure: torch.Tensor | None = None  # pooled_structure of the content; None: no term
     pool: int = 1  # its block size, px
+    detail: torch.Tensor | None = None  # relu3_3 of the content (float32); None: no term
+    style_layers: tuple[int, ...] = STYLE_LAYERS  # the layers of ``style``
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Each term's weight in the total (0: the term is not computed)."""
+
+    content: float
+    style: float
+    detail: float = 0.0
+    structure: float = 0.0
+    tv: float = 0.0
 
 
 @torch.no_grad()
@@ -107,23 +122,48 @@ def blend_grams(per_image: list[list[torch.Tensor]], weights: list[float]) -> li
 
 
 @torch.no_grad()
-def content_target(model: VGGFeatures, x: torch.Tensor) -> torch.Tensor:
-    return model(x, (CONTENT_LAYER,))[CONTENT_LAYER].float()
+def content_targets(
+    model: VGGFeatures, x: torch.Tensor, detail: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """relu5_3 of a normalised image, and relu3_3 when the detail term is on (one pass)."""
+    taps = (DETAIL_LAYER, CONTENT_LAYER) if detail else (CONTENT_LAYER,)
+    feats = model(x, taps)
+    return feats[CONTENT_LAYER].float(), feats[DETAIL_LAYER].float() if detail else None
 
 
 def objective(
     model: VGGFeatures,
     x: torch.Tensor,
     targets: Targets,
-    content_weight: float,
-    style_weight: float,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Total loss for a normalised image ``x``, plus its parts as floats for progress reports."""
-    feats = model(x, TAPS)
-    c = content_loss(feats[CONTENT_LAYER], targets.content)
-    s = style_loss([gram(feats[i]) for i in STYLE_LAYERS], targets.style)
-    total = content_weight * c + style_weight * s
-    return total, {"content": c.item(), "style": s.item()}
+    weights: Weights,
+    pixels: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The weighted total for a normalised image ``x`` and each term unweighted, as tensors
+    (read them with one ``.tolist()``: a ``.item()`` a term would synchronise a GPU each time).
+    The pixel-space terms (structure, tv) are taken in float32 on ``pixels``, the image in
+    [0, 1] units, which they need when their weight is set."""
+    taps = list(targets.style_layers)
+    if targets.content is not None and weights.content:
+        taps.append(CONTENT_LAYER)
+    if targets.detail is not None and weights.detail:
+        taps.append(DETAIL_LAYER)
+    feats = model(x, tuple(taps))  # the network runs up to the deepest of them only
+    parts = {"style": style_loss([gram(feats[i]) for i in targets.style_layers], targets.style)}
+    total = weights.style * parts["style"]
+    if CONTENT_LAYER in feats:
+        parts["content"] = content_loss(feats[CONTENT_LAYER], targets.content)
+        total = total + weights.content * parts["content"]
+    if DETAIL_LAYER in feats:
+        parts["detail"] = content_loss(feats[DETAIL_LAYER], targets.detail)
+        total = total + weights.detail * parts["detail"]
+    with torch.autocast(x.device.type, enabled=False):  # colour maths stays in float32
+        if weights.structure and targets.structure is not None:
+            parts["structure"] = structure_loss(pixels.float(), targets.structure, targets.pool)
+            total = total + weights.structure * parts["structure"]
+        if weights.tv:
+            parts["tv"] = tv_loss(pixels.float())
+            total = total + weights.tv * parts["tv"]
+    return total, parts
 
 
 @torch.no_grad()

@@ -30,8 +30,8 @@ def estimate_peak_bytes(
     """Peak bytes of one job on ``height`` x ``width`` px with styles of these (h, w)."""
     plan = plan_job(settings, height, width)
     work = _pixels(plan.working_side, height, width)
-    if plan.tiles:
-        work = max(work, min(settings.tile_size, height) * min(settings.tile_size, width))
+    for stage in plan.upper:  # one tile at a time
+        work = max(work, max(t.height * t.width for t in stage.tiles))
     style_side = round(settings.style_size * settings.style_scale)
     for h, w in styles:
         # every stage resizes each style to style_side, up as well as down (Engine.stylize):

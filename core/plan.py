@@ -23,6 +23,13 @@ REFINE_MIN_RATIO = 1.25  # a layer this much larger than the working size gets r
 # (measured on a 2-core CPU, 576 px tiles at a 384 px working size): without it in the tile
 # stage's cost, the ETA before the tiles start ran ~15% low.
 TILE_SETUP_STEPS = 0.75
+# Layers above the working size climb to their own size in stages at most UPSCALE_RATIO apart;
+# the finest takes refine_steps in each tile, each rung below UPPER_STEP_GROWTH times more (a
+# rung below costs a third as much). An upper stage's step runs the network up to conv3_1 only
+# (core/engine.py, TEXTURE_LAYERS): TEXTURE_STEP_COST of a working-size step's work per pixel.
+UPSCALE_RATIO = 2.0
+UPPER_STEP_GROWTH = 1.5
+TEXTURE_STEP_COST = 0.37
 
 
 def scaled_size(height: int, width: int, long_side: int) -> tuple[int, int]:
@@ -52,27 +59,58 @@ def split_steps(total: int, stages: int) -> list[int]:
     return [base + (1 if i >= stages - extra else 0) for i in range(stages)]
 
 
-def refinement_tiles(
-    settings: Settings, height: int, width: int, working_side: int
-) -> list[TileBox]:
-    """The tiles of full-resolution refinement, or [] when the working size already suffices."""
-    if (
-        settings.refine_steps <= 0
-        or max(height, width) < REFINE_MIN_RATIO * working_side
-        or min(height, width) < MIN_SIDE  # a tile must be as wide as VGG needs
-    ):
+def upper_sides(long_side: int, working_side: int) -> list[int]:
+    """The long sides of the stages above the working size, up to the layer's own: a geometric
+    ladder whose rungs are at most UPSCALE_RATIO apart, the last the layer's long side."""
+    if long_side < REFINE_MIN_RATIO * working_side:
         return []
-    return tile_boxes(height, width, settings.tile_size, settings.tile_overlap)
+    count = math.ceil(math.log(long_side / working_side) / math.log(UPSCALE_RATIO) - 1e-9)
+    ratio = (long_side / working_side) ** (1 / count)
+    return [round(working_side * ratio**k) for k in range(1, count)] + [long_side]
+
+
+@dataclass(frozen=True)
+class UpperStage:
+    """A stage above the working size: the picture at ``side`` px (long side), optimised for
+    ``steps`` in each of its ``tiles`` (one tile when it fits tile_size)."""
+
+    side: int
+    height: int
+    width: int
+    steps: int
+    tiles: list[TileBox]
+
+
+def upper_stages(
+    settings: Settings, height: int, width: int, working_side: int
+) -> list[UpperStage]:
+    """The stages that carry the working result up to a layer well above the working size, or
+    [] when the working size already suffices (or the layer is too thin to tile)."""
+    if settings.refine_steps <= 0 or min(height, width) < MIN_SIDE:
+        return []
+    sides = upper_sides(max(height, width), working_side)
+    stages = []
+    for k, side in enumerate(sides):
+        h, w = (height, width) if side == sides[-1] else scaled_size(height, width, side)
+        steps = upper_steps(settings.refine_steps, len(sides) - 1 - k)
+        tiles = tile_boxes(h, w, settings.tile_size, settings.tile_overlap)
+        stages.append(UpperStage(side, h, w, steps, tiles))
+    return stages
+
+
+def upper_steps(refine_steps: int, octaves_below: int) -> int:
+    """Steps at a stage ``octaves_below`` rungs under the layer's own size: the finest stage
+    takes ``refine_steps``, each rung below UPPER_STEP_GROWTH times more (it costs ~4x less)."""
+    return round(refine_steps * UPPER_STEP_GROWTH**octaves_below)
 
 
 @dataclass(frozen=True)
 class JobPlan:
     sides: list[int]  # the working long side of each coarse-to-fine stage, the last the finest
     steps: list[int]  # optimiser steps of each stage
-    costs: list[float]  # steps x pixels of each stage (relative to a finest-stage step), and
-    # of the tiles as one more stage when there are any: the shares of a time budget, the ETA
-    tiles: list[TileBox]  # full-resolution refinement tiles, [] when none
-    tile_steps: int  # optimiser steps per tile
+    costs: list[float]  # steps x pixels of each stage (relative to a finest-stage step), then
+    # of each upper stage: the shares of a time budget, the ETA
+    upper: list[UpperStage]  # the stages above the working size, [] when none
 
     @property
     def working_side(self) -> int:
@@ -80,8 +118,9 @@ class JobPlan:
 
     @property
     def stage_steps(self) -> list[int]:
-        """Steps of every stage progress reports count: the scales, then the tiles as one."""
-        return self.steps + ([self.tile_steps * len(self.tiles)] if self.tiles else [])
+        """Steps of every stage progress reports count: the scales, then each upper stage (its
+        steps in every tile)."""
+        return self.steps + [u.steps * len(u.tiles) for u in self.upper]
 
     def stage_cost(self, side: int) -> float:
         """The cost of one step at ``side`` relative to one at the working size."""
@@ -96,9 +135,9 @@ def plan_job(settings: Settings, height: int, width: int) -> JobPlan:
     sides = stage_sides(max(long_side, floor), settings.scales, floor)
     steps = split_steps(settings.steps, len(sides))
     costs = [n * (side / sides[-1]) ** 2 for n, side in zip(steps, sides, strict=True)]
-    tiles = refinement_tiles(settings, height, width, sides[-1])
-    if tiles:
-        work_h, work_w = scaled_size(height, width, sides[-1])
-        tile_cost = tiles[0].height * tiles[0].width / (work_h * work_w)
-        costs.append((settings.refine_steps + TILE_SETUP_STEPS) * len(tiles) * tile_cost)
-    return JobPlan(sides, steps, costs, tiles, settings.refine_steps)
+    upper = upper_stages(settings, height, width, sides[-1])
+    work_h, work_w = scaled_size(height, width, sides[-1])
+    for stage in upper:
+        tile_cost = sum(t.height * t.width for t in stage.tiles) / (work_h * work_w)
+        costs.append((stage.steps * TEXTURE_STEP_COST + TILE_SETUP_STEPS) * tile_cost)
+    return JobPlan(sides, steps, costs, upper)

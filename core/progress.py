@@ -17,9 +17,6 @@ from .optimize import StepReport
 from .resize import resize_long_side
 
 ETA_MIN_STEPS = 3  # one timed step is mostly warm-up: the first ETA waits for more
-# A preview's largest side when the caller names none: the working size. A server passes the
-# bound its protocol promises clients (stylebridge.wire.messages.PREVIEW_SIDE).
-PREVIEW_SIDE: int | None = None
 
 
 @dataclass
@@ -53,7 +50,7 @@ class ProgressTracker:
         deadline: float | None,
         on_progress: Callable[[Progress], None] | None,
         preview_interval: float | None,
-        preview_side: int | None = PREVIEW_SIDE,
+        preview_side: int | None = None,
     ) -> None:
         self.start, self.costs, self.steps, self.deadline = start, costs, steps, deadline
         self.on_progress, self.preview_interval = on_progress, preview_interval

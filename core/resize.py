@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 
+from .color import luminance
 from .plan import scaled_size
 
 
@@ -35,3 +36,15 @@ def gaussian_blur(pixels: torch.Tensor, sigma: float) -> torch.Tensor:
     separable kernel, edges reflected)."""
     size = 2 * math.ceil(3 * sigma) + 1
     return TF.gaussian_blur(pixels, [size, size], [sigma, sigma])
+
+
+def guided_upsample(image: torch.Tensor, content: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+    """``image`` resized up to ``content``'s size, with the content's own luma detail finer than
+    ``image`` could hold added back (``gain`` of it): the detail of the content at its size
+    minus the same content seen at ``image``'s size. Added to R, G and B alike, it changes the
+    luma only, so the colours stay the painting's."""
+    small = tuple(image.shape[-2:])
+    size = tuple(content.shape[-2:])
+    coarse = resize_to(resize_to(content, small), size)
+    detail = luminance(content) - luminance(coarse)
+    return (resize_to(image, size) + gain * detail).clamp(0, 1)

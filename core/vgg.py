@@ -10,6 +10,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 CONTENT_LAYER = 29  # relu5_3
+DETAIL_LAYER = 15  # relu3_3: the product presets' detail term (core/losses.py)
 STYLE_LAYERS = (0, 5, 10, 17, 24)  # conv1_1 .. conv5_1, before their ReLU
 
 

@@ -107,9 +107,6 @@ FACTS = {
         "wire/messages.py",
         "PREVIEW_SIDE",
         ("wire/client.py", "server/protocol.py"),
-        # the engine's own default (None: the working size), which the server overrides with
-        # the protocol's; core/engine.py imports it by this name
-        namesakes=("core/progress.py",),
     ),
     "header bytes": Fact("wire/protocol.py", "MAX_HEADER_BYTES", ("wire/client.py",)),
 }

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from stylebridge.core.images import Layer, load_image
-from stylebridge.core.losses import Targets, content_target, style_grams
+from stylebridge.core.losses import Targets, content_targets, style_grams
 from stylebridge.core.optimize import run_stage
-from stylebridge.core.plan import refinement_tiles
-from stylebridge.core.resize import gaussian_blur, resize_to
+from stylebridge.core.plan import UPSCALE_RATIO, upper_stages
+from stylebridge.core.resize import guided_upsample, resize_to
 from stylebridge.core.settings import make_settings
 from stylebridge.core.tiles import axis_starts, ramp, refine_in_tiles, seam_score, tile_boxes
 from stylebridge.core.vgg import normalize
@@ -90,14 +90,28 @@ def test_stop_request_keeps_the_tiles_done_so_far():
     assert calls == [0, 1] and image[0, 0, 0, 0] == 1 and image[0, 0, -1, -1] == 0
 
 
-def test_refinement_only_for_layers_well_above_the_working_size():
+def test_upper_stages_only_for_layers_well_above_the_working_size():
     s = make_settings("fast", refine_steps=4, tile_size=128, tile_overlap=16)
-    assert refinement_tiles(s, 400, 300, 384) == []  # < 1.25x the working size
-    assert len(refinement_tiles(s, 600, 200, 384)) == 6 * 2  # rows x columns
-    assert refinement_tiles(make_settings("paper"), 4000, 3000, 384) == []  # the recipe, exact
+    assert upper_stages(s, 400, 300, 384) == []  # < 1.25x the working size
+    assert upper_stages(make_settings("paper"), 4000, 3000, 384) == []  # the recipe, exact
+    stages = upper_stages(s, 600, 200, 384)
+    assert [u.side for u in stages] == [600] and (stages[0].height, stages[0].width) == (600, 200)
+    assert len(stages[0].tiles) == 6 * 2  # rows x columns of 128 px tiles
 
 
-def test_engine_refines_a_large_layer_tile_by_tile_with_truthful_progress(engine, style):
+def test_upper_stages_climb_at_most_upscale_ratio_at_a_time_and_finer_ones_take_fewer_steps():
+    s = make_settings("fast", refine_steps=4)
+    stages = upper_stages(s, 3000, 4000, 384)
+    sides = [384, *(u.side for u in stages)]
+    assert sides[-1] == 4000 and (stages[-1].height, stages[-1].width) == (3000, 4000)
+    assert all(1 < b / a <= UPSCALE_RATIO + 1e-9 for a, b in itertools.pairwise(sides))
+    assert len(stages) == 4  # 4000 / 384 = 10.4 = 1.8 ** 4
+    assert [u.steps for u in stages] == sorted((u.steps for u in stages), reverse=True)
+    assert stages[-1].steps == 4
+    assert all(max(t.height, t.width) <= s.tile_size for u in stages for t in u.tiles)
+
+
+def test_engine_paints_a_large_layer_stage_by_stage_with_truthful_progress(engine, style):
     gen = torch.Generator().manual_seed(0)
     content = Layer(torch.rand(3, 200, 330, generator=gen).numpy())
     seen = []
@@ -112,17 +126,18 @@ def test_engine_refines_a_large_layer_tile_by_tile_with_truthful_progress(engine
         scales=(0.5, 1.0),
     )
     result = engine.stylize(content, [style], settings, on_progress=seen.append)
-    tiles = len(tile_boxes(200, 330, 128, 16))  # 2 x 3
-    assert result.steps == 6 + 3 * tiles and not result.cancelled
-    assert result.layer.size == (330, 200)
+    stages = upper_stages(settings, 200, 330, 128)
+    assert [u.side for u in stages] == [206, 330]
+    assert result.steps == 6 + sum(u.steps * len(u.tiles) for u in stages)
+    assert not result.cancelled and result.layer.size == (330, 200)
     assert [p.step for p in seen] == list(range(1, result.steps + 1))
     assert {p.total_steps for p in seen} == {result.steps}  # the plan held from the first step
-    assert seen[-1].stage == seen[-1].stages == 3  # two scales, then the tiles
+    assert seen[-1].stage == seen[-1].stages == 4  # two scales, then two upper stages
     assert max(max(p.width, p.height) for p in seen) <= 128  # memory bounded by the tile
     assert seen[-1].eta == pytest.approx(0, abs=1.0)
 
 
-def test_cancel_during_refinement_returns_the_image_so_far(engine, style):
+def test_cancel_during_an_upper_stage_returns_the_image_so_far(engine, style):
     content = Layer(torch.rand(3, 200, 330, generator=torch.Generator().manual_seed(1)).numpy())
     settings = make_settings(
         "fast",
@@ -143,14 +158,15 @@ def test_cancel_during_refinement_returns_the_image_so_far(engine, style):
 
 
 def test_a_tile_returns_its_end_point_without_a_scoring_forward(engine):
-    # the tile stage skips the last scoring pass: one network pass per step, not steps + 1
+    # an upper stage's tiles (Adam) skip the last scoring pass: one network pass per step,
+    # not steps + 1
     gen = torch.Generator().manual_seed(2)
     tile, style_pixels = torch.rand(1, 3, 64, 64, generator=gen), torch.rand(1, 3, 64, 64)
     targets = Targets(
-        content_target(engine.model, normalize(tile)),
+        content_targets(engine.model, normalize(tile))[0],
         style_grams(engine.model, normalize(style_pixels)),
     )
-    settings = make_settings("fast")
+    settings = make_settings("fast", optimizer="adam", lr=0.03)
     calls = []
     hook = engine.model.register_forward_hook(lambda *_: calls.append(1))
     try:
@@ -165,37 +181,60 @@ def test_a_tile_returns_its_end_point_without_a_scoring_forward(engine):
     assert torch.allclose(end.image, scored.image)
 
 
-def test_the_tiles_start_from_the_working_result_smoothed_and_take_smaller_steps(
+def test_an_upper_stage_starts_from_the_stage_below_with_the_contents_detail_and_paints_it(
     engine, style, monkeypatch
 ):
-    # the working size's pixel grain is smoothed away before the upsample (TILE_START_BLUR) and
-    # the tiles' steps are a fraction of the stages' (TILE_LR_FACTOR): docs/benchmarks.md
+    # issue 25: the old tiles started from a blurred upsample and left a blur at 1:1; an upper
+    # stage starts from the stage below resized up with the content's own finer luma detail,
+    # then paints texture with a network cut at conv3_1 (a third of a full pass)
     from stylebridge.core import engine as engine_module
 
-    calls: list[tuple[torch.Tensor, torch.Tensor, float]] = []  # start, result, lr of each stage
-
+    calls: list[tuple] = []  # start, result, settings, targets, passes through conv3_2
+    deepest: list[int] = []
     real = engine_module.run_stage
 
     def spy(model, init, targets, settings, steps, **kwargs):
+        before = len(deepest)
         result = real(model, init, targets, settings, steps, **kwargs)
-        calls.append((init.clone(), result.image, settings.lr))
+        calls.append((init.clone(), result.image, settings, targets, len(deepest) - before))
         return result
 
     monkeypatch.setattr(engine_module, "run_stage", spy)
-    content = Layer(torch.rand(3, 200, 330, generator=torch.Generator().manual_seed(3)).numpy())
+    hook = engine.model.layers[11].register_forward_hook(lambda *_: deepest.append(1))
+    content = Layer(torch.rand(3, 96, 160, generator=torch.Generator().manual_seed(3)).numpy())
     settings = make_settings(
-        "fast", size=128, steps=2, refine_steps=1, tile_size=128, tile_overlap=16, style_size=64
+        "fast", size=96, steps=2, refine_steps=1, tile_size=256, tile_overlap=16, style_size=64
     )
-    engine.stylize(content, [style], settings)
-    assert len(calls) == 1 + len(tile_boxes(200, 330, 128, 16))  # one scale, then the tiles
-    working, first_tile = calls[0][1], calls[1][0]
-    smoothed = gaussian_blur(working, engine_module.TILE_START_BLUR)
-    expected = resize_to(smoothed, (200, 330))[..., :128, :128]
-    assert torch.allclose(first_tile, expected, atol=1e-6)
-    assert not torch.allclose(first_tile, resize_to(working, (200, 330))[..., :128, :128])
-    assert calls[0][2] == settings.lr  # the working size as before
-    assert {lr for _, _, lr in calls[1:]} == {settings.lr * engine_module.TILE_LR_FACTOR}
-    assert engine_module.TILE_LR_FACTOR < 1
-    # and the smoothing only takes grain away: a flat image stays as it was
-    flat = torch.full((1, 3, 20, 30), 0.25)
-    assert torch.allclose(gaussian_blur(flat, 1.0), flat)
+    try:
+        engine.stylize(content, [style], settings)
+    finally:
+        hook.remove()
+    assert [u.side for u in upper_stages(settings, 96, 160, 96)] == [160]
+    assert len(calls) == 2  # the working size, then one upper stage in one tile
+    working, (start, painted, texture, targets) = calls[0][1], calls[1][:4]
+    full = torch.from_numpy(content.rgb)[None]
+    assert torch.allclose(start, guided_upsample(working, full), atol=1e-6)
+    # the content's detail is in the start: closer to the content than the plain upsample
+    plain = resize_to(working, (96, 160))
+    assert (start - full).abs().mean() < (plain - full).abs().mean()
+    assert not torch.equal(painted, start)
+    assert texture.optimizer == "adam" and targets.content is None
+    assert targets.style_layers == engine_module.TEXTURE_LAYERS
+    # layer 11 (conv3_2) runs in the working size's passes, never in the upper stage's
+    assert calls[0][4] > 0 and calls[1][4] == 0
+
+
+def test_guided_upsample_adds_the_contents_luma_detail_and_keeps_the_colours():
+    gen = torch.Generator().manual_seed(4)
+    content = torch.rand(1, 3, 64, 96, generator=gen)
+    small = torch.rand(1, 3, 16, 24, generator=gen)
+    out = guided_upsample(small, content)
+    plain = resize_to(small, (64, 96))
+    # what was added is the same in R, G and B: luma only, the chroma is the small image's
+    added = out - plain
+    inside = (out > 0.01) & (out < 0.99) & (plain > 0.01) & (plain < 0.99)
+    spread = (added.max(1).values - added.min(1).values)[inside.all(1)]
+    assert spread.abs().max() < 1e-5
+    # a content with no detail finer than the small image adds nothing
+    flat = resize_to(resize_to(content, (16, 24)), (64, 96))
+    torch.testing.assert_close(guided_upsample(small, flat), plain.clamp(0, 1), atol=1e-5, rtol=0)
