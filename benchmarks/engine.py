@@ -28,7 +28,7 @@ from stylebridge.core.images import Layer, load_image
 from stylebridge.core.losses import (
     STRUCTURE_POOL,
     Targets,
-    content_target,
+    content_targets,
     structure_target,
     style_grams,
 )
@@ -106,11 +106,15 @@ def seconds_per_step(
     settings = make_settings(preset, size=side, steps=steps + 1, scales=(1.0,), **overrides)
     work = resize_long_side(engine.pixels(content), side)
     structure = structure_target(work, STRUCTURE_POOL) if settings.structure_weight else None
+    relu5_3, relu3_3 = content_targets(
+        engine.model, normalize(work), detail=bool(settings.detail_weight)
+    )
     targets = Targets(
-        content_target(engine.model, normalize(work)),
+        relu5_3,
         style_grams(engine.model, normalize(resize_long_side(engine.pixels(style), 256))),
         structure,
         STRUCTURE_POOL,
+        relu3_3,
     )
     times: list[float] = []
     tick = [time.perf_counter()]

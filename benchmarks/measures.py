@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from benchmarks.lpips import LPIPS
 from stylebridge.core.images import Layer
-from stylebridge.core.losses import Targets, content_target, objective, style_grams
+from stylebridge.core.losses import Targets, Weights, content_targets, objective, style_grams
 from stylebridge.core.resize import resize_long_side
 from stylebridge.core.vgg import VGGFeatures, normalize
 
@@ -199,7 +199,7 @@ class Judge:
         self.content_array = to_array(self.content[0])
         style_rgb = torch.from_numpy(style.rgb)[None]
         grams = style_grams(model, normalize(resize_long_side(style_rgb, STYLE_SIDE)))
-        self.targets = Targets(content_target(model, normalize(self.content)), grams)
+        self.targets = Targets(content_targets(model, normalize(self.content))[0], grams)
 
     @torch.no_grad()
     def __call__(self, rgb: torch.Tensor | np.ndarray) -> Scores:
@@ -208,13 +208,79 @@ class Judge:
         if tuple(image.shape[-2:]) != self.shape:
             image = F.interpolate(image, size=self.shape, mode="bicubic", antialias=True)
             image = image.clamp(0, 1)
-        total, parts = objective(self.model, normalize(image), self.targets, *PAPER_WEIGHTS)
+        total, parts = objective(
+            self.model, normalize(image), self.targets, Weights(*PAPER_WEIGHTS)
+        )
         fid = fidelity(to_array(image[0]), self.content_array)
         return Scores(
-            style=PAPER_WEIGHTS[1] * parts["style"],
+            style=PAPER_WEIGHTS[1] * parts["style"].item(),
             ssim_quarter=fid["ssim_quarter"],
             ssim_full=fid["ssim_luma"],
             lpips=float(self.lpips(image, self.content)[0]),
-            content=PAPER_WEIGHTS[0] * parts["content"],
+            content=PAPER_WEIGHTS[0] * parts["content"].item(),
             total=total.item(),
         )
+
+
+def paper_style_term(model: VGGFeatures, image: torch.Tensor, grams: list[torch.Tensor]) -> float:
+    """The paper's style term (1e6 x Gram MSE at conv1_1..conv5_1, fp32) of a (1, 3, H, W) image
+    in [0, 1] against Gram targets."""
+    ours = style_grams(model, normalize(image))
+    return PAPER_WEIGHTS[1] * sum(F.mse_loss(g, t).item() for g, t in zip(ours, grams, strict=True))
+
+
+@dataclass(frozen=True)
+class CropScores:
+    lpips: float  # to the content's crop: does the subject's detail survive at 1:1
+    style: float  # against the style image resized to the crop's size: does the crop read as paint
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+class CanvasJudge:
+    """A large canvas judged where painters look: the whole seen at ``side`` px (a `Judge` of the
+    content at that size: style term, SSIM, LPIPS) and fixed 1:1 crops (``crops``: name ->
+    (top, left, height, width) in canvas px), each with its LPIPS to the content's crop and its
+    style term against the style image resized to the crop's long side."""
+
+    def __init__(
+        self,
+        model: VGGFeatures,
+        lpips: LPIPS,
+        content: Layer,
+        style: Layer,
+        crops: dict[str, tuple[int, int, int, int]],
+        side: int = 384,
+    ) -> None:
+        self.model, self.lpips, self.crops = model, lpips, crops
+        canvas = torch.from_numpy(content.rgb)[None]
+        self.shape = tuple(canvas.shape[-2:])
+        small = resize_long_side(canvas, side)[0].numpy()
+        self.whole = Judge(model, lpips, Layer(np.ascontiguousarray(small)), style)
+        style_rgb = torch.from_numpy(style.rgb)[None]
+        self.content_crops = {name: _crop(canvas, box) for name, box in crops.items()}
+        self.crop_grams = {
+            name: style_grams(model, normalize(resize_long_side(style_rgb, max(box[2:]))))
+            for name, box in crops.items()
+        }
+
+    @torch.no_grad()
+    def __call__(self, rgb: torch.Tensor | np.ndarray) -> dict[str, object]:
+        """``{"whole": Scores, "crops": {name: CropScores}}`` of a (3, H, W) canvas in [0, 1]."""
+        image = torch.as_tensor(rgb)[None].float().clamp(0, 1)
+        if tuple(image.shape[-2:]) != self.shape:
+            raise ValueError(f"canvas is {tuple(image.shape[-2:])}, judge is for {self.shape}")
+        crops = {}
+        for name, box in self.crops.items():
+            crop = _crop(image, box)
+            crops[name] = CropScores(
+                lpips=float(self.lpips(crop, self.content_crops[name])[0]),
+                style=paper_style_term(self.model, crop, self.crop_grams[name]),
+            )
+        return {"whole": self.whole(image[0]), "crops": crops}
+
+
+def _crop(image: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
+    top, left, height, width = box
+    return image[..., top : top + height, left : left + width].contiguous()

@@ -66,59 +66,73 @@ def save_png(img: Image.Image, path: Path) -> None:
 @dataclass(frozen=True)
 class Point:
     label: str
-    style: float
-    ssim_quarter: float
+    scores: dict[str, float]  # benchmarks.measures.Scores as a dict
     marker: str = "o"
     colour: str = "C0"
+
+
+# The plots' panels: the style term (x) against each subject axis (y), and the direction in
+# which each keeps more of the subject
+PANELS = (
+    ("ssim_quarter", "SSIM of the luma, quarter size (layout)", 1),
+    ("ssim_full", "SSIM of the luma, full size (detail)", 1),
+    ("lpips", "LPIPS to the content (lower is closer)", -1),
+)
 
 
 def scatter(
     path: Path,
     title: str,
-    trajectory: Sequence[tuple[int, float, float]],
+    trajectory: Sequence[tuple[int, dict[str, float]]],
     points: Sequence[Point],
-    target: tuple[float, float] | None = None,
+    target: tuple[dict[str, float], float] | None = None,
 ) -> None:
-    """Style term (log, falling to the right: more style) against quarter-size SSIM.
+    """The style term (log, falling to the right: more style) against each subject axis, one
+    panel each (PANELS).
 
-    ``trajectory``: the paper recipe's (step, style, ssim) as a labelled curve; ``points``: the
-    presets; ``target``: (style, ssim) corner of the region that meets fast's target against the
-    recipe's final point (style at most its own, SSIM at least its own - 0.05), shaded.
+    ``trajectory``: the paper recipe's (step, scores) as a labelled curve; ``points``: the
+    presets; ``target``: (the recipe's final scores, the slack): the region that meets fast's
+    target (style at most the recipe's final, each subject axis at most the slack worse), shaded.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=110)
-    _, styles, ssims = zip(*trajectory, strict=True)
-    ax.plot(styles, ssims, "-", color="0.45", lw=1.4, label="paper recipe, steps 10 ... 1000")
-    ax.plot(styles, ssims, ".", color="0.45", ms=5)
-    for step, x, y in trajectory:
-        ax.annotate(
-            str(step), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7, color="0.3"
-        )
-    for p in points:
-        ax.plot(p.style, p.ssim_quarter, p.marker, color=p.colour, ms=8, label=p.label)
-    if target is not None:
-        style, ssim = target
-        left = min([style, *styles, *(p.style for p in points)]) / 1.5
-        ax.fill_between(
-            [left, style],
-            ssim,
-            1.0,
-            color="C2",
-            alpha=0.12,
-            label="fast's target: style at most the recipe's final, SSIM 1/4 at most 0.05 below",
-        )
-    ax.set_xscale("log")
-    ax.invert_xaxis()
-    ax.set_xlabel("style term (paper, 1e6 x Gram MSE, style at 256 px): more style to the right")
-    ax.set_ylabel("SSIM of the luma to the content, quarter size")
-    ax.set_ylim(top=1.0)
-    ax.grid(True, which="both", alpha=0.25)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="lower left")
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(17, 5.0), dpi=100)
+    styles = [scores["style"] for _, scores in trajectory]
+    for ax, (axis, label, sign) in zip(axes, PANELS, strict=True):
+        ys = [scores[axis] for _, scores in trajectory]
+        ax.plot(styles, ys, "-", color="0.45", lw=1.4, label="paper recipe, steps 10 ... 1000")
+        ax.plot(styles, ys, ".", color="0.45", ms=5)
+        for (step, _), x, y in zip(trajectory, styles, ys, strict=True):
+            ax.annotate(
+                str(step), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7,
+                color="0.3",
+            )  # fmt: skip
+        for p in points:
+            ax.plot(p.scores["style"], p.scores[axis], p.marker, color=p.colour, ms=8,
+                    label=p.label)  # fmt: skip
+        if target is not None:
+            final, slack = target
+            left = min([final["style"], *styles, *(p.scores["style"] for p in points)]) / 1.5
+            bound = final[axis] - sign * slack
+            ax.fill_between(
+                [left, final["style"]], bound, 1.0 if sign > 0 else 0.0, color="C2", alpha=0.12,
+                label="target: style at most the recipe's final, this axis at most 0.05 worse",
+            )  # fmt: skip
+        ax.set_xscale("log")
+        ax.invert_xaxis()
+        ax.set_xlabel("style term (paper, style at 256 px): more style to the right")
+        ax.set_ylabel(label)
+        if sign > 0:
+            ax.set_ylim(top=1.0)
+        else:
+            ax.set_ylim(bottom=0.0)
+            ax.invert_yaxis()  # up keeps more of the subject on every panel
+        ax.grid(True, which="both", alpha=0.25)
+    axes[0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
