@@ -52,6 +52,9 @@ TEXTURE_STYLE_SIDE = 512
 TEXTURE_HOLD = 1e6
 TEXTURE_HOLD_POOL = 2
 TEXTURE_LR = 0.03
+# A style whose own pixels a layer shows this many times larger gets a note: its strokes are
+# blown up, and a larger copy of the painting would give finer ones
+STYLE_ENLARGED_NOTE = 4.0
 
 
 @dataclass
@@ -62,6 +65,7 @@ class Result:
     losses: dict[str, float]  # of the returned image at the last stage's working size
     cancelled: bool
     settings: Settings
+    notes: list[str] = dataclasses.field(default_factory=list)  # a sentence each, for a painter
 
 
 def initial_image(
@@ -185,7 +189,10 @@ class Engine:
         if plan.upper and not stopped:
             image, stopped = self._upscale(job, image)
         layer = self._finish(job, content, image)
-        return Result(layer, tracker.done, time.monotonic() - start, losses, stopped, settings)
+        notes = enlarged_styles(settings, plan, full.shape[-2:], styles)
+        return Result(
+            layer, tracker.done, time.monotonic() - start, losses, stopped, settings, notes
+        )
 
     # --- one job ---------------------------------------------------------------------------
 
@@ -229,7 +236,10 @@ class Engine:
             job.settings, optimizer="adam", lr=TEXTURE_LR, content_weight=0.0, detail_weight=0.0,
             structure_weight=TEXTURE_HOLD, tv_weight=0.0, balance=0.5,
         )  # fmt: skip
-        grams = self._grams(job, [TEXTURE_STYLE_SIDE] * len(job.styles))
+        # the painting's fine texture as it is: a small style is never resized up for it
+        grams = self._grams(
+            job, [min(TEXTURE_STYLE_SIDE, max(st.rgb.shape[-2:])) for st in job.styles]
+        )
         grams = [grams[STYLE_LAYERS.index(i)] for i in TEXTURE_LAYERS]
         for k, stage in enumerate(plan.upper):
             size = (stage.height, stage.width)
@@ -324,6 +334,25 @@ def _blend_weights(styles: Sequence[Layer], weights: Sequence[float] | None) -> 
     if len(weights) != len(styles) or any(w < 0 for w in weights) or sum(weights) <= 0:
         raise InputError("style_weights: one non-negative weight per style, not all zero")
     return weights
+
+
+def enlarged_styles(
+    settings: Settings, plan: JobPlan, size: tuple[int, int], styles: Sequence[Layer]
+) -> list[str]:
+    """A note for each style whose pixels the result shows at least STYLE_ENLARGED_NOTE times
+    larger: its strokes are the working size's, resized up with the layer."""
+    notes = []
+    for i, style in enumerate(styles):
+        h, w = style.rgb.shape[-2:]
+        seen = settings.style_size * settings.style_scale * max(size) / plan.working_side
+        factor = seen / max(h, w)
+        if factor >= STYLE_ENLARGED_NOTE:
+            notes.append(
+                f"styles.{i}: the {w}x{h} px style is shown at {factor:.0f}x its own pixels on "
+                f"this {size[1]}x{size[0]} px layer: a larger copy of the painting gives finer "
+                "strokes"
+            )
+    return notes
 
 
 def style_fingerprint(layer: Layer) -> str:

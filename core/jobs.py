@@ -69,6 +69,7 @@ class JobResult:
     losses: dict[str, float]
     cancelled: bool
     settings: Settings  # what the job ran with: the preset's values with the request's changes
+    notes: list[str]  # a sentence each a painter should know about the result
 
 
 def run(
@@ -99,6 +100,7 @@ def run(
         result.losses,
         result.cancelled,
         settings,
+        result.notes,
     )
 
 

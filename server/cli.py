@@ -182,20 +182,32 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     stop.install()
     bar = ProgressBar(settings.steps, args.quiet)
     try:
-        if args.local:
-            layer, steps, elapsed, cancelled, where = _stylize_local(
-                args, settings, content, styles, stop, bar
-            )
-        else:
-            layer, steps, elapsed, cancelled, where = _stylize_remote(
-                args, content, styles, stop, bar
-            )
+        run = (_stylize_local if args.local else _stylize_remote)(
+            args, settings, content, styles, stop, bar
+        )
     finally:
         bar.close()
-    save_image(as_written(layer, content, args.srgb), out)
-    what = "cancelled: saved the best image so far" if cancelled else "saved"
-    print(f"{what} to {out} ({steps} steps, {elapsed:.1f} s, {where}, preset {settings.preset})")
-    return EXIT_INTERRUPTED if cancelled else 0
+    for note in run.notes:
+        print(f"stylebridge: note: {note}", file=sys.stderr)
+    save_image(as_written(run.layer, content, args.srgb), out)
+    what = "cancelled: saved the best image so far" if run.cancelled else "saved"
+    print(
+        f"{what} to {out} ({run.steps} steps, {run.elapsed:.1f} s, {run.where}, "
+        f"preset {settings.preset})"
+    )
+    return EXIT_INTERRUPTED if run.cancelled else 0
+
+
+@dataclasses.dataclass
+class Stylized:
+    """A stylize run's outcome, in-process or through a server."""
+
+    layer: Layer
+    steps: int
+    elapsed: float
+    cancelled: bool
+    where: str  # "local cpu", or the server's endpoint
+    notes: list[str]
 
 
 def _stylize_local(args, settings, content, styles, stop, bar):
@@ -217,10 +229,17 @@ def _stylize_local(args, settings, content, styles, stop, bar):
         on_progress=on_progress,
         should_stop=stop,
     )
-    return result.layer, result.steps, result.elapsed, result.cancelled, f"local {engine.device}"
+    return Stylized(
+        result.layer,
+        result.steps,
+        result.elapsed,
+        result.cancelled,
+        f"local {engine.device}",
+        result.notes,
+    )
 
 
-def _stylize_remote(args, content, styles, stop, bar):
+def _stylize_remote(args, settings, content, styles, stop, bar):
     from stylebridge.core.images import layer_from_array, layer_to_array
     from stylebridge.wire.messages import Progress
 
@@ -274,7 +293,8 @@ def _stylize_remote(args, content, styles, stop, bar):
         image = job.wait()
     layer = layer_from_array(image)  # the server answers in the content's channels and dtype
     info = job.info  # the Result that ended it, with the image
-    return layer, info.steps, info.elapsed or 0.0, job.cancelled, client.endpoint
+    notes = [n for n in info.notes or () if isinstance(n, str)]
+    return Stylized(layer, info.steps, info.elapsed or 0.0, job.cancelled, client.endpoint, notes)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -154,6 +154,7 @@ def run_job(engine: Engine, job: Job, emit: Emit) -> Final:
         elapsed=result.elapsed,
         losses=result.losses,
         controls={name: getattr(result.settings, name) for name in CONTROLS},
+        notes=result.notes or None,
         id=job.request_id,
     )
     return final, [blob]

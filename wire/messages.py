@@ -505,6 +505,9 @@ class Result(Message):
     losses: dict[str, float] | None = optional()
     # every control's value as the job ran: a client that predates one still learns it
     controls: dict[str, Any] | None = optional()
+    # a sentence each a painter should know about the result (e.g. a style shown far larger
+    # than its own pixels); a client shows the strings among them
+    notes: list[str] | None = optional()
     id: Any = None
 
     @property

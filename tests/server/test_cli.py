@@ -40,6 +40,20 @@ def test_stylize_local_writes_the_result(photo, tmp_path):
         assert img.size == (100, 80) and img.mode == "RGBA"
 
 
+def test_a_note_about_the_result_is_printed_beside_it(tmp_path):
+    # a 48 px style, seen at 64 px on a layer 9.4x the working size: shown at 13x its pixels
+    small, content = tmp_path / "small-style.png", tmp_path / "large.png"
+    Image.open(assets.DEFAULT_STYLE).resize((48, 32)).save(small)
+    Image.open(assets.DEFAULT_CONTENT).resize((600, 400)).save(content)
+    out = tmp_path / "out.png"
+    args = ("stylize", str(content), str(small), "-o", str(out), "--local", "--refine-steps", "0")
+    proc = run(*args, *TINY)
+    assert proc.returncode == 0, proc.stderr
+    assert "stylebridge: note: styles.0: the 48x32 px style is shown at 12x its own pixels" in (
+        proc.stderr
+    )
+
+
 def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, str]]:
     empty = tmp / "empty.png"
     empty.write_bytes(b"")

@@ -425,3 +425,18 @@ def test_no_spawn_without_a_server_is_a_clear_error(tmp_path):
         timeout=60,
     )
     assert proc.returncode == 2 and "no stylebridge server found" in proc.stderr
+
+
+def test_a_style_shown_far_larger_than_its_pixels_gets_a_note_and_still_works(client):
+    # issue 25: a 200 px style on a 5000 px layer works, with one line saying so; here a 16 px
+    # style seen at 64 px on a layer 8x the working size: 32x its own pixels
+    style = STYLE[::4, ::4][:16, :16]
+    job = client.submit(rgba(360, 512), [style], size=64, style_size=64, steps=2, refine_steps=0)
+    out = job.wait(120)
+    assert out.shape == (360, 512, 4)
+    (note,) = job.info.notes
+    assert note.startswith("styles.0: the 16x16 px style is shown at 32x its own pixels")
+    # a style of the working size's own scale gets none
+    job = client.submit(rgba(48, 64), [STYLE], **TINY)
+    job.wait(120)
+    assert job.info.notes is None
