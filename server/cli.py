@@ -142,11 +142,13 @@ class ProgressBar:
         stages: int,
         width: int,
         height: int,
-        loss: float,
+        loss: float | None,
         eta: float | None,
     ) -> None:
         self.bar.total, self.bar.n = total, step
-        text = f"stage {stage}/{stages} {width}x{height} loss {loss:.4g}"
+        text = f"stage {stage}/{stages} {width}x{height}" + (
+            f" loss {loss:.4g}" if loss is not None else ""
+        )
         self.bar.set_postfix_str(text + (f" eta {eta:.0f}s" if eta is not None else ""), False)
         self.bar.refresh()
 
@@ -271,10 +273,9 @@ def _stylize_remote(args, settings, content, styles, stop, bar):
         raise ServerUnavailable(f"{exc} (or drop --no-spawn)") from None
     controls = {name: getattr(args, name) for name in CONTROLS}
 
-    def on_progress(p: Progress) -> None:
-        bar.update(
-            p.step, p.total_steps, p.stage, p.stages, p.width, p.height, p.losses["total"], p.eta
-        )
+    def on_progress(p: Progress) -> None:  # a reply's fields may be None (wire/messages.py)
+        loss = (p.losses or {}).get("total")
+        bar.update(p.step, p.total_steps, p.stage, p.stages, p.width, p.height, loss, p.eta)
 
     with client:
         job = client.submit(

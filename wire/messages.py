@@ -587,16 +587,30 @@ def _accepts(annotation: str, value: Any) -> bool:
     return False
 
 
+def finite(value: Any) -> Any:
+    """``value`` with every float that is not finite (inf, NaN) read as None, inside maps and
+    lists too. A host rounds, compares and shows the server's numbers: ``round(inf)`` raises,
+    and an exception in a Qt slot aborts Krita, so a hostile server must not get one through."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
+
+
 def read_reply(header: Mapping[str, Any], frames: Sequence[Any] = ()) -> Message | None:
     """The reply ``header`` holds, or None for a type this client does not know. A field that
-    is missing or of another type reads as None; an image that does not fit its frame raises
-    `ProtocolError` (its field named ``TYPE.image``)."""
+    is missing or of another type reads as None, and so does a number that is not finite
+    (`finite`); an image that does not fit its frame raises `ProtocolError` (its field named
+    ``TYPE.image``)."""
     cls = REPLIES.get(header.get("type"))  # type: ignore[arg-type]
     if cls is None:
         return None
     values = {}
     for f in dataclasses.fields(cls):
-        value = header.get(f.name)
+        value = finite(header.get(f.name))
         if "ImageSpec" in f.type:
             if value is not None:
                 value = ImageSpec.from_header(value, frames, f"{header['type']}.{f.name}")

@@ -134,6 +134,24 @@ def test_replies_are_read_as_the_protocol_asks_of_clients():
     assert error.exception().code == "unknown"
 
 
+def test_no_number_from_the_server_is_infinite_or_nan():
+    """Issue 27, item 8: ``eta: inf`` made ``round()`` raise inside a Qt slot (Krita 6 then
+    aborts); every float of a reply, nested ones too, reads as None unless it is finite."""
+    inf, nan = float("inf"), float("nan")
+    progress = m.read_reply(
+        {"type": "progress", "id": 1, "job": "j", "step": 1, "total_steps": 9, "eta": inf,
+         "elapsed": nan, "losses": {"total": -inf, "style": 0.5}},
+    )  # fmt: skip
+    assert (progress.eta, progress.elapsed) == (None, None)
+    assert progress.losses == {"total": None, "style": 0.5}
+    status = m.read_reply({**STATUS, "type": "status", "id": 1, "uptime": nan,
+                           "actors": [{"busy": None, "load": inf}]})  # fmt: skip
+    assert status.uptime is None and status.actors == [{"busy": None, "load": None}]
+    result = m.read_reply({"type": "result", "id": 1, "job": "j", "steps": 3, "image": None,
+                           "elapsed": inf, "controls": {"strength": nan}})  # fmt: skip
+    assert result.elapsed is None and result.controls == {"strength": None}
+
+
 @pytest.mark.parametrize(
     ("header", "code", "field"),
     [

@@ -11,7 +11,7 @@ from typing import Any
 from . import styles as style_files
 from .options import SOURCES, Options
 from .prefs import Prefs
-from .qt import QtCore, QtWidgets
+from .qt import QtCore, QtWidgets, plain_label, slot
 from .runner import StyleRun, describe
 from .server_panel import ServerPanel
 from .stylebridge_wire import ClientError
@@ -45,7 +45,7 @@ class ControlField:
         elif c.type is float and c.min == 0 and c.max == 1:
             self.input = W.QSlider(QtCore.Qt.Orientation.Horizontal)
             self.input.setRange(0, SLIDER_STEPS)
-            shown = W.QLabel()
+            shown = plain_label()
             self.input.valueChanged.connect(lambda v: shown.setText(f"{v} %"))
             self.widget = W.QWidget()
             row = W.QHBoxLayout(self.widget)
@@ -160,7 +160,7 @@ class StyleDialog(W.QDialog):
         self.progress.setRange(0, 100)
         self.progress.setValue(0)
         layout.addWidget(self.progress)
-        self.message = W.QLabel("Choose a style and press Apply.")
+        self.message = plain_label("Choose a style and press Apply.")
         self.message.setWordWrap(True)
         layout.addWidget(self.message)
 
@@ -206,12 +206,14 @@ class StyleDialog(W.QDialog):
             weights.append(self.style_table.cellWidget(r, 1).value())
         return paths, weights
 
+    @slot
     def _remove_selected_style(self) -> None:
         rows = sorted({i.row() for i in self.style_table.selectedIndexes()}, reverse=True)
         for r in rows or [self.style_table.rowCount() - 1]:
             if r >= 0:
                 self.style_table.removeRow(r)
 
+    @slot
     def _fill_add_menu(self) -> None:
         menu = self.add_menu
         menu.clear()
@@ -228,6 +230,7 @@ class StyleDialog(W.QDialog):
         menu.addSeparator()
         menu.addAction("Image file...").triggered.connect(self._browse_style)
 
+    @slot
     def _browse_style(self) -> None:
         path, _ = W.QFileDialog.getOpenFileName(
             self, "Style image", self.prefs.get("last_dir", ""), style_files.FILE_FILTER
@@ -236,6 +239,7 @@ class StyleDialog(W.QDialog):
             self.prefs.set("last_dir", str(Path(path).parent))
             self._add_checked(path)
 
+    @slot
     def _add_checked(self, name: str) -> None:
         try:
             self.add_style(name)
@@ -277,6 +281,7 @@ class StyleDialog(W.QDialog):
         p.remember_styles(options.styles, MAX_RECENT)
 
     # ------------------------------------------------------------------ running
+    @slot
     def apply(self) -> None:
         if self.run is not None and not self.run.ended:
             return
@@ -301,20 +306,24 @@ class StyleDialog(W.QDialog):
         self.show_message("Sending the layer to the server...")
         self.run.start()
 
+    @slot
     def cancel(self) -> None:
         if self.run is not None and not self.run.ended:
             self.run.cancel()
 
+    @slot
     def _on_progress(self, event: Progress) -> None:
         if event.total_steps:
             self.progress.setValue(int(100 * event.fraction()))
         self.show_message(f"Stage {event.stage or 1}/{event.stages or 1}: " + step_text(event))
 
+    @slot
     def _on_finished(self, node: Any) -> None:
         self.last_node = node
         self.progress.setValue(100)
         self._on_end(f"Done: new layer {node.name()!r}. One undo removes it.")
 
+    @slot
     def _on_end(self, text: str, error: bool = False) -> None:
         self._set_running(False)
         if error:
@@ -325,10 +334,15 @@ class StyleDialog(W.QDialog):
         self.apply_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
 
+    def report_error(self, text: str) -> None:
+        """Where an exception inside one of the dialog's slots is told (see qt.slot)."""
+        self.show_message(text, error=True)
+
     def show_message(self, text: str, error: bool = False) -> None:
         self.message.setStyleSheet("color: #d33;" if error else "")
         self.message.setText(text)
 
+    @slot
     def closeEvent(self, event: Any) -> None:
         self.cancel()  # closing the dialog never leaves a job (or a preview layer) behind
         super().closeEvent(event)

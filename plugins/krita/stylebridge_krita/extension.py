@@ -10,6 +10,7 @@ from .api import active_document_and_node
 from .dialog import StyleDialog
 from .host import capture
 from .prefs import Prefs
+from .qt import slot
 
 ACTION_ID = "stylebridge_stylize"
 
@@ -30,6 +31,7 @@ class StyleBridgeExtension(Extension):
         action = window.createAction(ACTION_ID, "Style Transfer...", "tools/scripts")
         action.triggered.connect(self.show_dialog)
 
+    @slot
     def show_dialog(self) -> StyleDialog:
         if self.dialog is None:
             window = Krita.instance().activeWindow()

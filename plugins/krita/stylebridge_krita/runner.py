@@ -12,7 +12,7 @@ from typing import Any
 from . import styles as style_files
 from .host import Capture, ResultLayer
 from .options import PREVIEW_INTERVAL, Options
-from .qt import QtCore, pyqtSignal
+from .qt import QtCore, pyqtSignal, slot
 from .stylebridge_wire import Client, ClientError, Image
 
 TICK_MS = 50
@@ -79,6 +79,7 @@ class StyleRun(QtCore.QObject):
             return
         self._timer.start()
 
+    @slot
     def cancel(self) -> None:
         """Stop the server job and remove the preview at once; the reply is awaited quietly."""
         if self.ended:
@@ -88,10 +89,15 @@ class StyleRun(QtCore.QObject):
         self._cancel_deadline = time.monotonic() + CANCEL_GRACE
         self._end(self.cancelled)
 
+    def report_error(self, text: str) -> None:
+        """An exception inside a slot ends the run with ``failed`` (see qt.slot)."""
+        self._end(self.failed, text)
+
     def _on_preview(self, frame: Image, _event: dict[str, Any]) -> None:
         if self.layer is not None and not self.ended:
             self.layer.show_preview(frame)
 
+    @slot
     def _tick(self) -> None:
         if self._cancel_deadline is not None:  # cancelled: drain until the server confirms
             self._drain()

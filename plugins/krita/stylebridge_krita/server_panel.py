@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .prefs import Prefs
-from .qt import QtCore, QtGui, pyqtSignal
+from .qt import QtCore, QtGui, guarded, plain_label, pyqtSignal, slot
 from .qt import QtWidgets as W
 from .stylebridge_wire import Client, server_process
 from .stylebridge_wire.server_watch import POLL_S, ServerWatch
@@ -34,7 +34,7 @@ class ServerPanel(W.QGroupBox):
         self.ready = False
         self._timer = QtCore.QTimer(self)  # the watch's clock while it waits for something
         self._timer.setInterval(round(POLL_S * 1000))
-        self._timer.timeout.connect(self.watch.tick)
+        self._timer.timeout.connect(guarded(self.watch.tick, self.show_error))
         self._build()
 
     # ------------------------------------------------------------------ layout
@@ -59,14 +59,14 @@ class ServerPanel(W.QGroupBox):
         self.token.setPlaceholderText("with an endpoint: the server's token")
         form.addRow("Token", self.token)
 
-        self.state = W.QLabel("Server: not checked yet")
+        self.state = plain_label("Server: not checked yet")
         self.state.setWordWrap(True)
         form.addRow(self.state)
-        self.error = W.QLabel()
+        self.error = plain_label()
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: #d33;")
         form.addRow(self.error)
-        self.log = W.QLabel(str(server_process.log_path()))
+        self.log = plain_label(str(server_process.log_path()))
         self.log.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         form.addRow("Log", self.log)
 
@@ -75,13 +75,13 @@ class ServerPanel(W.QGroupBox):
         self.stop_button = W.QPushButton("Stop")
         self.log_button = W.QPushButton("Open log")
         self.refresh_button = W.QPushButton("Refresh")
-        for button, slot in (
+        for button, action in (
             (self.start_button, self.start_server),
             (self.stop_button, self.stop_server),
             (self.log_button, self.open_log),
             (self.refresh_button, self.check),
         ):
-            button.clicked.connect(slot)
+            button.clicked.connect(action)
             buttons.addWidget(button)
         form.addRow(buttons)
         self._redraw()
@@ -94,20 +94,24 @@ class ServerPanel(W.QGroupBox):
         self.prefs.set("server_command", self.command.text().strip())
         return self.watch.client(timeout)
 
+    @slot
     def check(self) -> None:
         """Ask the server for its status; the answer (or its absence) shows up later."""
         self._take_fields()
         self.watch.check()
 
+    @slot
     def start_server(self) -> None:
         command = self.command.text().strip()
         if self.watch.start(command):
             self.prefs.set("server_command", command)
 
+    @slot
     def stop_server(self) -> None:
         self._take_fields()
         self.watch.stop()
 
+    @slot
     def open_log(self) -> None:
         if self.watch.missing_log() is None:
             path = server_process.log_path()
@@ -117,6 +121,9 @@ class ServerPanel(W.QGroupBox):
         self.watch.error = text
         self._redraw()
 
+    report_error = show_error  # where an exception inside a slot is told (see qt.slot)
+
+    @slot
     def closeEvent(self, event: Any) -> None:
         self._timer.stop()
         self.watch.close()
@@ -139,6 +146,7 @@ class ServerPanel(W.QGroupBox):
             self.ready = watch.ready
             self.ready_changed.emit(watch.ready)
 
+    @slot
     def _browse_command(self) -> None:
         path, _ = W.QFileDialog.getOpenFileName(self, "The stylebridge program")
         if path:
