@@ -96,8 +96,10 @@ class ZmqDealer:
     def _check_handshake(self) -> None:
         """Raise if the monitor saw the server refuse us: no reply would ever come."""
         while self.monitor.poll(0):
-            event = recv_monitor_message(self.monitor)["event"]
-            if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            event = recv_monitor_message(self.monitor)
+            if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH and event["value"] == 500:
+                reason = "its check of this client's credentials failed (see its log)"
+            elif event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
                 reason = "it did not accept this client's token (not that server's token?)"
             else:
                 reason = "the handshake failed" + (

@@ -75,6 +75,7 @@ class Relay:
     def serve_forever(self) -> None:
         try:
             while not self.stopping.is_set():
+                self.door.check()
                 for sock, _ in self.poller.poll(POLL_MS):
                     if sock is self.front:
                         self.door.receive(self._from_client)

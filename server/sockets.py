@@ -8,7 +8,10 @@ comes too late for a peer that never sends the last one (docs/protocol.md, "Auth
 - Without CURVE: ZMTP PLAIN, user ``PLAIN_USER``, the token as password.
 - With CURVE: the client's public key must be on the allowlist, which holds the key pair every
   holder of the studio token derives from it (`credentials.token_keys`).
-A ZAP handler thread decides; libzmq lets nothing else through.
+A ZAP handler thread decides; libzmq lets nothing else through. The socket insists on it
+(``ZAP_ENFORCE_DOMAIN``: without it, CURVE lets any key in when the handler is gone), a handler
+that fails denies, and a front door whose handler thread has died says so (`FrontDoor.check`):
+its server exits rather than stall every handshake.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import zmq
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
+from stylebridge.core.errors import StyleBridgeError
 from stylebridge.wire.messages import Error, Message, ProtocolError
 from stylebridge.wire.protocol import PLAIN_USER
 
@@ -51,6 +55,23 @@ class TokenAuthenticator(ThreadAuthenticator):
         ok = z85.encode(client_key) in self._client_keys
         return ok, b"OK" if ok else b"client key not allowed"
 
+    def stop(self) -> None:
+        """pyzmq's, except after the thread died: telling it to stop would wait forever."""
+        if self.pipe and not self.is_alive():
+            self.pipe.close(linger=0)
+            self.pipe = None
+        super().stop()
+
+    async def handle_zap_message(self, msg: list[bytes]) -> None:
+        """pyzmq's handling, except that an error inside it denies (status 500) instead of
+        ending the thread: a dead handler would leave every later handshake hanging."""
+        try:
+            await super().handle_zap_message(msg)
+        except Exception as exc:
+            print(f"stylebridge: refused a connection, its check failed: {exc!r}", flush=True)
+            if len(msg) >= 2:
+                self._send_zap_reply(msg[1], b"500", b"the check of the credentials failed")
+
 
 class FrontDoor:
     """A bound-to-be ROUTER with its handshake's authenticator; `close` stops both.
@@ -72,6 +93,7 @@ class FrontDoor:
         self.auth.start()  # before the socket exists: no handshake can happen without it
         router = ctx.socket(zmq.ROUTER)
         router.zap_domain = ZAP_DOMAIN.encode()
+        router.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)  # no handler, no handshake
         if curve:
             router.curve_server = True
             router.curve_publickey, router.curve_secretkey = curve
@@ -90,6 +112,15 @@ class FrontDoor:
         # a peer gets 10 s to finish the handshake (libzmq's default is 30)
         router.setsockopt(zmq.HANDSHAKE_IVL, 10000)
         self.router = router
+
+    def check(self) -> None:
+        """Raise `StyleBridgeError` if the handshake's handler thread has died: no client
+        could get in any more (its server exits, non-zero, rather than stall them all)."""
+        if not self.auth.is_alive():
+            raise StyleBridgeError(
+                "the thread that checks each connection's credentials has stopped, so no "
+                "client could connect any more: stopping (see the log above for why)"
+            )
 
     def receive(self, handle: Handler) -> None:
         """Take one message and hand it to ``handle`` with its header decoded. A message that

@@ -16,6 +16,8 @@ import zmq
 
 from stylebridge.server.client import present_token
 
+from . import REPO
+
 DISCOVERY_ENV = ("STYLEBRIDGE_ENDPOINT", "STYLEBRIDGE_TOKEN", "STYLEBRIDGE_RUNTIME_DIR")
 
 
@@ -55,19 +57,26 @@ class RunningServer:
 
 
 def start_server(
-    runtime: Path, *extra: str, timeout: float = 90, endpoint: str | None = None
+    runtime: Path,
+    *extra: str,
+    timeout: float = 90,
+    endpoint: str | None = None,
+    module: str = "stylebridge.server.cli",
 ) -> RunningServer:
+    """``python -m MODULE serve --listen ENDPOINT EXTRA...`` (a module of this repository may
+    stand in for the CLI, to inject a fault), once it says it is ready."""
     runtime.mkdir(mode=0o700, parents=True, exist_ok=True)  # a server wants it private
     endpoint = endpoint or f"tcp://127.0.0.1:{free_port()}"
     log = runtime / "serve.log"
     env = clean_env(STYLEBRIDGE_RUNTIME_DIR=str(runtime))
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "stylebridge.server.cli", "serve", "--listen", endpoint, *extra],
+            [sys.executable, "-m", module, "serve", "--listen", endpoint, *extra],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
+            cwd=REPO,
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -4,6 +4,7 @@ was refused. Real server process, real sockets."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import msgpack
@@ -12,11 +13,20 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from stylebridge import wire
+from stylebridge.core.errors import StyleBridgeError
 from stylebridge.server.client import Client, ServerUnavailable, present_token
+from stylebridge.server.protocol import Limits
+from stylebridge.server.sockets import FrontDoor
 from stylebridge.wire.protocol import VERSION
 from testing import fuzz as fm
+from testing.servers import free_port, start_server
 
 REFUSED = "did not accept this client's token"
+HANDSHAKE_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
 MB = 2**20
 
 
@@ -106,3 +116,71 @@ def test_a_never_ending_message_without_the_token_costs_no_memory(server, creden
     assert result["rss_peak"] - result["rss_before"] < 50 * MB, result
     with Client(server.endpoint, server.token) as c:
         assert c.ping().type == "pong"
+
+
+# --- the handshake's handler (issue 27, item 4) ---------------------------------------------
+
+
+def test_an_error_in_the_handshakes_check_denies_and_the_server_keeps_serving(tmp_path):
+    server = start_server(tmp_path / "rt", module="tests.support.faulty_zap")
+    try:
+        for _ in range(3):  # the handler survives each failure
+            assert handshake_event(server.endpoint, "fail") == zmq.EVENT_HANDSHAKE_FAILED_AUTH
+        with (
+            wire.Client(server.endpoint, "fail", timeout=30) as client,
+            pytest.raises(ServerUnavailable, match="check of this client's credentials failed"),
+        ):
+            client.ping()
+        with Client(server.endpoint, server.token, timeout=10) as c:
+            assert c.ping().type == "pong"
+    finally:
+        server.stop()
+    assert "its check failed" in server.log.read_text()
+
+
+def test_a_server_whose_handshake_handler_died_exits_non_zero_and_says_why(tmp_path):
+    server = start_server(tmp_path / "rt", module="tests.support.faulty_zap")
+    try:
+        with contextlib.suppress(AssertionError):  # no event: the handshake just stalls
+            handshake_event(server.endpoint, "die", timeout=2)
+        status = server.proc.wait(10)
+    finally:
+        server.stop()
+    assert status != 0
+    log = server.log.read_text()
+    assert "no client could connect any more" in log
+    assert not (server.runtime / "server.json").exists()
+
+
+def test_a_curve_door_without_its_handler_lets_no_key_in(tmp_path):
+    """ZAP_ENFORCE_DOMAIN: libzmq's CURVE lets any client key in when no ZAP handler answers,
+    unless the socket insists on one."""
+    ctx = zmq.Context()
+    server_public, server_secret = zmq.curve_keypair()
+    door = FrontDoor(ctx, Limits(), "t" * 43, (server_public, server_secret))
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    door.router.bind(endpoint)
+    door.auth.stop()  # the handler is gone (its thread, its socket)
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.linger = 0
+    dealer.curve_serverkey = server_public
+    dealer.curve_publickey, dealer.curve_secretkey = zmq.curve_keypair()  # on no allowlist
+    monitor = dealer.get_monitor_socket()
+    try:
+        dealer.connect(endpoint)
+        events = []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not events:
+            if monitor.poll(200):
+                event = recv_monitor_message(monitor)["event"]
+                if event & (zmq.EVENT_HANDSHAKE_SUCCEEDED | HANDSHAKE_FAILED):
+                    events.append(event)
+        assert events and events[0] != zmq.EVENT_HANDSHAKE_SUCCEEDED
+        with pytest.raises(StyleBridgeError, match="has stopped"):
+            door.check()
+    finally:
+        dealer.disable_monitor()
+        monitor.close(0)
+        dealer.close(0)
+        door.router.close(0)
+        ctx.destroy(0)
