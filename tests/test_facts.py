@@ -61,6 +61,8 @@ FILE_NAMES = {
     "server.log": "wire/discovery.py",  # a background server's log
     "install.json": "wire/server_process.py",  # the installer's record in a plug-in's folder
     "strength": "wire/vocabulary.py",  # the control the plug-ins make the layer's opacity
+    "/usr/bin/flatpak-spawn": "wire/server_process.py",  # a Flatpak host's way out (Start)
+    "stylebridge.server.cli": "wire/server_process.py",  # the server's module, for python -m
 }
 
 
