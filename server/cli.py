@@ -321,7 +321,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     ceiling = round(args.max_memory * 2**30) if args.max_memory else default_memory_ceiling()
     limits = Limits(
-        max_frame_bytes=args.max_frame_mb << 20,
         max_pixels=args.max_pixels,
         max_queue=args.max_queue,
         max_memory=ceiling,
@@ -518,13 +517,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive(int),
         default=LIMITS.max_queue,
         help="jobs waiting, all clients",
-    )
-    p.add_argument(
-        "--max-frame-mb",
-        type=positive(int),
-        default=LIMITS.max_frame_bytes >> 20,
-        metavar="MB",
-        help="largest frame accepted; a bigger one drops its connection",
     )
     p.add_argument(
         "--max-memory",

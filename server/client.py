@@ -22,7 +22,7 @@ from zmq.utils.monitor import recv_monitor_message
 from stylebridge.wire import Client as WireClient
 from stylebridge.wire import Image, ServerError, ServerUnavailable, TransportError
 from stylebridge.wire.discovery import read_discovery
-from stylebridge.wire.protocol import PLAIN_USER
+from stylebridge.wire.protocol import FRAME_BYTES, PLAIN_USER
 
 from .credentials import token_keys
 
@@ -85,6 +85,7 @@ class ZmqDealer:
         sock = (context or zmq.Context.instance()).socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDTIMEO, int(send_timeout * 1000))  # never hang on a send
+        sock.setsockopt(zmq.MAXMSGSIZE, FRAME_BYTES)  # nor hold a server's gigabyte frame
         present_token(sock, token, server_key)
         self.monitor = sock.get_monitor_socket(_HANDSHAKE_FAILED)
         sock.connect(endpoint)

@@ -21,7 +21,7 @@ import zmq
 from stylebridge.core import __version__
 from stylebridge.core.errors import StyleBridgeError
 from stylebridge.wire.messages import ProtocolError, Shutdown
-from stylebridge.wire.protocol import VERSION
+from stylebridge.wire.protocol import FRAME_BYTES, VERSION
 
 from .client import present_token
 from .discovery import remove_discovery, write_discovery
@@ -99,6 +99,7 @@ class Relay:
             self._close(next(iter(self.upstream)))
         sock = self.ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, FRAME_BYTES)
         sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 60000)
         present_token(sock, self.remote_token, self.server_key)

@@ -26,7 +26,7 @@ from zmq.utils import z85
 
 from stylebridge.core.errors import StyleBridgeError
 from stylebridge.wire.messages import Error, Message, ProtocolError
-from stylebridge.wire.protocol import PLAIN_USER
+from stylebridge.wire.protocol import FRAME_BYTES, PLAIN_USER
 
 from .credentials import token_keys
 from .protocol import Limits, pack, unpack_header
@@ -36,6 +36,34 @@ from .protocol import Limits, pack, unpack_header
 Handler = Callable[[bytes, dict[str, Any], list[zmq.Frame]], None]
 
 ZAP_DOMAIN = "stylebridge"
+# how long a peer has to finish its handshake (libzmq's default is 30 s): a real client takes
+# milliseconds, and each connection left half-way holds a file descriptor until then
+HANDSHAKE_SECONDS = 3.0
+
+
+def raise_fd_limit() -> tuple[int, int] | None:
+    """The soft limit on open files raised to the hard one (POSIX; None elsewhere), so that a
+    flood of idle connections runs into the handshake timeout before the server runs out of
+    file descriptors (a desktop's soft limit is often 1024). Returns (before, after)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return soft, soft
+    # an unlimited hard limit is not a soft one every kernel takes (Linux: nr_open; macOS:
+    # OPEN_MAX): then the largest of these that it does
+    unlimited = hard == resource.RLIM_INFINITY
+    for want in (hard, 1 << 20, 1 << 16, 10240):
+        if want == resource.RLIM_INFINITY or want <= soft or not (unlimited or want <= hard):
+            continue
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        except (ValueError, OSError):
+            continue
+        return soft, want
+    return soft, soft
 
 
 class TokenAuthenticator(ThreadAuthenticator):
@@ -86,8 +114,8 @@ class FrontDoor:
         on_gone: Callable[[bytes], None] = lambda peer: None,
     ) -> None:
         self.on_gone = on_gone
-        # a message needs at most a header, a content, the styles and a mask
-        self.max_frames = limits.max_styles + 3
+        self.fd_limit = raise_fd_limit()  # before the first connection: see there
+        self.max_frames = limits.max_frames()
         allowed = frozenset({token_keys(token)[0]}) if curve else frozenset()
         self.auth = TokenAuthenticator(ctx, token, allowed)
         self.auth.start()  # before the socket exists: no handshake can happen without it
@@ -100,7 +128,9 @@ class FrontDoor:
         else:
             router.plain_server = True
         router.setsockopt(zmq.LINGER, 0)
-        router.setsockopt(zmq.MAXMSGSIZE, limits.max_frame_bytes)
+        # libzmq takes no larger frame, the handshake's commands included (a HELLO announced as
+        # a gigabyte was held in memory before any credential was checked)
+        router.setsockopt(zmq.MAXMSGSIZE, FRAME_BYTES)
         router.setsockopt(zmq.SNDHWM, 1000)  # a client that never reads loses messages
         # sending to a vanished peer raises EHOSTUNREACH instead of dropping silently: that is
         # how a killed client's jobs are found and cancelled
@@ -109,8 +139,7 @@ class FrontDoor:
         # a host UI thread may stall for a while between polls: only a minute of silence from a
         # peer (ZMTP heartbeats unanswered) drops its connection and so cancels its jobs
         router.setsockopt(zmq.HEARTBEAT_TIMEOUT, 60000)
-        # a peer gets 10 s to finish the handshake (libzmq's default is 30)
-        router.setsockopt(zmq.HANDSHAKE_IVL, 10000)
+        router.setsockopt(zmq.HANDSHAKE_IVL, round(HANDSHAKE_SECONDS * 1000))
         self.router = router
 
     def check(self) -> None:

@@ -63,6 +63,7 @@ from .messages import (
     Status,
     StatusQuery,
     Submit,
+    chunks,
     read_reply,
 )
 from .msgpack_lite import packb, unpackb
@@ -431,13 +432,14 @@ class Client:
         out). ``preview``: seconds between preview frames (>= 0.2). Callbacks run inside
         `poll`: ``on_progress(progress)``, ``on_preview(image, preview)``.
         """
-        blobs: list[bytes] = []
+        blobs: list[Any] = []
         content = self.encode(content, "content")  # once: the handle checks the result by it
 
         def add(image: Any, what: str) -> ImageSpec:
             image = self.encode(image, what)
-            blobs.append(image.data)
-            return ImageSpec.of(image, len(blobs))
+            spec = ImageSpec.of(image, len(blobs) + 1)
+            blobs.extend(chunks(image.data))
+            return spec
 
         request = Submit(
             add(content, "content"),
@@ -470,7 +472,7 @@ class Client:
     def echo(self, image: Any) -> Any:
         """Send an image and get it back from the server: the transport's round-trip check."""
         image = self.encode(image, "image")
-        reply, frames = self._request(Echo(ImageSpec.of(image, 1)), [image.data])
+        reply, frames = self._request(Echo(ImageSpec.of(image, 1)), chunks(image.data))
         return self.decode(reply.image.image(frames))
 
     def shutdown(self, admin: str, drain: float | None = None) -> bool:

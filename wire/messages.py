@@ -19,7 +19,7 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
-from .protocol import DTYPES, VERSION, Image, ServerError
+from .protocol import DTYPES, FRAME_BYTES, VERSION, Image, ServerError
 
 MAX_ID_CHARS = 64  # a request's id: an int, or a string of at most this many characters
 CHANNELS = (1, 2, 3, 4)  # gray, gray + alpha, RGB, RGBA
@@ -104,9 +104,21 @@ def require(header: Mapping[str, Any], name: str, kinds: Any, where: str = "") -
 # ===================================================================================== images
 
 
+def frames_for(nbytes: int) -> int:
+    """How many frames pixels of ``nbytes`` travel in (at least one, even when empty)."""
+    return max(1, -(-nbytes // FRAME_BYTES))
+
+
+def chunks(data: Any) -> list[memoryview]:
+    """Pixels as the frames they travel in: views of ``data``, FRAME_BYTES each but the last."""
+    view = memoryview(data).cast("B")
+    return [view[i * FRAME_BYTES : (i + 1) * FRAME_BYTES] for i in range(frames_for(len(view)))]
+
+
 @dataclasses.dataclass(frozen=True)
 class ImageSpec:
-    """An image inside a header: its pixels are the blob at frame ``frame`` (1 or more)."""
+    """An image inside a header: its pixels are the blobs of frames ``frame`` (1 or more) and
+    on, `frames_for` its bytes of them, FRAME_BYTES each but the last."""
 
     width: int
     height: int
@@ -118,17 +130,25 @@ class ImageSpec:
     def nbytes(self) -> int:
         return self.width * self.height * self.channels * DTYPES[self.dtype]
 
+    @property
+    def frames(self) -> range:
+        """The message's frames that hold the pixels."""
+        return range(self.frame, self.frame + frames_for(self.nbytes))
+
     def to_header(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def of(cls, image: Image, frame: int) -> ImageSpec:
-        """The map of ``image`` sent in frame ``frame``."""
+        """The map of ``image`` sent from frame ``frame`` on."""
         return cls(image.width, image.height, image.channels, image.dtype, frame)
 
     def image(self, frames: Sequence[Any]) -> Image:
-        """The pixels this map points at, as an `Image` (the map checked against ``frames``)."""
-        return Image(self.width, self.height, self.channels, self.dtype, frames[self.frame])
+        """The pixels this map points at, as an `Image` (the map checked against ``frames``);
+        pixels in several frames are joined (one copy)."""
+        parts = [frames[i] for i in self.frames]
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        return Image(self.width, self.height, self.channels, self.dtype, data)
 
     @classmethod
     def from_header(
@@ -170,18 +190,26 @@ class ImageSpec:
                 f"{where}dtype: {dtype[:20]!r} is not one of {', '.join(DTYPES)}",
                 f"{where}dtype",
             )
-        if not 1 <= frame < len(frames):
+        spec = cls(width, height, chans, dtype, frame)
+        last = spec.frames[-1]
+        if frame < 1 or last >= len(frames):
+            wanted = f"frames {frame}..{last}" if last > frame else f"frame {frame}"
             raise ProtocolError(
                 "bad_field",
-                f"{where}frame: {frame} but the message has frames 1..{len(frames) - 1}",
+                f"{where}frame: {wanted} but the message has frames 1..{len(frames) - 1}",
                 f"{where}frame",
             )
-        spec = cls(width, height, chans, dtype, frame)
-        if len(frames[frame]) != spec.nbytes:
+        sizes = [len(frames[i]) for i in spec.frames]
+        if sum(sizes) != spec.nbytes or any(size != FRAME_BYTES for size in sizes[:-1]):
+            held = (
+                f"frame {frame} has {sizes[0]}"
+                if len(sizes) == 1
+                else f"frames {frame}..{last} ({FRAME_BYTES} bytes each but the last) hold "
+                + " + ".join(map(str, sizes))
+            )
             raise ProtocolError(
                 "bad_field",
-                f"{field}: {width}x{height}x{chans} {dtype} needs {spec.nbytes} bytes, "
-                f"frame {frame} has {len(frames[frame])}",
+                f"{field}: {width}x{height}x{chans} {dtype} needs {spec.nbytes} bytes, {held}",
                 field,
             )
         return spec

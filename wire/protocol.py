@@ -10,12 +10,18 @@ from typing import Any
 
 # 2: the token moved from every header into the ZMTP handshake (PLAIN, or a CURVE key derived
 # from it), so nothing from an unauthenticated peer is ever buffered; a version-1 client is
-# refused in the handshake (its NULL mechanism does not match)
-VERSION = 2  # the protocol version this package speaks
+# refused in the handshake (its NULL mechanism does not match).
+# 3: no frame is larger than FRAME_BYTES (an image's pixels over it travel in several), so a
+# server takes no larger frame, the handshake's commands included (docs/protocol.md, "Images")
+VERSION = 3  # the protocol version this package speaks
 PLAIN_USER = "stylebridge"  # the ZMTP PLAIN username; the password is the token
 DEFAULT_PORT = 47474
 DEFAULT_ENDPOINT = f"tcp://127.0.0.1:{DEFAULT_PORT}"
 MAX_HEADER_BYTES = 64 * 1024  # frame 0, the msgpack header
+# the most bytes one frame of a message carries: an image's pixels over it travel in
+# consecutive frames of this size (the last one shorter); a peer that sends a larger frame, or
+# announces one in its handshake, is dropped unread
+FRAME_BYTES = 16 << 20
 MAX_HEADER_DEPTH = 8
 DTYPES = {"uint8": 1, "uint16": 2, "float32": 4}  # dtype name -> bytes per sample
 

@@ -114,8 +114,8 @@ def test_a_second_signal_cancels_at_once(tmp_path):
 
 
 def submit_frames(rid: int, preview: float | None = None) -> list:
-    content, content_blob = encode_image(rgba(seed=rid), 1)
-    style, style_blob = encode_image(STYLE, 2)
+    content, (content_blob,) = encode_image(rgba(seed=rid), 1)
+    style, (style_blob,) = encode_image(STYLE, 2)
     submit = Submit(content, [style], "fast", {**TINY, "steps": 40}, preview=preview, id=rid)
     return pack(submit, [content_blob, style_blob])
 

@@ -5,6 +5,8 @@ was refused. Real server process, real sockets."""
 from __future__ import annotations
 
 import contextlib
+import resource
+import sys
 import time
 
 import msgpack
@@ -118,6 +120,18 @@ def test_a_never_ending_message_without_the_token_costs_no_memory(server, creden
         assert c.ping().type == "pong"
 
 
+def test_a_hello_announced_as_a_gigabyte_is_refused_unread(server):
+    """Issue 27, item 1: libzmq applies MAXMSGSIZE to the handshake's commands too. At 1 GiB a
+    peer without the token had the server hold a HELLO of 512 MiB until the handshake timed
+    out; at FRAME_BYTES the connection closes on the command's size alone."""
+    result = fm.flood_watched(server.endpoint, server.proc.pid, 512 * MB, None, fm.hello_flood)
+    assert result["ended"] in ("closed", "not read"), result
+    assert result["sent"] < 64 * MB, result
+    assert result["rss_peak"] - result["rss_before"] < 50 * MB, result
+    with Client(server.endpoint, server.token) as c:
+        assert c.ping().type == "pong"
+
+
 # --- the handshake's handler (issue 27, item 4) ---------------------------------------------
 
 
@@ -184,3 +198,49 @@ def test_a_curve_door_without_its_handler_lets_no_key_in(tmp_path):
         dealer.close(0)
         door.router.close(0)
         ctx.destroy(0)
+
+
+# --- file descriptors (issue 27, item 2) -----------------------------------------------------
+
+
+def open_files_limit(pid: int) -> int:
+    with open(f"/proc/{pid}/limits") as f:
+        line = next(line for line in f if line.startswith("Max open files"))
+    return int(line.split()[3])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_a_server_started_at_1024_files_serves_through_1100_idle_connections(tmp_path):
+    """The server raises its soft limit on open files to the hard one: 1,100 connections that
+    never greet, reopened as they drop, took every descriptor of a server at 1024, and then
+    no real client got through."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        pytest.skip(f"the hard limit on open files is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))  # the server inherits it
+    try:
+        server = start_server(tmp_path / "rt")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    flood = None
+    try:
+        assert open_files_limit(server.proc.pid) > 1100 + 100
+        if soft < 1100 + 200:  # this process holds the flood's ends
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+        flood = fm.IdleFlood(server.endpoint, 1100).start()
+        deadline = time.monotonic() + 10
+        while flood.opened < 1100 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        waits = []
+        for _ in range(3):
+            with Client(server.endpoint, server.token, timeout=5) as c:
+                start = time.monotonic()
+                assert c.status().type == "status"
+                waits.append(time.monotonic() - start)
+            time.sleep(1)
+        assert max(waits) < 5, waits
+    finally:
+        if flood is not None:
+            flood.stop()
+        server.stop()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
