@@ -401,7 +401,7 @@ def flood_watched(
 def hold_connections(endpoint: str, n: int, draw: Draw) -> list[tuple[socket.socket, bool]]:
     """``n`` connections left half-way through the handshake, where a peer without the token
     stops: a greeting cut short, a whole greeting and then nothing, a HELLO cut short. Each
-    stays open until `drop_connections` or the server's handshake timeout (10 s)."""
+    stays open until `drop_connections` or the server's handshake timeout (3 s)."""
     held = []
     for _ in range(n):
         sock = open_raw(endpoint)
