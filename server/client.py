@@ -22,7 +22,7 @@ from zmq.utils.monitor import recv_monitor_message
 from stylebridge.wire import Client as WireClient
 from stylebridge.wire import Image, ServerError, ServerUnavailable, TransportError
 from stylebridge.wire.discovery import read_discovery
-from stylebridge.wire.protocol import FRAME_BYTES, PLAIN_USER
+from stylebridge.wire.protocol import FRAME_BYTES, PLAIN_USER, plain_password
 
 from .credentials import token_keys
 
@@ -62,7 +62,8 @@ def present_token(sock: zmq.Socket, token: str, server_key: str | None) -> None:
         sock.curve_serverkey = server_key.encode()
         sock.curve_publickey, sock.curve_secretkey = token_keys(token)
     else:
-        sock.plain_username, sock.plain_password = PLAIN_USER.encode(), token.encode()
+        sock.plain_username = PLAIN_USER.encode()
+        sock.plain_password = plain_password(token).encode()  # never the token: PLAIN shows it
 
 
 class ZmqDealer:

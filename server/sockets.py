@@ -5,13 +5,18 @@ a reply goes out (never blocking).
 Every front door authenticates in the ZMTP handshake, before any message frame exists: libzmq
 keeps each part of an unfinished multipart message in memory, so a check of the first frame
 comes too late for a peer that never sends the last one (docs/protocol.md, "Authentication").
-- Without CURVE: ZMTP PLAIN, user ``PLAIN_USER``, the token as password.
+- Without CURVE: ZMTP PLAIN, user ``PLAIN_USER``, `plain_password` (derived from the token:
+  PLAIN shows it to whatever answers) as password.
 - With CURVE: the client's public key must be on the allowlist, which holds the key pair every
   holder of the studio token derives from it (`credentials.token_keys`).
 A ZAP handler thread decides; libzmq lets nothing else through. The socket insists on it
 (``ZAP_ENFORCE_DOMAIN``: without it, CURVE lets any key in when the handler is gone), a handler
 that fails denies, and a front door whose handler thread has died says so (`FrontDoor.check`):
 its server exits rather than stall every handshake.
+
+PLAIN proves the client, never the server: a process that took the port of a killed server
+would get the pixels. So the front door answers ``prove`` itself, with `server_proof`, and
+clients send no pixels before that checks out.
 """
 
 from __future__ import annotations
@@ -25,8 +30,8 @@ from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
 from stylebridge.core.errors import StyleBridgeError
-from stylebridge.wire.messages import Error, Message, ProtocolError
-from stylebridge.wire.protocol import FRAME_BYTES, PLAIN_USER
+from stylebridge.wire.messages import Error, Message, Proof, ProtocolError, Prove, request_kind
+from stylebridge.wire.protocol import FRAME_BYTES, PLAIN_USER, plain_password, server_proof
 
 from .credentials import token_keys
 from .protocol import Limits, pack, unpack_header
@@ -71,12 +76,12 @@ class TokenAuthenticator(ThreadAuthenticator):
 
     def __init__(self, ctx: zmq.Context, token: str, allowed_keys: frozenset[bytes]) -> None:
         super().__init__(ctx)
-        self._token = token.encode()
+        self._password = plain_password(token).encode()
         self._client_keys = allowed_keys  # z85 public keys (not `_allowed`: pyzmq's addresses)
 
     def _authenticate_plain(self, domain: str, username: str, password: str) -> tuple[bool, bytes]:
         # constant time: pyzmq's own check compares with ==
-        ok = username == PLAIN_USER and hmac.compare_digest(password.encode(), self._token)
+        ok = username == PLAIN_USER and hmac.compare_digest(password.encode(), self._password)
         return ok, b"OK" if ok else b"wrong token"
 
     async def _authenticate_curve(self, domain: str, client_key: bytes) -> tuple[bool, bytes]:
@@ -114,6 +119,7 @@ class FrontDoor:
         on_gone: Callable[[bytes], None] = lambda peer: None,
     ) -> None:
         self.on_gone = on_gone
+        self.token = token
         self.fd_limit = raise_fd_limit()  # before the first connection: see there
         self.max_frames = limits.max_frames()
         allowed = frozenset({token_keys(token)[0]}) if curve else frozenset()
@@ -165,6 +171,10 @@ class FrontDoor:
                 raise ProtocolError("too_large", f"{len(parts) - 1} frames is too many")
             header = unpack_header(parts[1].bytes)
             request_id = header.get("id") if isinstance(header.get("id"), int | str) else None
+            if header.get("type") == Prove.TYPE and request_kind(header):  # the version checked
+                nonce = Prove.from_header(header, (), None).nonce  # type: ignore[arg-type]
+                self.reply(peer, Proof(server_proof(self.token, nonce), id=request_id))
+                return
             handle(peer, header, parts[1:])
         except ProtocolError as exc:
             self.reply(peer, exc.reply(request_id))

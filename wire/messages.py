@@ -19,7 +19,7 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
-from .protocol import DTYPES, FRAME_BYTES, VERSION, Image, ServerError
+from .protocol import DTYPES, FRAME_BYTES, NONCE_BYTES, VERSION, Image, ServerError
 
 MAX_ID_CHARS = 64  # a request's id: an int, or a string of at most this many characters
 CHANNELS = (1, 2, 3, 4)  # gray, gray + alpha, RGB, RGBA
@@ -427,8 +427,30 @@ class Shutdown(Message):
         return drain
 
 
+@dataclasses.dataclass
+class Prove(Message):
+    """The server shows it holds the token: it answers with `protocol.server_proof` of
+    ``nonce``. A client asks before it sends any pixels (the front door answers it, the
+    relay's too, with its own token). Hex, as a header carries no bin."""
+
+    TYPE = "prove"
+    nonce: str  # NONCE_BYTES random bytes, in hex
+    id: Any = None
+
+    @classmethod
+    def from_header(cls, header: Mapping[str, Any], frames: Sequence[Any], bounds: Bounds) -> Prove:
+        nonce = require(header, "nonce", str)
+        try:
+            ok = len(bytes.fromhex(nonce)) == NONCE_BYTES and len(nonce) == 2 * NONCE_BYTES
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ProtocolError("bad_field", f"nonce: {NONCE_BYTES} bytes in hex", "nonce")
+        return cls(nonce, id=header.get("id"))
+
+
 REQUESTS: dict[str, type[Message]] = {
-    m.TYPE: m for m in (Ping, StatusQuery, Submit, Cancel, Echo, Shutdown)
+    m.TYPE: m for m in (Ping, StatusQuery, Submit, Cancel, Echo, Shutdown, Prove)
 }
 
 
@@ -584,9 +606,28 @@ class Error(Message):
         )
 
 
+@dataclasses.dataclass
+class Proof(Message):
+    TYPE = "proof"
+    mac: str  # protocol.server_proof(token, the request's nonce), in hex
+    id: Any = None
+
+
 REPLIES: dict[str, type[Message]] = {
     m.TYPE: m
-    for m in (Pong, Status, Accepted, Queued, Progress, Preview, Cancelling, Echoed, Bye, Error)
+    for m in (
+        Pong,
+        Status,
+        Accepted,
+        Queued,
+        Progress,
+        Preview,
+        Cancelling,
+        Echoed,
+        Bye,
+        Proof,
+        Error,
+    )
 }
 REPLIES["result"] = REPLIES["cancelled"] = Result
 
@@ -658,4 +699,5 @@ ANSWERS: dict[type[Message], type[Message]] = {
     Cancel: Cancelling,
     Echo: Echoed,
     Shutdown: Bye,
+    Prove: Proof,
 }

@@ -162,7 +162,7 @@ def raw_case_ping(token: str) -> RawCase:
     ping = msgpack.packb({"v": VERSION, "type": "ping", "id": "raw"})
     chunks = [
         greeting(b"PLAIN"),
-        plain_hello(token),
+        plain_hello(wire_protocol.plain_password(token)),
         zmtp_command(b"INITIATE", metadata()) + message([ping]),
     ]
     return RawCase("raw ping", chunks, False, want_pong=True)

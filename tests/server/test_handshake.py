@@ -7,11 +7,14 @@ from __future__ import annotations
 import contextlib
 import resource
 import sys
+import threading
 import time
 
 import msgpack
+import numpy as np
 import pytest
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.monitor import recv_monitor_message
 
 from stylebridge import wire
@@ -19,9 +22,9 @@ from stylebridge.core.errors import StyleBridgeError
 from stylebridge.server.client import Client, ServerUnavailable, present_token
 from stylebridge.server.protocol import Limits
 from stylebridge.server.sockets import FrontDoor
-from stylebridge.wire.protocol import VERSION
+from stylebridge.wire.protocol import VERSION, server_proof
 from testing import fuzz as fm
-from testing.servers import free_port, start_server
+from testing.servers import free_port, raw_socket, start_server
 
 REFUSED = "did not accept this client's token"
 HANDSHAKE_FAILED = (
@@ -244,3 +247,101 @@ def test_a_server_started_at_1024_files_serves_through_1100_idle_connections(tmp
             flood.stop()
         server.stop()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+# --- the server proves itself (issue 27, item 3) ----------------------------------------------
+
+
+class Squatter:
+    """What may answer on a killed server's port: a PLAIN server that lets every password in
+    (and notes it), answers a ping, and answers a prove request with a proof keyed by the
+    password it saw. It notes every message's frame count."""
+
+    def __init__(self) -> None:
+        self.ctx = zmq.Context()
+        self.passwords: list[str] = []
+        squatter = self
+
+        class Anyone(ThreadAuthenticator):
+            def _authenticate_plain(self, domain, username, password):
+                squatter.passwords.append(password)
+                return True, b"OK"
+
+        self.auth = Anyone(self.ctx)
+        self.auth.start()
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.plain_server = True
+        self.router.zap_domain = b"squat"
+        self.router.linger = 0
+        self.endpoint = f"tcp://127.0.0.1:{free_port()}"
+        self.router.bind(self.endpoint)
+        self.frames: list[int] = []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while not self.done.is_set():
+            if not self.router.poll(50):
+                continue
+            peer, *frames = self.router.recv_multipart()
+            self.frames.append(len(frames))
+            header = msgpack.unpackb(frames[0])
+            reply = {"v": VERSION, "id": header.get("id"), "type": "pong"}
+            if header.get("type") == "prove":
+                key = self.passwords[-1] if self.passwords else ""
+                reply = {**reply, "type": "proof", "mac": server_proof(key, header["nonce"])}
+            self.router.send_multipart([peer, msgpack.packb(reply)])
+
+    def close(self) -> None:
+        self.done.set()
+        self.thread.join()
+        self.router.close(0)
+        self.auth.stop()
+        self.ctx.destroy(0)
+
+
+@pytest.mark.parametrize("transport", ["pyzmq", "standard library"])
+def test_a_squatter_on_the_port_gets_neither_the_token_nor_pixels(transport):
+    """After a SIGKILL, server.json stays behind and any process may take the port. It learns
+    the PLAIN password, which is not the token; it cannot answer the token's proof; the client
+    sends it no pixels and says why in one sentence."""
+    squatter = Squatter()
+    token = "t" * 43
+    image = np.zeros((8, 8, 3), np.uint8)
+    try:
+        if transport == "pyzmq":
+            client = Client(squatter.endpoint, token, timeout=5)
+        else:
+            client = wire.Client(squatter.endpoint, token, timeout=5)
+            image = wire.Image(8, 8, 3, "uint8", image.tobytes())
+        with client, pytest.raises(ServerUnavailable) as refused:
+            assert client.ping().type == "pong"  # no pixels in a ping: it is not proved
+            client.echo(image)
+    finally:
+        squatter.close()
+    assert "did not prove it holds this client's token" in str(refused.value)
+    assert "\n" not in str(refused.value)
+    assert squatter.passwords and token not in squatter.passwords
+    assert squatter.frames and max(squatter.frames) == 1  # headers only: no pixels
+
+
+def test_the_server_and_its_clients_prove_it_before_pixels(server):
+    with Client(server.endpoint, server.token, timeout=10) as c:
+        image = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
+        assert np.array_equal(c.echo(image), image)
+    sock = raw_socket(server)
+    try:
+        nonce = "ab" * 32
+        sock.send_multipart(
+            [msgpack.packb({"v": VERSION, "id": 9, "type": "prove", "nonce": nonce})]
+        )
+        reply = msgpack.unpackb(sock.recv_multipart()[0])
+        assert reply["type"] == "proof" and reply["mac"] == server_proof(server.token, nonce)
+        sock.send_multipart(
+            [msgpack.packb({"v": VERSION, "id": 10, "type": "prove", "nonce": "x"})]
+        )
+        reply = msgpack.unpackb(sock.recv_multipart()[0])
+        assert (reply["code"], reply["field"]) == ("bad_field", "nonce")
+    finally:
+        sock.close()

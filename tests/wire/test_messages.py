@@ -53,6 +53,7 @@ EXAMPLES: list[m.Message] = [
     m.Echo(GRAY, id=6),
     m.Shutdown("key", 0, id=7),
     m.Shutdown(None, id=8),
+    m.Prove("0f" * 32, id=9),
     m.Pong("0.1.0", VERSION, ["fast"], ["strength"], id=1),
     m.Status(**STATUS, queue=["j2"], running="j1", id="s"),
     m.Status(
@@ -74,6 +75,7 @@ EXAMPLES: list[m.Message] = [
     m.Cancelling("j1", id=5),
     m.Echoed(GRAY, id=6),
     m.Bye(1, id=7),
+    m.Proof("ab" * 32, id=9),
     m.Error("bad_field", "size: 10 is outside 32..8192", "controls.size", "j1", id=3),
     m.Error("bad_message", "not msgpack"),
 ]
