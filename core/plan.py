@@ -27,7 +27,7 @@ TILE_SETUP_STEPS = 0.75
 # the finest takes refine_steps in each tile, each rung below UPPER_STEP_GROWTH times more (a
 # rung below costs a third as much). An upper stage's step runs the network up to conv3_1 only
 # (core/engine.py, TEXTURE_LAYERS): TEXTURE_STEP_COST of a working-size step's work per pixel.
-UPSCALE_RATIO = 2.0
+UPSCALE_RATIO = 2.5
 UPPER_STEP_GROWTH = 1.5
 TEXTURE_STEP_COST = 0.37
 

@@ -254,7 +254,7 @@ class Preset:
 # pixel painted stripes across them; one scale (a coarse stage costs the face more than it buys).
 _FAST = Settings(
     size=384,
-    steps=70,
+    steps=64,
     init="recolour",
     structure_weight=1e5,
     detail_weight=20.0,
@@ -262,7 +262,7 @@ _FAST = Settings(
     optimizer="lbfgs",
     lr=1.0,
     precision="bf16",
-    refine_steps=4,
+    refine_steps=3,
     preset="fast",
 )
 
@@ -276,7 +276,7 @@ PRESET_TABLE: dict[str, Preset] = {
     "quality": Preset(
         "Quality (a few minutes)",
         "fast's objective nearer its optimum: three times the steps, up to 512 px",
-        dataclasses.replace(_FAST, size=512, steps=210, refine_steps=12, preset="quality"),
+        dataclasses.replace(_FAST, size=512, steps=192, refine_steps=12, preset="quality"),
     ),
     "paper": Preset(
         "Paper recipe (slow, the reference)",
