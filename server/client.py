@@ -24,7 +24,7 @@ from stylebridge.wire import Image, ServerError, ServerUnavailable, TransportErr
 from stylebridge.wire.discovery import read_discovery
 from stylebridge.wire.protocol import FRAME_BYTES, PLAIN_USER, plain_password
 
-from .credentials import token_keys
+from .credentials import is_local, token_keys
 
 __all__ = [
     "Client",
@@ -137,6 +137,15 @@ class ZmqDealer:
         self.sock.close(linger=0)
 
 
+def plain_refused(endpoint: str) -> str:
+    """Why a client or relay will not speak PLAIN beyond this machine unless asked to."""
+    return (
+        f"{endpoint} is beyond this machine and no CURVE server key is given, so the pictures "
+        "would cross the network unencrypted to whoever answers: give the server's key "
+        "(--server-key, or STYLEBRIDGE_SERVER_KEY), or --insecure to send them anyway"
+    )
+
+
 class Client(WireClient):
     """``stylebridge.wire.Client`` over `ZmqDealer`; images are numpy arrays (``Image`` is
     taken too), results come back as arrays in the content's size, dtype and channels."""
@@ -148,12 +157,15 @@ class Client(WireClient):
         *,
         timeout: float = 15.0,
         server_key: str | None = None,
+        insecure: bool = False,
     ) -> None:
-        self._server_key = server_key
+        self._server_key, self.insecure = server_key, insecure
         super().__init__(endpoint, token, timeout=timeout, transport=self._open)
 
     def _open(self, endpoint: str, token: str) -> ZmqDealer:
         self.server_key = self._server_key or find_server_key(endpoint)
+        if not (self.server_key or self.insecure or is_local(endpoint)):
+            raise ServerUnavailable(plain_refused(endpoint))
         return ZmqDealer(endpoint, token, self.server_key, self.timeout)
 
     def encode(self, image: Any, what: str) -> Image:
