@@ -31,6 +31,7 @@ from stylebridge.wire import protocol as wire_protocol
 from stylebridge.wire.messages import (
     PREVIEW_SIDE,
     Bounds,
+    EstimateQuery,
     ImageSpec,
     Message,
     ProtocolError,
@@ -145,8 +146,11 @@ def encode_image(array: np.ndarray, frame: int) -> tuple[ImageSpec, memoryview]:
 # --- submit -------------------------------------------------------------------------------------
 
 
-def submit_settings(submit: Submit, presets: Mapping[str, Settings] = PRESETS) -> Settings:
-    """The submit's settings, every value checked: a bad one is ``bad_field`` naming it."""
+def submit_settings(
+    submit: Submit | EstimateQuery, presets: Mapping[str, Settings] = PRESETS
+) -> Settings:
+    """The settings a submit (or an estimate) asks for, every value checked: a bad one is
+    ``bad_field`` naming it."""
     try:
         return make_settings(submit.preset, presets=presets, **submit.controls)
     except InputError as exc:
