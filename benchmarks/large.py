@@ -98,7 +98,7 @@ CANVASES = {
             "astronaut",
             astronaut_4000,
             "the_scream",
-            {"face": (760, 1500, CROP, CROP), "flag": (300, 250, CROP, CROP)},
+            {"face": (760, 1500, CROP, CROP), "shuttle": (600, 2950, CROP, CROP)},
             "astronaut.jpg (embedded, 512 px) resized up to 4000x3000",
         ),
         Canvas(
@@ -135,9 +135,17 @@ def through_server(content: np.ndarray, style: np.ndarray, tmp: Path, **controls
         with Client(server.endpoint, server.token, timeout=60) as client:
             client.ping()
             start = time.perf_counter()
-            result = client.submit(content, [style], **controls).wait()
+            events: list = []
+            result = client.submit(content, [style], on_progress=events.append, **controls).wait()
             wall = time.perf_counter() - start
-            return {"result": result, "wall": wall, "rss": peak_rss(server.proc.pid)}
+            # the ETA's predicted end over the real one, at a few points of the job
+            timed = [e for e in events if e.eta is not None]
+            eta = {
+                f"{q:.0%}": (e.elapsed + e.eta) / wall
+                for q in (0, 0.1, 0.25, 0.5, 0.75)
+                for e in [timed[int(q * (len(timed) - 1))]]
+            }
+            return {"result": result, "wall": wall, "rss": peak_rss(server.proc.pid), "eta": eta}
     finally:
         server.stop()
 
@@ -226,6 +234,9 @@ def run_canvas(canvas: Canvas, preset: str, engine: Engine, lpips: LPIPS, server
     else:
         run = in_process(engine, pixels, style, preset=preset)
     print(f"  result: {run['wall']:.0f} s wall, peak RSS {run['rss']:.2f} GiB", flush=True)
+    if "eta" in run:
+        ratios = ", ".join(f"{k} {v:.2f}" for k, v in run["eta"].items())
+        print(f"  the ETA's predicted end / the real end, at that share of the reports: {ratios}")
     working = working_result(engine, content, style, preset)
     judge = CanvasJudge(engine.model, lpips, content, style, canvas.crops, SIDE)
     images = {
@@ -258,6 +269,7 @@ def run_canvas(canvas: Canvas, preset: str, engine: Engine, lpips: LPIPS, server
         "size": [w, h],
         "machine": machine(),
         "wall_s": run["wall"],
+        "eta_ratio": run.get("eta"),
         "peak_rss_gib": run["rss"],
         "working": working_scores.as_dict(),
         "scores": {

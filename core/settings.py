@@ -280,7 +280,7 @@ class Preset:
 # pixel painted stripes across them; one scale (a coarse stage costs the face more than it buys).
 _FAST = Settings(
     size=384,
-    steps=70,
+    steps=64,
     init="recolour",
     structure_weight=1e5,
     detail_weight=20.0,
@@ -302,7 +302,7 @@ PRESET_TABLE: dict[str, Preset] = {
     "quality": Preset(
         "Quality (a few minutes)",
         "fast's objective nearer its optimum: three times the steps, up to 512 px",
-        dataclasses.replace(_FAST, size=512, steps=210, refine_steps=12, preset="quality"),
+        dataclasses.replace(_FAST, size=512, steps=192, refine_steps=12, preset="quality"),
     ),
     "paper": Preset(
         "Reference (slow): the original paper",

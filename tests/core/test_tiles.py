@@ -235,6 +235,10 @@ def test_guided_upsample_adds_the_contents_luma_detail_and_keeps_the_colours():
     inside = (out > 0.01) & (out < 0.99) & (plain > 0.01) & (plain < 0.99)
     spread = (added.max(1).values - added.min(1).values)[inside.all(1)]
     assert spread.abs().max() < 1e-5
-    # a content with no detail finer than the small image adds nothing
-    flat = resize_to(resize_to(content, (16, 24)), (64, 96))
-    torch.testing.assert_close(guided_upsample(small, flat), plain.clamp(0, 1), atol=1e-5, rtol=0)
+    assert added[inside].abs().mean() > 0.05  # and something was added
+    # a content with no detail (one flat colour) adds nothing; gain 0 adds nothing either
+    flat = torch.full((1, 3, 64, 96), 0.4)
+    torch.testing.assert_close(guided_upsample(small, flat), plain.clamp(0, 1), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        guided_upsample(small, content, gain=0.0), plain.clamp(0, 1), atol=1e-6, rtol=0
+    )

@@ -22,7 +22,7 @@ def main():
     for model, depth in CASES:
         doc, source = common["new_document"](W, H, model, depth, f"{model}-{depth}")
         node = stylebridge_krita.stylize_active_layer(
-            "the_scream", preset="fast", size=48, steps=8, seed=2
+            "the_scream", preset="fast", size=48, steps=16, seed=2
         )
         result = common["decode"](bytes(node.pixelData(0, 0, W, H)), model, depth)
         original = common["decode"](bytes(source.pixelData(0, 0, W, H)), model, depth)
