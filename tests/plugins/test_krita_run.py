@@ -300,3 +300,30 @@ def test_a_preview_frame_is_shown_in_a_linear_documents_own_profile(sbk, qapp, k
     assert shown == pytest.approx(0.2158, abs=0.003)
     r.run.cancel()
     r.until(r.ended)
+
+
+def test_a_step_that_runs_the_event_loop_is_not_entered_again(sbk, qapp, doc):
+    """Krita's waitForDone runs the event loop inside a step, and with it the run's timer: the
+    step already running is not entered again (Krita 6 said "Generator already executing")."""
+    capture = sbk.host.capture(doc, doc.activeNode())
+
+    def work():
+        for _ in range(3):
+            for _ in range(10):  # what waitForDone does
+                qapp.processEvents()
+                time.sleep(0.002)
+            yield
+        return capture
+
+    client = ScriptedClient([("result", rgba(sbk, W, H, (10, 20, 30, 255)))])
+    run = sbk.runner.StyleRun(work(), sbk.options.Options(["starry_night"]), client)
+    events: list = []
+    run.finished.connect(lambda node: events.append("finished"))
+    run.failed.connect(events.append)
+    run.start()
+    deadline = time.monotonic() + 10
+    while not events:
+        assert time.monotonic() < deadline
+        qapp.processEvents()
+        time.sleep(0.005)
+    assert events == ["finished"]

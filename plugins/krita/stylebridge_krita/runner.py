@@ -77,6 +77,7 @@ class StyleRun(QtCore.QObject):
         self._frame: Image | None = None  # the newest preview frame not yet shown
         self._cancel_deadline: float | None = None
         self._work: Generator[Any, None, Any] | None = None
+        self._ticking = False
         self._timer = QtCore.QTimer(self)
         self._timer.setInterval(0)
         self._timer.timeout.connect(self._tick)
@@ -148,6 +149,17 @@ class StyleRun(QtCore.QObject):
         self._frame = frame  # shown by the job's steps, the newest one only
 
     def _tick(self) -> None:
+        # a Krita call inside a step may run the event loop (waitForDone does), and with it
+        # this timer: the step already running is not entered again
+        if self._ticking:
+            return
+        self._ticking = True
+        try:
+            self._tick_once()
+        finally:
+            self._ticking = False
+
+    def _tick_once(self) -> None:
         if self._cancel_deadline is not None and self.ended:  # drain until the server confirms
             self._drain()
             return
