@@ -313,8 +313,13 @@ def read_config(config: Gimp.ProcedureConfig) -> tuple[list[sg.StylePick], sg.Pr
 
 def image_title(image: Gimp.Image) -> str:
     """An open image as a style's title: its file's name without extension, else GIMP's."""
-    file = image.get_file()
-    name = os.path.basename(file.get_path()) if file is not None and file.get_path() else ""
+    name = ""
+    # GIMP 3.0 gives a loaded image no get_file() in a script; its imported file it keeps
+    for getter in ("get_file", "get_imported_file", "get_xcf_file"):
+        file = getattr(image, getter, lambda: None)()
+        if file is not None and file.get_path():
+            name = os.path.basename(file.get_path())
+            break
     return os.path.splitext(name)[0].replace("_", " ") or image.get_name()
 
 
