@@ -64,7 +64,8 @@ class CanvasStyle:
         return f"canvas:{id(self.document)}:{self.uid}"
 
     def _picture(self) -> Any:
-        if not any(d is self.document for d in _app().documents()):
+        # Krita hands out a new wrapper of a document on every call: compared by ==
+        if not any(d == self.document for d in _app().documents()):
             raise StyleError(f"{self.title} is no longer open: choose another style.")
         if self.uid is None:
             return self.document, (self.document.width(), self.document.height())
@@ -123,7 +124,7 @@ class ActiveCanvas:
         found = [
             CanvasStyle(document_title(d), d)
             for d in app.documents()
-            if d is not active and d.name() != SCRATCH_NAME
+            if d != active and d.name() != SCRATCH_NAME
         ]
         if active is not None:
             stack = list(active.rootNode().childNodes())
