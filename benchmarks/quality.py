@@ -521,7 +521,7 @@ def run_pair(ctx: Context, pair: Pair) -> dict:
     save_png(sheet([tiles, second], title), ctx.out / f"{pair.name}.png")
     write_json(ctx.out / f"{pair.name}.json", data)
     plot_pair(data, ctx.out / f"{pair.name}-plot.png", plan.times)
-    if pair.name == plan.more_time_pair:
+    if pair.name == plan.more_time_pair and len(plan.times) > 1:
         more_time_sheet(ctx, pair, content, style, recipe, runs["fast"])
     return data
 
@@ -863,6 +863,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help=f"output folder (default {OUT})")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument(
+        "--times",
+        help="comma-separated multiples of each product preset's time, 1 first (default "
+        f"{','.join(map(str, Plan().times))}; '1' measures the defaults only)",
+    )
+    parser.add_argument(
         "--replot", action="store_true", help="redraw the pairs' plots from their records only"
     )
     args = parser.parse_args(argv)
@@ -877,6 +882,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"parts: {', '.join(PARTS)})"
         )
     plan = SMOKE if args.smoke else Plan()
+    if args.times:
+        times = tuple(int(t) for t in args.times.split(","))
+        if times[0] != 1 or sorted(set(times)) != list(times):
+            parser.error(f"--times {args.times}: rising multiples, 1 first (e.g. 1,2,4)")
+        plan = dataclasses.replace(plan, times=times)
     out = args.out or (Path(tempfile.mkdtemp(prefix="stylebridge-quality-")) if args.smoke else OUT)
     out.mkdir(parents=True, exist_ok=True)
     if args.replot:  # the records hold every point: nothing runs

@@ -5,7 +5,8 @@
    docs/protocol.md are testing/fuzz/, shared with tests/server/test_fuzz.py),
    then raw garbage below ZeroMQ on 2,000 TCP connections and 200 peers held half-way, and
    the never-ending message of a peer without the token (8 MiB frames, all "more", up to
-   2 GiB) at both front doors, the server's and a relay's: RSS before and at the peak.
+   2 GiB) at both front doors, the server's and a relay's: RSS before and at the peak; and
+   twice a handshake HELLO announced as 1 GiB, 512 MiB of it sent, at each door.
 2. After it: the reference job gives the same pixels as before, and the server's RSS is within
    10% of the RSS after the warm-up.
 3. Load: 8 clients, 50 small jobs (testing/load.py): every result right, none lost or
@@ -40,6 +41,7 @@ RSS_TOLERANCE = 0.10
 HELD = 200
 FLOOD_BYTES = 2 * 2**30  # what the reproduced attack sent (issue 16)
 FLOOD_RSS_LIMIT = 50 * 2**20
+HELLO_BYTES = 512 * 2**20  # of a HELLO command announced as 1 GiB (issue 27, item 1)
 
 
 class Tally:
@@ -137,7 +139,8 @@ def start_relay(server, folder: Path) -> tuple[subprocess.Popen, str]:
 
 
 def floods(server, folder: Path) -> list[tuple[str, dict[str, float]]]:
-    """The never-ending message without the token, at the server and at a relay before it."""
+    """The never-ending message without the token, at the server and at a relay before it;
+    then twice a HELLO announced as 1 GiB with 512 MiB of it sent (issue 27, item 1)."""
     relay, relay_endpoint = start_relay(server, folder)
     try:
         doors = (("server", server.endpoint, server.proc.pid), ("relay", relay_endpoint, relay.pid))
@@ -145,6 +148,13 @@ def floods(server, folder: Path) -> list[tuple[str, dict[str, float]]]:
             (f"{door}, {label}", fm.flood_watched(endpoint, pid, FLOOD_BYTES, password))
             for door, endpoint, pid in doors
             for label, password in (("no credentials", None), ("wrong token", "x" * 43))
+        ] + [
+            (
+                f"{door}, HELLO of 1 GiB #{i}",
+                fm.flood_watched(endpoint, pid, HELLO_BYTES, None, fm.hello_flood),
+            )
+            for door, endpoint, pid in doors
+            for i in (1, 2)
         ]
     finally:
         relay.terminate()
@@ -223,14 +233,17 @@ def soak(server, args, seed: int, began: float, tmp: Path) -> int:
     row("  raw ZMTP pings answered", raw.get("raw pings answered", 0))
     row(f"  ping with {HELD} peers stuck half-way", f"{raw.get('ping ms while held', '-')} ms")
     row("  time", f"{raw_s:.0f} s")
-    print(f"\na never-ending message without the token (up to {mib(FLOOD_BYTES)})")
+    print(
+        f"\nwithout the token: a never-ending message (up to {mib(FLOOD_BYTES)}), "
+        f"a HELLO of 1 GiB ({mib(HELLO_BYTES)} of it sent)"
+    )
     for label, f in flooded:
         grew = f["rss_peak"] - f["rss_before"]
         row(f"  {label}", f"{mib(f['sent'])} taken",
             f"{f['ended']} after {f['seconds'] * 1000:.0f} ms; RSS {mib(f['rss_before'])}, "
             f"peak +{grew / 2**20:.1f} MiB")  # fmt: skip
         if grew >= FLOOD_RSS_LIMIT or f["ended"] == "all sent":
-            failures.append(f"the never-ending message at the {label} was buffered")
+            failures.append(f"the flood at the {label} was buffered")
     print("\nafter the fuzzing")
     row("server crashes", int(crashed))
     row("reference job (32x32 RGBA, 3 steps)", "same pixels" if ok else "WRONG", why)

@@ -51,7 +51,7 @@ TEXTURE_LAYERS = STYLE_LAYERS[:3]  # conv1_1, conv2_1, conv3_1
 TEXTURE_STYLE_SIDE = 512
 TEXTURE_HOLD = 1e6
 TEXTURE_HOLD_POOL = 2
-TEXTURE_LR = 0.03
+TEXTURE_LR = 0.015
 # A style whose own pixels a layer shows this many times larger gets a note: its strokes are
 # blown up, and a larger copy of the painting would give finer ones
 STYLE_ENLARGED_NOTE = 4.0

@@ -19,15 +19,16 @@ from .tiles import TileBox, tile_boxes
 
 MAX_ASPECT = 64  # a thinner layer or style would need a huge working size to show VGG 32 px
 REFINE_MIN_RATIO = 1.25  # a layer this much larger than the working size gets refined
-# A tile's content target, Adam state and blend cost about three quarters of one of its steps
-# (measured on a 2-core CPU, 576 px tiles at a 384 px working size): without it in the tile
-# stage's cost, the ETA before the tiles start ran ~15% low.
+# A tile's hold target, Adam state and blend cost about three quarters of one of its steps
+# (measured on a 2-core CPU with 576 px tiles; without it the ETA before the tiles ran ~15%
+# low). With it the ETA at 50-75% of a 4000x3000 job ended within 12% of the real end
+# (docs/benchmarks.md, "Large canvas", 2026-12-07).
 TILE_SETUP_STEPS = 0.75
 # Layers above the working size climb to their own size in stages at most UPSCALE_RATIO apart;
 # the finest takes refine_steps in each tile, each rung below UPPER_STEP_GROWTH times more (a
 # rung below costs a third as much). An upper stage's step runs the network up to conv3_1 only
 # (core/engine.py, TEXTURE_LAYERS): TEXTURE_STEP_COST of a working-size step's work per pixel.
-UPSCALE_RATIO = 2.0
+UPSCALE_RATIO = 2.5
 UPPER_STEP_GROWTH = 1.5
 TEXTURE_STEP_COST = 0.37
 

@@ -288,7 +288,7 @@ _FAST = Settings(
     optimizer="lbfgs",
     lr=1.0,
     precision="bf16",
-    refine_steps=4,
+    refine_steps=3,
     preset="fast",
 )
 

@@ -142,11 +142,13 @@ class ProgressBar:
         stages: int,
         width: int,
         height: int,
-        loss: float,
+        loss: float | None,
         eta: float | None,
     ) -> None:
         self.bar.total, self.bar.n = total, step
-        text = f"stage {stage}/{stages} {width}x{height} loss {loss:.4g}"
+        text = f"stage {stage}/{stages} {width}x{height}" + (
+            f" loss {loss:.4g}" if loss is not None else ""
+        )
         self.bar.set_postfix_str(text + (f" eta {eta:.0f}s" if eta is not None else ""), False)
         self.bar.refresh()
 
@@ -266,15 +268,14 @@ def _stylize_remote(args, settings, content, styles, stop, bar):
                 file=sys.stderr,
             )
     try:
-        client = Client(args.endpoint)
+        client = Client(args.endpoint, insecure=args.insecure)
     except ServerUnavailable as exc:
         raise ServerUnavailable(f"{exc} (or drop --no-spawn)") from None
     controls = {name: getattr(args, name) for name in CONTROLS}
 
-    def on_progress(p: Progress) -> None:
-        bar.update(
-            p.step, p.total_steps, p.stage, p.stages, p.width, p.height, p.losses["total"], p.eta
-        )
+    def on_progress(p: Progress) -> None:  # a reply's fields may be None (wire/messages.py)
+        loss = (p.losses or {}).get("total")
+        bar.update(p.step, p.total_steps, p.stage, p.stages, p.width, p.height, loss, p.eta)
 
     with client:
         job = client.submit(
@@ -320,7 +321,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     ceiling = round(args.max_memory * 2**30) if args.max_memory else default_memory_ceiling()
     limits = Limits(
-        max_frame_bytes=args.max_frame_mb << 20,
         max_pixels=args.max_pixels,
         max_queue=args.max_queue,
         max_memory=ceiling,
@@ -368,13 +368,17 @@ def cmd_relay(args: argparse.Namespace) -> int:
     if not token:
         raise StyleBridgeError("the studio token is needed: --token-file or STYLEBRIDGE_TOKEN")
     key = args.server_key or os.environ.get("STYLEBRIDGE_SERVER_KEY")
+    if not (key or args.insecure or is_local(args.to)):
+        from .client import plain_refused
+
+        raise StyleBridgeError(f"--to {plain_refused(args.to)}")
     return run_relay(args.listen, args.to, token, key)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from .client import Client
 
-    with Client(args.endpoint, timeout=5) as client:
+    with Client(args.endpoint, timeout=5, insecure=args.insecure) as client:
         s = client.status()
     queue = ", ".join(s.queue) or "empty"
     running = ", ".join(s.running_jobs or ([s.running] if s.running else []))
@@ -406,7 +410,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
             "no admin key: `stylebridge stop` works on the server's machine, as its user "
             "(it reads the key from the server's discovery file)"
         )
-    with Client(args.endpoint, timeout=5) as client:
+    with Client(args.endpoint, timeout=5, insecure=args.insecure) as client:
         pid = client.status().pid
         pending = client.shutdown(info["admin"], 0 if args.now else None)
     after = "after its current jobs" if pending else "now"
@@ -467,6 +471,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--local", action="store_true", help="run the engine in this process")
     p.add_argument("--no-spawn", action="store_true", help="never start a background server")
     p.add_argument("--endpoint", help="server endpoint (default: discovery file)")
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="without a server key, send to a server beyond this machine unencrypted",
+    )
     p.add_argument("--weights", help="VGG16 weights file (else STYLEBRIDGE_WEIGHTS, cache, ...)")
     p.add_argument("--max-pixels", type=int, help="raise the input pixel limit")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -519,13 +528,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="jobs waiting, all clients",
     )
     p.add_argument(
-        "--max-frame-mb",
-        type=positive(int),
-        default=LIMITS.max_frame_bytes >> 20,
-        metavar="MB",
-        help="largest frame accepted; a bigger one drops its connection",
-    )
-    p.add_argument(
         "--max-memory",
         type=positive(float),
         metavar="GIB",
@@ -560,7 +562,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token-file", metavar="PATH", help="the studio token (else STYLEBRIDGE_TOKEN)")
     p.add_argument(
         "--server-key",
-        help="the studio server's CURVE public key (else STYLEBRIDGE_SERVER_KEY; none: plain)",
+        help="the studio server's CURVE public key (else STYLEBRIDGE_SERVER_KEY)",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="without a server key, speak to a studio server beyond this machine unencrypted",
     )
     p.set_defaults(func=cmd_relay)
 
@@ -570,6 +577,11 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("--endpoint", help="server endpoint (default: discovery file)")
+        p.add_argument(
+            "--insecure",
+            action="store_true",
+            help="without a server key, send to a server beyond this machine unencrypted",
+        )
         if name == "stop":
             p.add_argument("--now", action="store_true", help="cancel running and queued jobs")
         p.set_defaults(func=func)

@@ -22,9 +22,9 @@ from zmq.utils.monitor import recv_monitor_message
 from stylebridge.wire import Client as WireClient
 from stylebridge.wire import Image, ServerError, ServerUnavailable, TransportError
 from stylebridge.wire.discovery import read_discovery
-from stylebridge.wire.protocol import PLAIN_USER
+from stylebridge.wire.protocol import FRAME_BYTES, PLAIN_USER, plain_password
 
-from .credentials import token_keys
+from .credentials import is_local, token_keys
 
 __all__ = [
     "Client",
@@ -62,7 +62,8 @@ def present_token(sock: zmq.Socket, token: str, server_key: str | None) -> None:
         sock.curve_serverkey = server_key.encode()
         sock.curve_publickey, sock.curve_secretkey = token_keys(token)
     else:
-        sock.plain_username, sock.plain_password = PLAIN_USER.encode(), token.encode()
+        sock.plain_username = PLAIN_USER.encode()
+        sock.plain_password = plain_password(token).encode()  # never the token: PLAIN shows it
 
 
 class ZmqDealer:
@@ -85,6 +86,7 @@ class ZmqDealer:
         sock = (context or zmq.Context.instance()).socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDTIMEO, int(send_timeout * 1000))  # never hang on a send
+        sock.setsockopt(zmq.MAXMSGSIZE, FRAME_BYTES)  # nor hold a server's gigabyte frame
         present_token(sock, token, server_key)
         self.monitor = sock.get_monitor_socket(_HANDSHAKE_FAILED)
         sock.connect(endpoint)
@@ -96,8 +98,10 @@ class ZmqDealer:
     def _check_handshake(self) -> None:
         """Raise if the monitor saw the server refuse us: no reply would ever come."""
         while self.monitor.poll(0):
-            event = recv_monitor_message(self.monitor)["event"]
-            if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            event = recv_monitor_message(self.monitor)
+            if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH and event["value"] == 500:
+                reason = "its check of this client's credentials failed (see its log)"
+            elif event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
                 reason = "it did not accept this client's token (not that server's token?)"
             else:
                 reason = "the handshake failed" + (
@@ -133,6 +137,15 @@ class ZmqDealer:
         self.sock.close(linger=0)
 
 
+def plain_refused(endpoint: str) -> str:
+    """Why a client or relay will not speak PLAIN beyond this machine unless asked to."""
+    return (
+        f"{endpoint} is beyond this machine and no CURVE server key is given, so the pictures "
+        "would cross the network unencrypted to whoever answers: give the server's key "
+        "(--server-key, or STYLEBRIDGE_SERVER_KEY), or --insecure to send them anyway"
+    )
+
+
 class Client(WireClient):
     """``stylebridge.wire.Client`` over `ZmqDealer`; images are numpy arrays (``Image`` is
     taken too), results come back as arrays in the content's size, dtype and channels."""
@@ -144,12 +157,15 @@ class Client(WireClient):
         *,
         timeout: float = 15.0,
         server_key: str | None = None,
+        insecure: bool = False,
     ) -> None:
-        self._server_key = server_key
+        self._server_key, self.insecure = server_key, insecure
         super().__init__(endpoint, token, timeout=timeout, transport=self._open)
 
     def _open(self, endpoint: str, token: str) -> ZmqDealer:
         self.server_key = self._server_key or find_server_key(endpoint)
+        if not (self.server_key or self.insecure or is_local(endpoint)):
+            raise ServerUnavailable(plain_refused(endpoint))
         return ZmqDealer(endpoint, token, self.server_key, self.timeout)
 
     def encode(self, image: Any, what: str) -> Image:

@@ -18,7 +18,9 @@ import functools
 import os
 import queue
 import secrets
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -54,11 +56,15 @@ def cluster_backend(
 ) -> Callable[[Emit], ClusterWorker]:
     """The server's ``backend`` factory. ``address``: a Ray address (``auto``, ``host:6379``)
     or ``local`` (start a Ray instance in this process)."""
-    if address == "local" and "RAY_AUTH_TOKEN" not in os.environ:
-        # a token of this start on every one of Ray's RPCs: Ray (>= 2.52) reads these when it
-        # is imported, and its processes inherit them. Joining a cluster, its operator decides.
+    if address == "local":
+        # a token on every one of Ray's RPCs (one of this start unless one is given): Ray
+        # (>= 2.52) reads these when it is imported, and its processes inherit them. Joining a
+        # cluster, its operator decides.
         os.environ["RAY_AUTH_MODE"] = "token"
-        os.environ["RAY_AUTH_TOKEN"] = secrets.token_urlsafe(32)
+        os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_urlsafe(32))
+        # and every listener on loopback: with a node IP of 127.0.0.1 alone, Ray 2.60 still
+        # binds its GCS, raylet and workers' gRPC servers to every interface (measured)
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     import_ray()  # fail now, in one line, if the extra is missing
     if address.startswith("ray://"):
         raise StyleBridgeError(
@@ -187,6 +193,7 @@ class RayActors:
         self.actor_class: Any = None
         self.options: dict[str, Any] = {}
         self.threads: int | None = None
+        self.private_dir: str | None = None  # a local instance's temp folder's 0700 parent
 
     def connect(self, actors: int | None) -> int:
         """Join Ray; returns how many actors to keep (``actors``, else one per GPU)."""
@@ -196,10 +203,16 @@ class RayActors:
             if self.address == "local":  # a new private instance, even where one is running
                 kwargs["include_dashboard"] = False
                 kwargs["_node_ip_address"] = "127.0.0.1"  # this machine only
+                # Ray makes its temp and session folders 0777 (its logs, its sockets): inside
+                # a 0700 folder of ours no other user reaches them
+                self.private_dir = tempfile.mkdtemp(prefix="stylebridge-ray-")
+                kwargs["_temp_dir"] = os.path.join(self.private_dir, "ray")
             try:
                 with keep_signal_handlers():
                     ray.init(logging_level="WARNING", **kwargs)
             except Exception as exc:
+                if self.private_dir is not None:
+                    shutil.rmtree(self.private_dir, ignore_errors=True)
                 raise StyleBridgeError(f"cannot join Ray at {self.address}: {exc}") from None
         self.ray = ray
         resources = ray.cluster_resources()
@@ -254,6 +267,8 @@ class RayActors:
         with keep_signal_handlers():  # shutdown resets them too
             self.ray.shutdown()
         self.ray = None
+        if self.private_dir is not None:
+            shutil.rmtree(self.private_dir, ignore_errors=True)
 
 
 class ClusterWorker:

@@ -55,6 +55,7 @@ from .protocol import (
     decode_image,
     encode_image,
     job_request,
+    owns_pixels,
     submit_settings,
 )
 from .worker import Backend
@@ -120,8 +121,8 @@ class Handlers:
         return [(status, [])]
 
     def echo(self, peer: bytes, request: Echo, frames: Sequence[Any]) -> Replies:
-        spec, blob = encode_image(decode_image(request.image, frames, "image"), 1)
-        return [(Echoed(spec, id=request.id), [blob])]
+        spec, blobs = encode_image(decode_image(request.image, frames, "image"), 1)
+        return [(Echoed(spec, id=request.id), blobs)]
 
     def submit(self, peer: bytes, request: Submit, frames: Sequence[Any]) -> Replies:
         job_req = job_request(request, frames, self.presets)  # refused now, not after the queue
@@ -219,14 +220,15 @@ class Handlers:
 
 def kept(request: JobRequest) -> tuple[JobRequest, int]:
     """The request with its images copied out of the message's zmq buffers, which live only as
-    long as the message; images decoded from the same frame (content, styles, mask) share one
-    copy. Also returns the bytes kept."""
+    long as the message (images joined from several frames are numpy's already); images
+    decoded from the same frames (content, styles, mask) share one copy. Also returns the
+    bytes kept."""
     copies: dict[tuple[int, tuple[int, ...], str], np.ndarray] = {}
 
     def keep(array: np.ndarray) -> np.ndarray:
         key = (array.__array_interface__["data"][0], array.shape, array.dtype.str)
         if key not in copies:
-            copies[key] = array.copy()
+            copies[key] = array if owns_pixels(array) else array.copy()
         return copies[key]
 
     request = dataclasses.replace(

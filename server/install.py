@@ -21,7 +21,13 @@ from pathlib import Path
 from stylebridge.core import __version__
 from stylebridge.core.errors import StyleBridgeError
 from stylebridge.plugins import dist
-from stylebridge.wire.server_process import GIMP_FLATPAK, INSTALL_FILE, KRITA_FLATPAK
+from stylebridge.wire.server_process import (
+    FLATPAK_SPAWN,
+    GIMP_FLATPAK,
+    INSTALL_FILE,
+    KRITA_FLATPAK,
+    SERVER_MODULE,
+)
 
 
 @dataclass
@@ -90,18 +96,17 @@ def server_command(flatpak: bool) -> list[str]:
     A Flatpak host runs it outside its sandbox with flatpak-spawn (see `flatpak_steps`)."""
     script = Path(sys.executable).with_name("stylebridge" + (".exe" if os.name == "nt" else ""))
     command = (
-        [str(script), "serve"]
-        if script.is_file()
-        else [sys.executable, "-m", "stylebridge.server.cli", "serve"]
+        [str(script), "serve"] if script.is_file() else [sys.executable, *SERVER_MODULE, "serve"]
     )
-    return ["flatpak-spawn", "--host", *command] if flatpak else command
+    return [FLATPAK_SPAWN, "--host", *command] if flatpak else command
 
 
 def flatpak_steps(app: str) -> list[str]:
     """The overrides a Flatpak host needs: see the server's discovery folder, start it."""
     return [
         f"flatpak override --user --filesystem=xdg-run/stylebridge {app}",
-        f"flatpak override --user --talk-name=org.freedesktop.Flatpak {app}  (for Start)",
+        f"flatpak override --user --talk-name=org.freedesktop.Flatpak {app}  (only for Start:"
+        " it lets any code in the host run commands outside its sandbox; README, Flatpak)",
     ]
 
 

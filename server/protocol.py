@@ -29,6 +29,7 @@ from stylebridge.core.settings import (
 )
 from stylebridge.wire import protocol as wire_protocol
 from stylebridge.wire.messages import (
+    CHANNELS,
     PREVIEW_SIDE,
     Bounds,
     EstimateQuery,
@@ -36,6 +37,8 @@ from stylebridge.wire.messages import (
     Message,
     ProtocolError,
     Submit,
+    chunks,
+    frames_for,
 )
 from stylebridge.wire.protocol import MAX_HEADER_BYTES, MAX_HEADER_DEPTH
 
@@ -47,7 +50,6 @@ CONTROLS = shown(REMOTE)
 
 @dataclass(frozen=True)
 class Limits:
-    max_frame_bytes: int = 1 << 30
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_styles: int = 8
     max_queue: int = 32
@@ -57,6 +59,12 @@ class Limits:
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
+
+    def max_frames(self) -> int:
+        """Frames a request may have: its header, then a content, the styles and a mask, each
+        in as many frames as an image of ``max_pixels`` at 4 channels of float32 takes."""
+        largest = self.max_pixels * max(CHANNELS) * max(wire_protocol.DTYPES.values())
+        return 1 + (self.max_styles + 2) * frames_for(largest)
 
     def client_share(self) -> int:
         """Jobs one client may have waiting: a quarter of the queue (at least one place) is
@@ -122,17 +130,41 @@ def unpack_header(frame: bytes) -> dict[str, Any]:
 # --- pixels -------------------------------------------------------------------------------------
 
 
-def decode_image(spec: ImageSpec, frames: Sequence[Any], field: str) -> np.ndarray:
-    """A checked image map's blob as an H x W x C array (a view of the frame, not a copy)."""
-    array = np.frombuffer(frames[spec.frame], dtype=DTYPES[spec.dtype])
+def decode_image(
+    spec: ImageSpec,
+    frames: Sequence[Any],
+    field: str,
+    joined: dict[tuple[int, int], np.ndarray] | None = None,
+) -> np.ndarray:
+    """A checked image map's pixels as an H x W x C array: a view of its frame, or the frames
+    it was sent in joined into one array of its own (`owns_pixels`). ``joined`` keeps those
+    by their frames, so images sent once and named several times are joined once."""
+    dtype, parts = DTYPES[spec.dtype], [frames[i] for i in spec.frames]
+    if len(parts) == 1:
+        array = np.frombuffer(parts[0], dtype=dtype)
+    else:
+        joined = {} if joined is None else joined
+        key = (spec.frame, spec.nbytes)
+        if key not in joined:
+            joined[key] = np.concatenate([np.frombuffer(part, np.uint8) for part in parts])
+        array = joined[key].view(dtype)
     array = array.reshape(spec.height, spec.width, spec.channels)
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise ProtocolError("bad_field", f"{field}: float pixels must be finite", field)
     return array
 
 
-def encode_image(array: np.ndarray, frame: int) -> tuple[ImageSpec, memoryview]:
-    """H x W x C array -> (image map, blob) for frame number ``frame``."""
+def owns_pixels(array: np.ndarray) -> bool:
+    """Whether ``array``'s memory is numpy's own, not a message frame's (which lives only as
+    long as its message)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array.base is None
+
+
+def encode_image(array: np.ndarray, frame: int) -> tuple[ImageSpec, list[memoryview]]:
+    """H x W x C array -> (image map, blobs) sent from frame number ``frame`` on: one blob, or
+    several of FRAME_BYTES (views of the array, not copies)."""
     if array.ndim == 2:
         array = array[:, :, None]
     if array.dtype.name not in DTYPES:
@@ -140,7 +172,7 @@ def encode_image(array: np.ndarray, frame: int) -> tuple[ImageSpec, memoryview]:
     array = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False))
     height, width, channels = array.shape
     spec = ImageSpec(width, height, channels, array.dtype.name, frame)
-    return spec, memoryview(array).cast("B")
+    return spec, chunks(array)
 
 
 # --- submit -------------------------------------------------------------------------------------
@@ -166,9 +198,10 @@ def job_request(
     each value checked. Pixels first, as the server has always checked them: a submit with a
     bad image is refused for the image, whatever its controls hold (the fuzzing's oracle
     counts a control's value among the problems found after the message's own)."""
-    content = decode_image(submit.content, frames, "content")
-    styles = [decode_image(s, frames, f"styles.{i}") for i, s in enumerate(submit.styles)]
-    mask = None if submit.mask is None else decode_image(submit.mask, frames, "mask")
+    joined: dict[tuple[int, int], np.ndarray] = {}
+    content = decode_image(submit.content, frames, "content", joined)
+    styles = [decode_image(s, frames, f"styles.{i}", joined) for i, s in enumerate(submit.styles)]
+    mask = None if submit.mask is None else decode_image(submit.mask, frames, "mask", joined)
     settings = submit_settings(submit, presets)
     return JobRequest(
         content, styles, settings, submit.style_weights, mask, submit.preview, PREVIEW_SIDE

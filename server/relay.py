@@ -21,7 +21,7 @@ import zmq
 from stylebridge.core import __version__
 from stylebridge.core.errors import StyleBridgeError
 from stylebridge.wire.messages import ProtocolError, Shutdown
-from stylebridge.wire.protocol import VERSION
+from stylebridge.wire.protocol import FRAME_BYTES, VERSION
 
 from .client import present_token
 from .discovery import remove_discovery, write_discovery
@@ -75,6 +75,7 @@ class Relay:
     def serve_forever(self) -> None:
         try:
             while not self.stopping.is_set():
+                self.door.check()
                 for sock, _ in self.poller.poll(POLL_MS):
                     if sock is self.front:
                         self.door.receive(self._from_client)
@@ -98,6 +99,7 @@ class Relay:
             self._close(next(iter(self.upstream)))
         sock = self.ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, FRAME_BYTES)
         sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 60000)
         present_token(sock, self.remote_token, self.server_key)

@@ -151,6 +151,7 @@ class Server:
             if ready:
                 ready.set()
             while not (self.stopping.is_set() and self.drained()):
+                self.front.check()
                 for sock, _ in poller.poll(POLL_MS):
                     if sock is self.events_in:
                         self.front.send(self.events_in.recv_multipart(copy=False))

@@ -5,10 +5,18 @@ a reply goes out (never blocking).
 Every front door authenticates in the ZMTP handshake, before any message frame exists: libzmq
 keeps each part of an unfinished multipart message in memory, so a check of the first frame
 comes too late for a peer that never sends the last one (docs/protocol.md, "Authentication").
-- Without CURVE: ZMTP PLAIN, user ``PLAIN_USER``, the token as password.
+- Without CURVE: ZMTP PLAIN, user ``PLAIN_USER``, `plain_password` (derived from the token:
+  PLAIN shows it to whatever answers) as password.
 - With CURVE: the client's public key must be on the allowlist, which holds the key pair every
   holder of the studio token derives from it (`credentials.token_keys`).
-A ZAP handler thread decides; libzmq lets nothing else through.
+A ZAP handler thread decides; libzmq lets nothing else through. The socket insists on it
+(``ZAP_ENFORCE_DOMAIN``: without it, CURVE lets any key in when the handler is gone), a handler
+that fails denies, and a front door whose handler thread has died says so (`FrontDoor.check`):
+its server exits rather than stall every handshake.
+
+PLAIN proves the client, never the server: a process that took the port of a killed server
+would get the pixels. So the front door answers ``prove`` itself, with `server_proof`, and
+clients send no pixels before that checks out.
 """
 
 from __future__ import annotations
@@ -21,8 +29,9 @@ import zmq
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
-from stylebridge.wire.messages import Error, Message, ProtocolError
-from stylebridge.wire.protocol import PLAIN_USER
+from stylebridge.core.errors import StyleBridgeError
+from stylebridge.wire.messages import Error, Message, Proof, ProtocolError, Prove, request_kind
+from stylebridge.wire.protocol import FRAME_BYTES, PLAIN_USER, plain_password, server_proof
 
 from .credentials import token_keys
 from .protocol import Limits, pack, unpack_header
@@ -32,6 +41,34 @@ from .protocol import Limits, pack, unpack_header
 Handler = Callable[[bytes, dict[str, Any], list[zmq.Frame]], None]
 
 ZAP_DOMAIN = "stylebridge"
+# how long a peer has to finish its handshake (libzmq's default is 30 s): a real client takes
+# milliseconds, and each connection left half-way holds a file descriptor until then
+HANDSHAKE_SECONDS = 3.0
+
+
+def raise_fd_limit() -> tuple[int, int] | None:
+    """The soft limit on open files raised to the hard one (POSIX; None elsewhere), so that a
+    flood of idle connections runs into the handshake timeout before the server runs out of
+    file descriptors (a desktop's soft limit is often 1024). Returns (before, after)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return soft, soft
+    # an unlimited hard limit is not a soft one every kernel takes (Linux: nr_open; macOS:
+    # OPEN_MAX): then the largest of these that it does
+    unlimited = hard == resource.RLIM_INFINITY
+    for want in (hard, 1 << 20, 1 << 16, 10240):
+        if want == resource.RLIM_INFINITY or want <= soft or not (unlimited or want <= hard):
+            continue
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        except (ValueError, OSError):
+            continue
+        return soft, want
+    return soft, soft
 
 
 class TokenAuthenticator(ThreadAuthenticator):
@@ -39,17 +76,34 @@ class TokenAuthenticator(ThreadAuthenticator):
 
     def __init__(self, ctx: zmq.Context, token: str, allowed_keys: frozenset[bytes]) -> None:
         super().__init__(ctx)
-        self._token = token.encode()
+        self._password = plain_password(token).encode()
         self._client_keys = allowed_keys  # z85 public keys (not `_allowed`: pyzmq's addresses)
 
     def _authenticate_plain(self, domain: str, username: str, password: str) -> tuple[bool, bytes]:
         # constant time: pyzmq's own check compares with ==
-        ok = username == PLAIN_USER and hmac.compare_digest(password.encode(), self._token)
+        ok = username == PLAIN_USER and hmac.compare_digest(password.encode(), self._password)
         return ok, b"OK" if ok else b"wrong token"
 
     async def _authenticate_curve(self, domain: str, client_key: bytes) -> tuple[bool, bytes]:
         ok = z85.encode(client_key) in self._client_keys
         return ok, b"OK" if ok else b"client key not allowed"
+
+    def stop(self) -> None:
+        """pyzmq's, except after the thread died: telling it to stop would wait forever."""
+        if self.pipe and not self.is_alive():
+            self.pipe.close(linger=0)
+            self.pipe = None
+        super().stop()
+
+    async def handle_zap_message(self, msg: list[bytes]) -> None:
+        """pyzmq's handling, except that an error inside it denies (status 500) instead of
+        ending the thread: a dead handler would leave every later handshake hanging."""
+        try:
+            await super().handle_zap_message(msg)
+        except Exception as exc:
+            print(f"stylebridge: refused a connection, its check failed: {exc!r}", flush=True)
+            if len(msg) >= 2:
+                self._send_zap_reply(msg[1], b"500", b"the check of the credentials failed")
 
 
 class FrontDoor:
@@ -65,20 +119,24 @@ class FrontDoor:
         on_gone: Callable[[bytes], None] = lambda peer: None,
     ) -> None:
         self.on_gone = on_gone
-        # a message needs at most a header, a content, the styles and a mask
-        self.max_frames = limits.max_styles + 3
+        self.token = token
+        self.fd_limit = raise_fd_limit()  # before the first connection: see there
+        self.max_frames = limits.max_frames()
         allowed = frozenset({token_keys(token)[0]}) if curve else frozenset()
         self.auth = TokenAuthenticator(ctx, token, allowed)
         self.auth.start()  # before the socket exists: no handshake can happen without it
         router = ctx.socket(zmq.ROUTER)
         router.zap_domain = ZAP_DOMAIN.encode()
+        router.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)  # no handler, no handshake
         if curve:
             router.curve_server = True
             router.curve_publickey, router.curve_secretkey = curve
         else:
             router.plain_server = True
         router.setsockopt(zmq.LINGER, 0)
-        router.setsockopt(zmq.MAXMSGSIZE, limits.max_frame_bytes)
+        # libzmq takes no larger frame, the handshake's commands included (a HELLO announced as
+        # a gigabyte was held in memory before any credential was checked)
+        router.setsockopt(zmq.MAXMSGSIZE, FRAME_BYTES)
         router.setsockopt(zmq.SNDHWM, 1000)  # a client that never reads loses messages
         # sending to a vanished peer raises EHOSTUNREACH instead of dropping silently: that is
         # how a killed client's jobs are found and cancelled
@@ -87,9 +145,17 @@ class FrontDoor:
         # a host UI thread may stall for a while between polls: only a minute of silence from a
         # peer (ZMTP heartbeats unanswered) drops its connection and so cancels its jobs
         router.setsockopt(zmq.HEARTBEAT_TIMEOUT, 60000)
-        # a peer gets 10 s to finish the handshake (libzmq's default is 30)
-        router.setsockopt(zmq.HANDSHAKE_IVL, 10000)
+        router.setsockopt(zmq.HANDSHAKE_IVL, round(HANDSHAKE_SECONDS * 1000))
         self.router = router
+
+    def check(self) -> None:
+        """Raise `StyleBridgeError` if the handshake's handler thread has died: no client
+        could get in any more (its server exits, non-zero, rather than stall them all)."""
+        if not self.auth.is_alive():
+            raise StyleBridgeError(
+                "the thread that checks each connection's credentials has stopped, so no "
+                "client could connect any more: stopping (see the log above for why)"
+            )
 
     def receive(self, handle: Handler) -> None:
         """Take one message and hand it to ``handle`` with its header decoded. A message that
@@ -105,6 +171,10 @@ class FrontDoor:
                 raise ProtocolError("too_large", f"{len(parts) - 1} frames is too many")
             header = unpack_header(parts[1].bytes)
             request_id = header.get("id") if isinstance(header.get("id"), int | str) else None
+            if header.get("type") == Prove.TYPE and request_kind(header):  # the version checked
+                nonce = Prove.from_header(header, (), None).nonce  # type: ignore[arg-type]
+                self.reply(peer, Proof(server_proof(self.token, nonce), id=request_id))
+                return
             handle(peer, header, parts[1:])
         except ProtocolError as exc:
             self.reply(peer, exc.reply(request_id))

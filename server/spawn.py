@@ -10,7 +10,7 @@ from typing import Any
 
 from stylebridge.core.errors import StyleBridgeError
 from stylebridge.wire.discovery import open_log
-from stylebridge.wire.server_process import START_WAIT, log_path
+from stylebridge.wire.server_process import SERVER_MODULE, START_WAIT, log_path
 
 from .discovery import read_discovery
 
@@ -39,7 +39,7 @@ def ensure_server(
     if info is not None:
         return info, False
     log = log_path()
-    cmd = [sys.executable, "-m", "stylebridge.server.cli", "serve", *serve_args]
+    cmd = [sys.executable, *SERVER_MODULE, "serve", *serve_args]
     if endpoint:
         cmd += ["--listen", endpoint]
     print(f"stylebridge: starting a background server (log: {log})", file=sys.stderr)

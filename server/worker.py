@@ -144,7 +144,7 @@ def run_job(engine: Engine, job: Job, emit: Emit) -> Final:
         result = jobs.run(
             engine, job.request, on_progress=_Reporter(emit, job), should_stop=job.cancel.is_set
         )
-        spec, blob = encode_image(result.image, 1)
+        spec, blobs = encode_image(result.image, 1)
     except InputError as exc:
         return Error("bad_field", str(exc), control_field(exc), job.id, id=job.request_id), []
     except Exception as exc:
@@ -161,7 +161,7 @@ def run_job(engine: Engine, job: Job, emit: Emit) -> Final:
         notes=result.notes or None,
         id=job.request_id,
     )
-    return final, [blob]
+    return final, blobs
 
 
 class _Reporter:
@@ -175,8 +175,8 @@ class _Reporter:
         now = time.monotonic()
         job = self.job
         if p.preview is not None:
-            spec, blob = encode_image(p.preview, 1)
-            self.emit(job.peer, Preview(job.id, p.step, spec, id=job.request_id), [blob])
+            spec, blobs = encode_image(p.preview, 1)
+            self.emit(job.peer, Preview(job.id, p.step, spec, id=job.request_id), blobs)
         if now - self.last < PROGRESS_INTERVAL and p.step != p.total_steps:
             return
         self.last = now

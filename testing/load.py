@@ -48,8 +48,9 @@ class WatchfulClient(Client):
         except Exception:
             header = frames[0]
         rid = header.get("id") if isinstance(header, dict) else None
+        proof = self._proof[0] if self._proof is not None else None  # the prove request's
         if isinstance(rid, list | dict) or not (
-            rid in self._jobs or rid in self._cancels or rid in self._waiting
+            rid in self._jobs or rid in self._cancels or rid in self._waiting or rid == proof
         ):
             self.strays.append(header)
         super()._dispatch(frames)

@@ -17,6 +17,8 @@ import zmq
 
 from stylebridge.server.client import present_token
 
+from . import REPO
+
 DISCOVERY_ENV = ("STYLEBRIDGE_ENDPOINT", "STYLEBRIDGE_TOKEN", "STYLEBRIDGE_RUNTIME_DIR")
 
 
@@ -72,9 +74,11 @@ def start_server(
     *extra: str,
     timeout: float = 90,
     endpoint: str | None = None,
+    module: str = "stylebridge.server.cli",
     env: dict[str, str] | None = None,
 ) -> RunningServer:
-    """A server on loopback with its discovery file in ``runtime``; ``env``: more of its
+    """``python -m MODULE serve --listen ENDPOINT EXTRA...`` (a module of this repository may
+    stand in for the CLI, to inject a fault), once it says it is ready; ``env``: more of its
     environment (e.g. a cache folder of its own)."""
     runtime.mkdir(mode=0o700, parents=True, exist_ok=True)  # a server wants it private
     endpoint = endpoint or f"tcp://127.0.0.1:{free_port()}"
@@ -82,11 +86,12 @@ def start_server(
     env = clean_env(STYLEBRIDGE_RUNTIME_DIR=str(runtime), **(env or {}))
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "stylebridge.server.cli", "serve", "--listen", endpoint, *extra],
+            [sys.executable, "-m", module, "serve", "--listen", endpoint, *extra],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
+            cwd=REPO,
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

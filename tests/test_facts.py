@@ -61,6 +61,8 @@ FILE_NAMES = {
     "server.log": "wire/discovery.py",  # a background server's log
     "install.json": "wire/server_process.py",  # the installer's record in a plug-in's folder
     "strength": "wire/vocabulary.py",  # the control the plug-ins make the layer's opacity
+    "/usr/bin/flatpak-spawn": "wire/server_process.py",  # a Flatpak host's way out (Start)
+    "stylebridge.server.cli": "wire/server_process.py",  # the server's module, for python -m
 }
 
 
@@ -109,6 +111,11 @@ FACTS = {
         ("wire/client.py", "server/protocol.py"),
     ),
     "header bytes": Fact("wire/protocol.py", "MAX_HEADER_BYTES", ("wire/client.py",)),
+    "frame bytes": Fact(
+        "wire/protocol.py",
+        "FRAME_BYTES",
+        ("wire/messages.py", "server/sockets.py", "server/protocol.py", "server/client.py"),
+    ),
 }
 
 
@@ -138,11 +145,7 @@ def test_the_cli_serves_with_the_servers_own_defaults():
 
     args = cli.build_parser().parse_args(["serve"])
     limits = Limits()
-    assert (args.max_pixels, args.max_queue, args.max_frame_mb << 20) == (
-        limits.max_pixels,
-        limits.max_queue,
-        limits.max_frame_bytes,
-    )
+    assert (args.max_pixels, args.max_queue) == (limits.max_pixels, limits.max_queue)
     assert (args.idle_unload, args.drain) == (IDLE_UNLOAD, DRAIN_SECONDS)
 
 

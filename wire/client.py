@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hmac
 import itertools
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -58,25 +60,31 @@ from .messages import (
     Pong,
     Preview,
     Progress,
+    Proof,
     ProtocolError,
+    Prove,
     Queued,
     Result,
     Shutdown,
     Status,
     StatusQuery,
     Submit,
+    chunks,
     read_reply,
 )
 from .msgpack_lite import packb, unpackb
 from .protocol import (
     MAX_HEADER_BYTES,
     MAX_HEADER_DEPTH,
+    NONCE_BYTES,
     PLAIN_USER,
     ClientError,
     Image,
     ServerError,
     ServerUnavailable,
     TransportError,
+    plain_password,
+    server_proof,
 )
 from .zmtp import DealerSocket
 
@@ -335,8 +343,8 @@ class PendingReply:
 
 
 def plain_dealer(endpoint: str, token: str) -> DealerSocket:
-    """The standard-library transport: ZMTP PLAIN with the token as the password."""
-    return DealerSocket(endpoint, plain=(PLAIN_USER, token))
+    """The standard-library transport: ZMTP PLAIN with `plain_password` (never the token)."""
+    return DealerSocket(endpoint, plain=(PLAIN_USER, plain_password(token)))
 
 
 class Client:
@@ -371,6 +379,9 @@ class Client:
         self._transport = transport or plain_dealer
         self._ids = itertools.count(1)
         self._sock: Any = None
+        self._proven: Any = None  # the socket whose server proved it holds the token
+        self._proof: tuple[Any, str] | None = None  # the prove request in flight: id, nonce
+        self._held: list[list[Any]] = []  # messages with pixels that wait for its answer
         self._closed = False
         self._jobs: dict[Any, JobHandle] = {}  # submit request id -> handle, while not done
         self._cancels: dict[Any, JobHandle] = {}  # cancel request id -> its job
@@ -433,13 +444,14 @@ class Client:
         out). ``preview``: seconds between preview frames (>= 0.2). Callbacks run inside
         `poll`: ``on_progress(progress)``, ``on_preview(image, preview)``.
         """
-        blobs: list[bytes] = []
+        blobs: list[Any] = []
         content = self.encode(content, "content")  # once: the handle checks the result by it
 
         def add(image: Any, what: str) -> ImageSpec:
             image = self.encode(image, what)
-            blobs.append(image.data)
-            return ImageSpec.of(image, len(blobs))
+            spec = ImageSpec.of(image, len(blobs) + 1)
+            blobs.extend(chunks(image.data))
+            return spec
 
         request = Submit(
             add(content, "content"),
@@ -483,7 +495,7 @@ class Client:
     def echo(self, image: Any) -> Any:
         """Send an image and get it back from the server: the transport's round-trip check."""
         image = self.encode(image, "image")
-        reply, frames = self._request(Echo(ImageSpec.of(image, 1)), [image.data])
+        reply, frames = self._request(Echo(ImageSpec.of(image, 1)), chunks(image.data))
         return self.decode(reply.image.image(frames))
 
     def shutdown(self, admin: str, drain: float | None = None) -> bool:
@@ -543,13 +555,14 @@ class Client:
         return self._sock
 
     def _busy(self) -> bool:
-        return bool(self._jobs or self._waiting)
+        return bool(self._jobs or self._waiting or self._proof)
 
     def _drop(self, exc: ServerUnavailable) -> None:
         """Close the socket; everything outstanding on it ends with ``exc``."""
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        self._proven, self._proof, self._held = None, None, []
         self._backlog.clear()
         self._waiting.clear()
         self._replies.clear()
@@ -562,6 +575,35 @@ class Client:
         exc = ServerUnavailable(reason)
         self._drop(exc)
         return exc
+
+    def _on_proof(self, header: dict[str, Any]) -> None:
+        """The answer to this connection's prove request: the held messages go if it proves
+        the server holds the token, else nothing more does (docs/protocol.md,
+        "Authentication") and every job ends with one sentence saying why."""
+        nonce = self._proof[1] if self._proof is not None else ""
+        held, self._proof, self._held = self._held, None, []
+        mac = header.get("mac") if header.get("type") == Proof.TYPE else None
+        want = server_proof(self.token, nonce).encode()
+        if isinstance(mac, str) and hmac.compare_digest(mac.encode("utf-8", "replace"), want):
+            self._proven = self._sock
+            for frames in held:
+                try:
+                    self._sock.send(frames)
+                except TransportError as exc:
+                    raise self._fail(
+                        f"stylebridge server at {self.endpoint} unavailable: {exc}"
+                    ) from None
+            return
+        if header.get("type") == Error.TYPE:
+            why = f"it answered {str(header.get('message'))[:80]!r}"
+        else:
+            why = "its proof was wrong"
+        raise self._fail(
+            f"the server at {self.endpoint} did not prove it holds this client's token ({why}), "
+            "so no pixels were sent to it: it may be another program that took the port of a "
+            "stylebridge server that was killed, or a server of another protocol version; "
+            "start the server again (stylebridge serve)"
+        )
 
     def _send(self, rid: Any, request: Message, blobs: Sequence[bytes] = ()) -> None:
         frame0 = packb(dataclasses.replace(request, id=rid).to_header())
@@ -577,6 +619,13 @@ class Client:
             self._last_heard = time.monotonic()  # silence counts from the first request
             self._ping_sent = None
         try:
+            if blobs and self._proven is not sock:  # no pixels before the server proved itself
+                if self._proof is None:
+                    nonce = os.urandom(NONCE_BYTES).hex()
+                    self._proof = (next(self._ids), nonce)
+                    sock.send([packb(Prove(nonce, id=self._proof[0]).to_header())])
+                self._held.append([frame0, *blobs])  # sent when the proof comes (`_on_proof`)
+                return
             sock.send([frame0, *blobs])
         except TransportError as exc:
             raise self._fail(f"stylebridge server at {self.endpoint} unavailable: {exc}") from None
@@ -682,6 +731,9 @@ class Client:
             return
         rid = header.get("id")
         if isinstance(rid, (list, dict)):
+            return
+        if self._proof is not None and rid == self._proof[0]:
+            self._on_proof(header)
             return
         handle = self._jobs.get(rid)
         if handle is not None:

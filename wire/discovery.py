@@ -5,11 +5,9 @@ through server/discovery.py, which reads it back with this module.
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import stat
-import tempfile
 from typing import Any
 
 from .protocol import ServerUnavailable
@@ -21,23 +19,16 @@ LOG_FILE = "server.log"
 
 
 def runtime_dir() -> str:
-    """``$STYLEBRIDGE_RUNTIME_DIR``, ``$XDG_RUNTIME_DIR/stylebridge`` or ``<tmp>/stylebridge-UID``
-    (the user name instead of the uid where there is none, as on Windows)."""
+    """``$STYLEBRIDGE_RUNTIME_DIR``, ``$XDG_RUNTIME_DIR/stylebridge``, else a folder under the
+    home folder, ``~/.cache/stylebridge/run``: never one in a shared temp folder, where another
+    user could make it first and so keep the server from starting."""
     env = os.environ.get("STYLEBRIDGE_RUNTIME_DIR")
     if env:
         return env
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
         return os.path.join(xdg, "stylebridge")
-    getuid = getattr(os, "getuid", None)
-    if getuid is not None:
-        who = str(getuid())
-    else:
-        try:
-            who = getpass.getuser()
-        except Exception:  # no user name in the environment: still a usable folder name
-            who = "user"
-    return os.path.join(tempfile.gettempdir(), f"stylebridge-{who}")
+    return os.path.join(os.path.expanduser("~"), ".cache", "stylebridge", "run")
 
 
 def discovery_path() -> str:

@@ -19,7 +19,7 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
-from .protocol import DTYPES, VERSION, Image, ServerError
+from .protocol import DTYPES, FRAME_BYTES, NONCE_BYTES, VERSION, Image, ServerError
 
 MAX_ID_CHARS = 64  # a request's id: an int, or a string of at most this many characters
 CHANNELS = (1, 2, 3, 4)  # gray, gray + alpha, RGB, RGBA
@@ -104,9 +104,21 @@ def require(header: Mapping[str, Any], name: str, kinds: Any, where: str = "") -
 # ===================================================================================== images
 
 
+def frames_for(nbytes: int) -> int:
+    """How many frames pixels of ``nbytes`` travel in (at least one, even when empty)."""
+    return max(1, -(-nbytes // FRAME_BYTES))
+
+
+def chunks(data: Any) -> list[memoryview]:
+    """Pixels as the frames they travel in: views of ``data``, FRAME_BYTES each but the last."""
+    view = memoryview(data).cast("B")
+    return [view[i * FRAME_BYTES : (i + 1) * FRAME_BYTES] for i in range(frames_for(len(view)))]
+
+
 @dataclasses.dataclass(frozen=True)
 class ImageSpec:
-    """An image inside a header: its pixels are the blob at frame ``frame`` (1 or more)."""
+    """An image inside a header: its pixels are the blobs of frames ``frame`` (1 or more) and
+    on, `frames_for` its bytes of them, FRAME_BYTES each but the last."""
 
     width: int
     height: int
@@ -118,17 +130,25 @@ class ImageSpec:
     def nbytes(self) -> int:
         return self.width * self.height * self.channels * DTYPES[self.dtype]
 
+    @property
+    def frames(self) -> range:
+        """The message's frames that hold the pixels."""
+        return range(self.frame, self.frame + frames_for(self.nbytes))
+
     def to_header(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def of(cls, image: Image, frame: int) -> ImageSpec:
-        """The map of ``image`` sent in frame ``frame``."""
+        """The map of ``image`` sent from frame ``frame`` on."""
         return cls(image.width, image.height, image.channels, image.dtype, frame)
 
     def image(self, frames: Sequence[Any]) -> Image:
-        """The pixels this map points at, as an `Image` (the map checked against ``frames``)."""
-        return Image(self.width, self.height, self.channels, self.dtype, frames[self.frame])
+        """The pixels this map points at, as an `Image` (the map checked against ``frames``);
+        pixels in several frames are joined (one copy)."""
+        parts = [frames[i] for i in self.frames]
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        return Image(self.width, self.height, self.channels, self.dtype, data)
 
     @classmethod
     def from_header(
@@ -170,18 +190,26 @@ class ImageSpec:
                 f"{where}dtype: {dtype[:20]!r} is not one of {', '.join(DTYPES)}",
                 f"{where}dtype",
             )
-        if not 1 <= frame < len(frames):
+        spec = cls(width, height, chans, dtype, frame)
+        last = spec.frames[-1]
+        if frame < 1 or last >= len(frames):
+            wanted = f"frames {frame}..{last}" if last > frame else f"frame {frame}"
             raise ProtocolError(
                 "bad_field",
-                f"{where}frame: {frame} but the message has frames 1..{len(frames) - 1}",
+                f"{where}frame: {wanted} but the message has frames 1..{len(frames) - 1}",
                 f"{where}frame",
             )
-        spec = cls(width, height, chans, dtype, frame)
-        if len(frames[frame]) != spec.nbytes:
+        sizes = [len(frames[i]) for i in spec.frames]
+        if sum(sizes) != spec.nbytes or any(size != FRAME_BYTES for size in sizes[:-1]):
+            held = (
+                f"frame {frame} has {sizes[0]}"
+                if len(sizes) == 1
+                else f"frames {frame}..{last} ({FRAME_BYTES} bytes each but the last) hold "
+                + " + ".join(map(str, sizes))
+            )
             raise ProtocolError(
                 "bad_field",
-                f"{field}: {width}x{height}x{chans} {dtype} needs {spec.nbytes} bytes, "
-                f"frame {frame} has {len(frames[frame])}",
+                f"{field}: {width}x{height}x{chans} {dtype} needs {spec.nbytes} bytes, {held}",
                 field,
             )
         return spec
@@ -439,8 +467,31 @@ class Shutdown(Message):
         return drain
 
 
+@dataclasses.dataclass
+class Prove(Message):
+    """The server shows it holds the token: it answers with `protocol.server_proof` of
+    ``nonce``. A client asks before it sends any pixels (the front door answers it, the
+    relay's too, with its own token). Hex, as a header carries no bin."""
+
+    TYPE = "prove"
+    nonce: str  # NONCE_BYTES random bytes, in hex
+    id: Any = None
+
+    @classmethod
+    def from_header(cls, header: Mapping[str, Any], frames: Sequence[Any], bounds: Bounds) -> Prove:
+        nonce = require(header, "nonce", str)
+        try:
+            ok = len(bytes.fromhex(nonce)) == NONCE_BYTES and len(nonce) == 2 * NONCE_BYTES
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ProtocolError("bad_field", f"nonce: {NONCE_BYTES} bytes in hex", "nonce")
+        return cls(nonce, id=header.get("id"))
+
+
 REQUESTS: dict[str, type[Message]] = {
-    m.TYPE: m for m in (Ping, StatusQuery, Submit, Cancel, Echo, Shutdown, EstimateQuery)
+    m.TYPE: m
+    for m in (Ping, StatusQuery, Submit, Cancel, Echo, Shutdown, Prove, EstimateQuery)
 }
 
 
@@ -607,6 +658,13 @@ class Error(Message):
         )
 
 
+@dataclasses.dataclass
+class Proof(Message):
+    TYPE = "proof"
+    mac: str  # protocol.server_proof(token, the request's nonce), in hex
+    id: Any = None
+
+
 REPLIES: dict[str, type[Message]] = {
     m.TYPE: m
     for m in (
@@ -620,6 +678,7 @@ REPLIES: dict[str, type[Message]] = {
         Echoed,
         Estimate,
         Bye,
+        Proof,
         Error,
     )
 }
@@ -650,16 +709,30 @@ def _accepts(annotation: str, value: Any) -> bool:
     return False
 
 
+def finite(value: Any) -> Any:
+    """``value`` with every float that is not finite (inf, NaN) read as None, inside maps and
+    lists too. A host rounds, compares and shows the server's numbers: ``round(inf)`` raises,
+    and an exception in a Qt slot aborts Krita, so a hostile server must not get one through."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
+
+
 def read_reply(header: Mapping[str, Any], frames: Sequence[Any] = ()) -> Message | None:
     """The reply ``header`` holds, or None for a type this client does not know. A field that
-    is missing or of another type reads as None; an image that does not fit its frame raises
-    `ProtocolError` (its field named ``TYPE.image``)."""
+    is missing or of another type reads as None, and so does a number that is not finite
+    (`finite`); an image that does not fit its frame raises `ProtocolError` (its field named
+    ``TYPE.image``)."""
     cls = REPLIES.get(header.get("type"))  # type: ignore[arg-type]
     if cls is None:
         return None
     values = {}
     for f in dataclasses.fields(cls):
-        value = header.get(f.name)
+        value = finite(header.get(f.name))
         if "ImageSpec" in f.type:
             if value is not None:
                 value = ImageSpec.from_header(value, frames, f"{header['type']}.{f.name}")
@@ -679,5 +752,6 @@ ANSWERS: dict[type[Message], type[Message]] = {
     Cancel: Cancelling,
     Echo: Echoed,
     Shutdown: Bye,
+    Prove: Proof,
     EstimateQuery: Estimate,
 }

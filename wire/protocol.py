@@ -6,18 +6,43 @@ own codec (server/protocol.py) reads its constants from here.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 
 # 2: the token moved from every header into the ZMTP handshake (PLAIN, or a CURVE key derived
 # from it), so nothing from an unauthenticated peer is ever buffered; a version-1 client is
-# refused in the handshake (its NULL mechanism does not match)
-VERSION = 2  # the protocol version this package speaks
-PLAIN_USER = "stylebridge"  # the ZMTP PLAIN username; the password is the token
+# refused in the handshake (its NULL mechanism does not match).
+# 3: no frame is larger than FRAME_BYTES (an image's pixels over it travel in several), so a
+# server takes no larger frame, the handshake's commands included (docs/protocol.md, "Images");
+# the PLAIN password is `plain_password`, not the token, and the server proves it holds the
+# token (`server_proof`) before a client sends it any pixels ("Authentication")
+VERSION = 3  # the protocol version this package speaks
+PLAIN_USER = "stylebridge"  # the ZMTP PLAIN username; the password is `plain_password`
 DEFAULT_PORT = 47474
 DEFAULT_ENDPOINT = f"tcp://127.0.0.1:{DEFAULT_PORT}"
 MAX_HEADER_BYTES = 64 * 1024  # frame 0, the msgpack header
+# the most bytes one frame of a message carries: an image's pixels over it travel in
+# consecutive frames of this size (the last one shorter); a peer that sends a larger frame, or
+# announces one in its handshake, is dropped unread
+FRAME_BYTES = 16 << 20
 MAX_HEADER_DEPTH = 8
+NONCE_BYTES = 32  # a prove request's nonce
 DTYPES = {"uint8": 1, "uint16": 2, "float32": 4}  # dtype name -> bytes per sample
+
+
+def plain_password(token: str) -> str:
+    """The ZMTP PLAIN password of a client that holds ``token``: PLAIN shows it in clear to
+    whatever answers (after a SIGKILL, any process that took the server's port), so it is a
+    key derived from the token, never the token, which `server_proof` then needs."""
+    return hmac.new(token.encode(), b"stylebridge plain password", hashlib.sha256).hexdigest()
+
+
+def server_proof(token: str, nonce: str) -> str:
+    """How a server that holds ``token`` answers a client's ``nonce`` (a prove request): both
+    in hex."""
+    message = b"stylebridge server proof\0" + bytes.fromhex(nonce)
+    return hmac.new(token.encode(), message, hashlib.sha256).hexdigest()
 
 
 class ClientError(Exception):

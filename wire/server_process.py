@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -18,6 +19,11 @@ from .protocol import ClientError
 # settings, Popen): never a string split again, so a path with spaces or quotes stays one
 # argument on every system.
 DEFAULT_COMMAND = ("stylebridge", "serve")
+# the other exact start `_runs_stylebridge_serve` takes: a Python running the server's module
+PYTHON_NAME = r"python(\d+(\.\d+)*)?w?(\.exe)?"
+SERVER_MODULE = ["-m", "stylebridge.server.cli"]
+# how a Flatpak host starts a program outside its sandbox (its path in every Flatpak runtime)
+FLATPAK_SPAWN = "/usr/bin/flatpak-spawn"
 START_WAIT = 120.0  # s for a started server to load its model and answer (a cold CPU machine)
 # `stylebridge install krita|gimp` writes INSTALL_FILE into the plug-in's own folder (the
 # parent of this package as the plug-ins ship it): the absolute command of the stylebridge that
@@ -85,9 +91,9 @@ def start(command: list[str]) -> subprocess.Popen:
         raise StartError("The server program is not set: choose it under Connection...")
     if not _runs_stylebridge_serve(argv):
         raise StartError(
-            f"The server program {shown_command(argv)} does not run 'stylebridge serve': "
-            "choose the stylebridge program under Connection... (`stylebridge install` "
-            f"records it: {shown_command(default_command())})."
+            f"The server program {shown_command(argv)} does not run 'stylebridge serve' and "
+            "nothing else: choose the stylebridge program by its absolute path under "
+            f"Connection... (`stylebridge install` records it: {shown_command(default_command())})."
         )
     try:
         out = open_log()
@@ -111,10 +117,19 @@ def start(command: list[str]) -> subprocess.Popen:
 
 
 def _runs_stylebridge_serve(argv: list[str]) -> bool:
-    """Whether ``argv`` plausibly starts a stylebridge server (the program or a module named
-    stylebridge, with ``serve``): a picked GIMP or a typo is refused before it runs."""
-    names = [Path(arg).name.lower() for arg in argv]
-    return "serve" in argv and any(n.startswith("stylebridge") for n in names)
+    """Whether ``argv`` is exactly a stylebridge server's start and nothing else: an absolute
+    ``.../stylebridge serve`` or ``.../python -m stylebridge.server.cli serve``, behind
+    `FLATPAK_SPAWN` ``--host`` for a Flatpak host. No shell and no other program: the command
+    lives in files a sandboxed host can write, and ``sh -c CMD stylebridge serve`` would run
+    CMD outside the sandbox while it reads as stylebridge."""
+    if argv[:2] == [FLATPAK_SPAWN, "--host"]:
+        argv = argv[2:]
+    if not argv or not os.path.isabs(argv[0]):
+        return False
+    program, args = Path(argv[0]).name.lower(), argv[1:]
+    if re.fullmatch(r"stylebridge(\.exe)?", program):
+        return args == ["serve"]
+    return bool(re.fullmatch(PYTHON_NAME, program)) and args == [*SERVER_MODULE, "serve"]
 
 
 def failed_status(process: object) -> int | None:

@@ -725,6 +725,8 @@ class DealerSocket:
                 if self._plain is not None and reason in ("400", "wrong token"):
                     # libzmq sends the ZAP status code: 400 is "not these credentials"
                     reason = "it did not accept this client's token (not that server's token?)"
+                elif reason == "500":  # the server's check itself failed
+                    reason = "its check of this client's credentials failed (see its log)"
                 raise self._die(f"{self._endpoint} rejected the handshake: {reason}")
             else:
                 raise self._die(f"protocol error from {self._endpoint}: {name!r} before READY")

@@ -16,9 +16,11 @@ The package's names below are its public face: callers write ``fuzz.build_case``
 
 from .draws import HypothesisDraw, RandomDraw, nest
 from .raw import (
+    IdleFlood,
     change,
     drop_connections,
     flood_watched,
+    hello_flood,
     hold_connections,
     raw_case,
     raw_case_ping,
@@ -35,6 +37,7 @@ __all__ = [
     "MAX_HEADER_BYTES",
     "Context",
     "HypothesisDraw",
+    "IdleFlood",
     "Outcome",
     "RandomDraw",
     "Request",
@@ -44,6 +47,7 @@ __all__ = [
     "change",
     "drop_connections",
     "flood_watched",
+    "hello_flood",
     "hold_connections",
     "nest",
     "pad_to",

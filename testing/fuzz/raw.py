@@ -10,7 +10,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,7 +162,7 @@ def raw_case_ping(token: str) -> RawCase:
     ping = msgpack.packb({"v": VERSION, "type": "ping", "id": "raw"})
     chunks = [
         greeting(b"PLAIN"),
-        plain_hello(token),
+        plain_hello(wire_protocol.plain_password(token)),
         zmtp_command(b"INITIATE", metadata()) + message([ping]),
     ]
     return RawCase("raw ping", chunks, False, want_pong=True)
@@ -337,15 +337,46 @@ def unfinished_flood(
     return {"sent": sent, "seconds": time.monotonic() - start, "ended": how}
 
 
+def hello_flood(endpoint: str, total: int, announced: int = 1 << 30) -> dict[str, float]:
+    """The handshake's own flood (issue 27, item 1): a PLAIN greeting, then one HELLO command
+    announced as ``announced`` bytes, of which up to ``total`` are sent, 8 MiB at a time. A
+    server that takes so large a command holds it in memory until its handshake timeout.
+    Returns what `unfinished_flood` does."""
+    sock = open_raw(endpoint, timeout=5)
+    start = time.monotonic()
+    sent = 0
+    body = bytes(8 << 20)
+    try:
+        sock.sendall(greeting(b"PLAIN"))
+        sock.sendall(bytes((4 | 2,)) + struct.pack(">Q", announced) + b"\x05HELLO")
+        while sent < total:
+            sock.sendall(body)
+            sent += len(body)
+        how = "all sent"
+    except TimeoutError:
+        how = "not read"
+    except OSError:
+        how = "closed"
+    finally:
+        close_raw(sock, reset=True)
+    return {"sent": sent, "seconds": time.monotonic() - start, "ended": how}
+
+
 def rss_of(pid: int) -> int:
     """A process's resident set size now, bytes (Linux)."""
     with open(f"/proc/{pid}/status") as f:
         return int(f.read().split("VmRSS:")[1].split()[0]) * 1024
 
 
-def flood_watched(endpoint: str, pid: int, total: int, password: str | None) -> dict[str, float]:
-    """`unfinished_flood` while the RSS of process ``pid`` is sampled every 20 ms: adds its
-    value before and its peak during the attack."""
+def flood_watched(
+    endpoint: str,
+    pid: int,
+    total: int,
+    password: str | None,
+    flood: Callable[..., dict[str, float]] | None = None,
+) -> dict[str, float]:
+    """`unfinished_flood` (or ``flood(endpoint, total)``) while the RSS of process ``pid`` is
+    sampled every 20 ms: adds its value before and its peak during the attack."""
     before, peak = rss_of(pid), [0]
     done = threading.Event()
 
@@ -357,7 +388,10 @@ def flood_watched(endpoint: str, pid: int, total: int, password: str | None) -> 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        result = unfinished_flood(endpoint, total, password)
+        if flood is None:
+            result = unfinished_flood(endpoint, total, password)
+        else:
+            result = flood(endpoint, total)
     finally:
         done.set()
         watcher.join()
@@ -367,7 +401,7 @@ def flood_watched(endpoint: str, pid: int, total: int, password: str | None) -> 
 def hold_connections(endpoint: str, n: int, draw: Draw) -> list[tuple[socket.socket, bool]]:
     """``n`` connections left half-way through the handshake, where a peer without the token
     stops: a greeting cut short, a whole greeting and then nothing, a HELLO cut short. Each
-    stays open until `drop_connections` or the server's handshake timeout (10 s)."""
+    stays open until `drop_connections` or the server's handshake timeout (3 s)."""
     held = []
     for _ in range(n):
         sock = open_raw(endpoint)
@@ -383,6 +417,57 @@ def hold_connections(endpoint: str, n: int, draw: Draw) -> list[tuple[socket.soc
                 sock.sendall(plain_hello("x" * 40)[: draw.int(1, 40)])
         held.append((sock, draw.chance(0.5)))
     return held
+
+
+class IdleFlood:
+    """Issue 27, item 2: ``n`` TCP connections that never greet, each reopened as soon as the
+    server drops it (its handshake timeout), until `stop`. A server whose soft limit on open
+    files is about ``n`` then has none left for a real client."""
+
+    def __init__(self, endpoint: str, n: int) -> None:
+        self.endpoint, self.n = endpoint, n
+        self.opened = self.failed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> IdleFlood:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _open(self, sel: selectors.BaseSelector) -> None:
+        try:
+            sock = socket.create_connection(_host_port(self.endpoint), timeout=2)
+        except OSError:
+            self.failed += 1
+            return
+        sock.setblocking(False)
+        sel.register(sock, selectors.EVENT_READ)
+        self.opened += 1
+
+    def _run(self) -> None:
+        sel = selectors.DefaultSelector()
+        try:
+            while not self._stop.is_set():
+                while len(sel.get_map()) < self.n and not self._stop.is_set():
+                    self._open(sel)
+                for key, _ in sel.select(0.05):
+                    try:
+                        gone = not key.fileobj.recv(4096)
+                    except BlockingIOError:
+                        gone = False
+                    except OSError:
+                        gone = True
+                    if gone:
+                        sel.unregister(key.fileobj)
+                        key.fileobj.close()
+        finally:
+            for key in list(sel.get_map().values()):
+                close_raw(key.fileobj, reset=True)
+            sel.close()
 
 
 def drop_connections(held: list[tuple[socket.socket, bool]]) -> None:

@@ -7,6 +7,7 @@ import itertools
 import pytest
 import torch
 
+from stylebridge.core.errors import InputError
 from stylebridge.core.images import Layer, load_image
 from stylebridge.core.losses import Targets, content_targets, style_grams
 from stylebridge.core.optimize import run_stage
@@ -105,7 +106,8 @@ def test_upper_stages_climb_at_most_upscale_ratio_at_a_time_and_finer_ones_take_
     sides = [384, *(u.side for u in stages)]
     assert sides[-1] == 4000 and (stages[-1].height, stages[-1].width) == (3000, 4000)
     assert all(1 < b / a <= UPSCALE_RATIO + 1e-9 for a, b in itertools.pairwise(sides))
-    assert len(stages) == 4  # 4000 / 384 = 10.4 = 1.8 ** 4
+    # the fewest rungs that fit: 4000 / 384 = 10.4, over UPSCALE_RATIO's square, under its cube
+    assert UPSCALE_RATIO ** (len(stages) - 1) < 4000 / 384 <= UPSCALE_RATIO ** len(stages)
     assert [u.steps for u in stages] == sorted((u.steps for u in stages), reverse=True)
     assert stages[-1].steps == 4
     assert all(max(t.height, t.width) <= s.tile_size for u in stages for t in u.tiles)
@@ -242,3 +244,29 @@ def test_guided_upsample_adds_the_contents_luma_detail_and_keeps_the_colours():
     torch.testing.assert_close(
         guided_upsample(small, content, gain=0.0), plain.clamp(0, 1), atol=1e-6, rtol=0
     )
+
+
+LARGE_SMALL = dict(size=64, steps=3, refine_steps=2, tile_size=96, tile_overlap=16, style_size=64)
+
+
+def test_a_black_grey_large_layer_with_an_alpha_hole_comes_back_whole_at_its_size(engine, style):
+    # no detail to add (the guided upsample's detail is zero), no colour and pixels with no
+    # alpha: the upper stages still paint, finite and in range, and the alpha comes back as it was
+    h, w = 150, 230
+    alpha = torch.ones(1, h, w)
+    alpha[:, 40:110, 60:170] = 0.0
+    content = Layer(torch.zeros(3, h, w).numpy(), alpha.numpy(), True, 8)
+    result = engine.stylize(content, [style], make_settings("fast", **LARGE_SMALL))
+    out = torch.as_tensor(result.layer.rgb)
+    assert result.layer.size == (w, h) and result.layer.grayscale
+    assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+    assert result.steps > LARGE_SMALL["steps"]  # the upper stages ran
+    assert torch.equal(torch.as_tensor(result.layer.alpha), alpha)
+    assert out.mean() > 0.02  # the painting's marks, not a black layer back
+
+
+def test_a_one_pixel_wide_large_layer_is_refused_in_one_sentence(engine, style):
+    with pytest.raises(InputError, match=r"^content: 1x3000 px is too thin to stylise[^\n]*$"):
+        engine.stylize(
+            Layer(torch.rand(3, 3000, 1).numpy()), [style], make_settings("fast", **LARGE_SMALL)
+        )

@@ -6,12 +6,16 @@ its zip ships it, with its own copy of the stdlib bridge (tests/plugins/conftest
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from testing import REPO
 from tests.fakes import krita as fake
 
 
@@ -371,3 +375,19 @@ def test_the_saved_command_is_an_argv_and_the_installers_is_not_saved(sbk, tmp_p
     assert sp.saved_command("'/opt/old venv/bin/stylebridge' serve", record) == installed
     record.write_text(json.dumps({"server_command": ["/elsewhere/stylebridge", "serve"]}))
     assert sp.saved_command("", record) == ["/elsewhere/stylebridge", "serve"]  # a reinstall
+
+
+def test_a_hostile_number_or_text_never_aborts_krita_or_renders(tmp_path, no_server):
+    """Issue 27, item 8: an exception inside a Qt slot aborts a PyQt6 host (exit 134); every
+    slot of the dialog is guarded (qt.slot) and tells the error, and server text is plain."""
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.support.krita_hostile_slots", str(tmp_path / "pykrita")],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+        env={**os.environ, "STYLEBRIDGE_RUNTIME_DIR": str(no_server)},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    shown = json.loads(out.stdout.splitlines()[-1])
+    assert "infinity" in shown["after_progress"]  # told in the dialog, Krita still running
+    assert "division by zero" in shown["panel_error"]
+    assert shown["plain_labels"] == [True, True, True]
+    assert shown["message"] == "<b>bold</b> <img src='x'>"

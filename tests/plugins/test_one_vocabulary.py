@@ -99,8 +99,8 @@ def test_the_cli_refuses_what_the_vocabulary_does_not_have(argv, capsys):
 
 
 def submit(preset: object = "fast", **controls) -> tuple[dict, list]:
-    content, c_blob = encode_image(np.full((8, 8, 4), 100, np.uint8), 1)
-    style, s_blob = encode_image(np.full((8, 8, 3), 200, np.uint8), 2)
+    content, (c_blob,) = encode_image(np.full((8, 8, 4), 100, np.uint8), 1)
+    style, (s_blob,) = encode_image(np.full((8, 8, 3), 200, np.uint8), 2)
     header = Submit(content, [style], preset=preset, controls=controls, id=1).to_header()
     return header, [b"header", bytes(c_blob), bytes(s_blob)]
 

@@ -6,10 +6,13 @@ through the ordinary ZeroMQ front door. One actor is killed (SIGKILL) mid-job.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import ipaddress
 import itertools
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -130,8 +133,7 @@ def descendants(pid: int) -> set[int]:
 @needs_ray
 def test_the_local_ray_wants_a_token_of_this_start(cluster):
     """The server's own Ray processes (its GCS and raylet, started below it) take only callers
-    with this start's token. (They listen on every interface in Ray 2.60 even with the node IP
-    127.0.0.1: measured, and said in docs/cluster.md.)"""
+    with this start's token."""
     ours = descendants(cluster.proc.pid) & ray_pids()
     # the GCS and the raylet: Python workers write their titles over their environment
     daemons = [
@@ -148,6 +150,53 @@ def test_the_local_ray_wants_a_token_of_this_start(cluster):
         tokens |= {e for e in environ if e.startswith(b"RAY_AUTH_TOKEN=")}
     assert len(daemons) >= 2, ours  # the GCS and the raylet
     assert len(tokens) == 1 and len(tokens.pop()) > 40  # one token, made for this start
+
+
+def listening(pids: set[int]) -> list[str]:
+    """The TCP addresses the processes ``pids`` listen on (Linux), as "HOST:PORT"."""
+    inodes = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    found = []
+    for table, size in (("tcp", 4), ("tcp6", 16)):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in inodes:  # 0A: LISTEN
+                continue
+            host, port = fields[1].split(":")
+            raw = bytes.fromhex(host)
+            # /proc/net/tcp* write each 32-bit word in the host's (little-endian) order
+            raw = b"".join(raw[i : i + 4][::-1] for i in range(0, size, 4))
+            found.append(f"{ipaddress.ip_address(raw)}:{int(port, 16)}")
+    return found
+
+
+def loopback(host: str) -> bool:
+    address = ipaddress.ip_address(host)
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is loopback too
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+@needs_ray
+def test_nothing_of_the_local_ray_listens_beyond_loopback(cluster):
+    """Issue 27, item 5: with the node IP 127.0.0.1 alone Ray 2.60 bound its GCS, raylet and
+    workers' gRPC servers to every interface; its folders are 0777, so they sit in ours."""
+    ours = descendants(cluster.proc.pid) | {cluster.proc.pid}
+    addresses = listening(ours)
+    assert len(addresses) >= 3, addresses  # the front door, the GCS, the raylet at least
+    beyond = [a for a in addresses if not loopback(a.rsplit(":", 1)[0])]
+    assert beyond == [], beyond
+    cmdlines = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for pid in ours}
+    raylet = next(args for args in cmdlines.values() if args[0].endswith(b"raylet"))
+    session = next(a.split(b"=", 1)[1] for a in raylet if a.startswith(b"--session_dir="))
+    parents = Path(session.decode()).parents
+    private = next(p for p in parents if p.name.startswith("stylebridge-ray-"))
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700 and private.stat().st_uid == os.getuid()
 
 
 @needs_ray

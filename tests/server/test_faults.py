@@ -114,8 +114,8 @@ def test_a_second_signal_cancels_at_once(tmp_path):
 
 
 def submit_frames(rid: int, preview: float | None = None) -> list:
-    content, content_blob = encode_image(rgba(seed=rid), 1)
-    style, style_blob = encode_image(STYLE, 2)
+    content, (content_blob,) = encode_image(rgba(seed=rid), 1)
+    style, (style_blob,) = encode_image(STYLE, 2)
     submit = Submit(content, [style], "fast", {**TINY, "steps": 40}, preview=preview, id=rid)
     return pack(submit, [content_blob, style_blob])
 
@@ -361,3 +361,32 @@ def test_discovery_refuses_a_file_system_that_drops_the_mode(tmp_path, monkeypat
         discovery.write_discovery({"endpoint": "x", "token": "t", "pid": 1}, tmp_path / "s.json")
     assert not any(p.name.startswith(".s.json") for p in tmp_path.iterdir())
     assert stat.S_IMODE(real_stat(tmp_path).st_mode) == 0o700
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making another user's folder needs root")
+def test_another_users_folder_in_the_temp_folder_does_not_keep_the_server_from_starting(tmp_path):
+    """Issue 27, item 9: the fallback runtime folder (no $XDG_RUNTIME_DIR) was
+    <tmp>/stylebridge-UID, which another user could make first; now it is under $HOME."""
+    temp, home = tmp_path / "tmp", tmp_path / "home"
+    squatted = temp / f"stylebridge-{os.getuid()}"
+    squatted.mkdir(mode=0o700, parents=True)
+    os.chown(squatted, 65534, 65534)  # nobody's, made before the server started
+    home.mkdir()
+    env = clean_env(TMPDIR=str(temp), HOME=str(home))
+    env.pop("XDG_RUNTIME_DIR", None)
+    server = subprocess.Popen(
+        cli("serve", "--listen", f"tcp://127.0.0.1:{free_port()}"),
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        discovery = home / ".cache" / "stylebridge" / "run" / "server.json"
+        deadline = time.monotonic() + 120
+        while not discovery.exists():
+            assert server.poll() is None, server.stdout.read()
+            assert time.monotonic() < deadline, "no discovery file"
+            time.sleep(0.1)
+        assert stat.S_IMODE(discovery.parent.stat().st_mode) == 0o700
+        assert list(squatted.iterdir()) == []
+    finally:
+        server.terminate()
+        server.wait(60)

@@ -14,6 +14,7 @@ import pytest
 
 from stylebridge.core.errors import StyleBridgeError
 from stylebridge.server import install
+from stylebridge.wire import server_process
 
 
 @pytest.fixture
@@ -82,7 +83,8 @@ def test_a_flatpak_host_gets_flatpak_spawn_and_the_overrides(home):
     folder = home / ".var/app/org.kde.krita/data/krita/pykrita/stylebridge_krita"
     assert report.installed == [folder]
     command = json.loads((folder / "install.json").read_text())["server_command"]
-    assert command[:2] == ["flatpak-spawn", "--host"]
+    assert command[:2] == ["/usr/bin/flatpak-spawn", "--host"]
+    assert server_process._runs_stylebridge_serve(command)  # what Start will accept
     steps = "\n".join(report.next_steps)
     assert "flatpak override --user --filesystem=xdg-run/stylebridge org.kde.krita" in steps
 

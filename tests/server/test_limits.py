@@ -15,14 +15,14 @@ import zmq
 from stylebridge.core.memory import estimate_peak_bytes
 from stylebridge.core.settings import make_settings
 from stylebridge.server.client import Client, ServerError, ServerUnavailable
-from stylebridge.wire.protocol import VERSION
+from stylebridge.wire.protocol import FRAME_BYTES, VERSION
 from testing import REPO as ROOT
 from testing.servers import raw_socket
 from tests.support.images import STYLE, rgba
 
 TINY = {"size": 64, "style_size": 64, "steps": 3}
 SERVER_ARGS = (
-    *("--max-memory", "1.5", "--max-frame-mb", "2", "--max-queue", "3"),
+    *("--max-memory", "1.5", "--max-queue", "3"),
     *("--max-pixels", str(512 * 512)),
 )
 CLIENT_TIMEOUT = 30
@@ -60,11 +60,11 @@ def test_bad_controls_are_refused_at_submit_not_after_queueing(client):
     assert thin.value.field == "content" and "too thin" in str(thin.value)
 
 
-def test_a_frame_over_the_limit_drops_only_that_connection(server, client):
+def test_a_frame_over_the_protocols_size_drops_only_that_connection(server, client):
     sock = raw_socket(server)
     sock.setsockopt(zmq.RCVTIMEO, 3000)
     header = {"v": VERSION, "id": 1, "type": "ping"}
-    sock.send_multipart([msgpack.packb(header), b"\0" * (3 << 20)])
+    sock.send_multipart([msgpack.packb(header), b"\0" * (FRAME_BYTES + 1)])
     with pytest.raises(zmq.Again):  # no reply: the connection was dropped unread
         sock.recv_multipart()
     sock.close()

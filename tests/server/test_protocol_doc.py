@@ -14,8 +14,8 @@ DOC = REPO / "docs" / "protocol.md"
 
 
 def test_example_dump_matches_the_encoder():
-    c_spec, c_blob = encode_image(np.arange(16, dtype=np.uint8).reshape(2, 2, 4), 1)
-    s_spec, s_blob = encode_image(np.full((2, 2, 3), 200, np.uint8), 2)
+    c_spec, (c_blob,) = encode_image(np.arange(16, dtype=np.uint8).reshape(2, 2, 4), 1)
+    s_spec, (s_blob,) = encode_image(np.full((2, 2, 3), 200, np.uint8), 2)
     submit = Submit(c_spec, [s_spec], preset="fast", controls={"strength": 0.8}, id=1)
     frames = [bytes(f) for f in pack(submit, [c_blob, s_blob])]
     text = DOC.read_text()

@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 import zmq
 
+from stylebridge import wire
 from stylebridge.core.weights import cache_dir
 from stylebridge.server.client import Client, ServerError, ServerUnavailable
 from stylebridge.wire.messages import PREVIEW_SIDE, Cancel
-from stylebridge.wire.protocol import VERSION
+from stylebridge.wire.protocol import FRAME_BYTES, VERSION
 from testing.servers import free_port, raw_socket, start_server
 from tests.support.images import STYLE, rgba
 
@@ -257,6 +258,16 @@ def test_bad_request_field_is_named(client):
 def test_round_trip_of_16_bit_and_float_layers_is_exact(client):
     for image in (rgba(300, 400, dtype=np.uint16), np.random.rand(50, 60, 1).astype(np.float32)):
         assert np.array_equal(client.echo(image), image)
+
+
+def test_images_over_a_frame_travel_in_several_both_ways_and_both_clients(server, client):
+    """Issue 27, item 1: no frame is over FRAME_BYTES, so larger pixels travel in several."""
+    image = np.random.default_rng(3).random((1100, 1000, 4), np.float32)  # 17.6 MB: 2 frames
+    assert image.nbytes > FRAME_BYTES
+    assert np.array_equal(client.echo(image), image)
+    sent = wire.Image(1000, 1100, 4, "float32", image.tobytes())
+    with wire.Client(server.endpoint, server.token, timeout=30) as plain:
+        assert plain.echo(sent).data == sent.data
 
 
 def test_client_killed_mid_job_does_not_stop_the_server(server, client):

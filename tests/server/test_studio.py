@@ -232,3 +232,31 @@ def test_a_token_file_in_an_existing_folder_leaves_the_folders_mode_alone(tmp_pa
     assert stat.S_IMODE((home / "token").stat().st_mode) == 0o600
     made = studio_token(tmp_path / "new" / "folder" / "token")  # a folder it makes is private
     assert made and stat.S_IMODE((tmp_path / "new" / "folder").stat().st_mode) == 0o700
+
+
+# --- PLAIN beyond this machine only when asked (issue 27, item 6) -------------------------------
+
+LAN = "tcp://192.0.2.1:47474"  # TEST-NET-1: never reached, the refusal comes first
+
+
+def test_a_client_without_a_server_key_speaks_plain_only_on_loopback(monkeypatch):
+    monkeypatch.delenv("STYLEBRIDGE_SERVER_KEY", raising=False)
+    with pytest.raises(ServerUnavailable, match=r"unencrypted to whoever answers.*--insecure"):
+        Client(LAN, "t" * 43, timeout=1)
+    with Client(LAN, "t" * 43, timeout=1, insecure=True) as c:  # asked for: it tries
+        assert c.endpoint == LAN
+
+
+def test_the_relay_refuses_a_plain_studio_server_unless_asked(tmp_path):
+    env = clean_env(STYLEBRIDGE_TOKEN="t" * 43, STYLEBRIDGE_RUNTIME_DIR=str(tmp_path))
+    env.pop("STYLEBRIDGE_SERVER_KEY", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "stylebridge.server.cli", "relay", "--to", LAN],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "unencrypted to whoever answers" in done.stderr and "--insecure" in done.stderr
+    assert done.stderr.count("\n") == 1  # one sentence

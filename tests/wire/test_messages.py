@@ -55,6 +55,7 @@ EXAMPLES: list[m.Message] = [
     m.Shutdown(None, id=8),
     m.EstimateQuery(10, 8, id=9),
     m.EstimateQuery(10, 8, preset="fast", controls={"size": 256}, id=10),
+    m.Prove("0f" * 32, id=11),
     m.Pong("0.1.0", VERSION, ["fast"], ["strength"], id=1),
     m.Status(**STATUS, queue=["j2"], running="j1", id="s"),
     m.Status(
@@ -78,6 +79,7 @@ EXAMPLES: list[m.Message] = [
     m.Bye(1, id=7),
     m.Estimate(41.5, "jobs", id=9),
     m.Estimate(None, "measuring", id=10),
+    m.Proof("ab" * 32, id=11),
     m.Error("bad_field", "size: 10 is outside 32..8192", "controls.size", "j1", id=3),
     m.Error("bad_message", "not msgpack"),
 ]
@@ -136,6 +138,24 @@ def test_replies_are_read_as_the_protocol_asks_of_clients():
     assert bad.value.field == "result.image"
     error = m.read_reply({"type": "error", "id": 1, "code": 7})
     assert error.exception().code == "unknown"
+
+
+def test_no_number_from_the_server_is_infinite_or_nan():
+    """Issue 27, item 8: ``eta: inf`` made ``round()`` raise inside a Qt slot (Krita 6 then
+    aborts); every float of a reply, nested ones too, reads as None unless it is finite."""
+    inf, nan = float("inf"), float("nan")
+    progress = m.read_reply(
+        {"type": "progress", "id": 1, "job": "j", "step": 1, "total_steps": 9, "eta": inf,
+         "elapsed": nan, "losses": {"total": -inf, "style": 0.5}},
+    )  # fmt: skip
+    assert (progress.eta, progress.elapsed) == (None, None)
+    assert progress.losses == {"total": None, "style": 0.5}
+    status = m.read_reply({**STATUS, "type": "status", "id": 1, "uptime": nan,
+                           "actors": [{"busy": None, "load": inf}]})  # fmt: skip
+    assert status.uptime is None and status.actors == [{"busy": None, "load": None}]
+    result = m.read_reply({"type": "result", "id": 1, "job": "j", "steps": 3, "image": None,
+                           "elapsed": inf, "controls": {"strength": nan}})  # fmt: skip
+    assert result.elapsed is None and result.controls == {"strength": None}
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,6 @@ import queue
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -264,11 +263,9 @@ def test_find_server_order(tmp_path, monkeypatch):
         )
         info.chmod(0o600)
 
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
-    user = str(os.getuid()) if hasattr(os, "getuid") else None
-    if user is not None:
-        write(tmp_path / "tmp" / f"stylebridge-{user}", "tcp://127.0.0.1:1")
-        assert wire.find_server() == ("tcp://127.0.0.1:1", "tok-1")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    write(tmp_path / "home" / ".cache" / "stylebridge" / "run", "tcp://127.0.0.1:1")
+    assert wire.find_server() == ("tcp://127.0.0.1:1", "tok-1")
     write(tmp_path / "xdg" / "stylebridge", "tcp://127.0.0.1:2")
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
     assert wire.find_server() == ("tcp://127.0.0.1:2", "tok-2")

@@ -146,7 +146,24 @@ def test_open_log_without_a_log_names_the_path(watch, no_server):
 
 
 @pytest.mark.parametrize(
-    "command", [["/usr/bin/gimp", "serve"], ["stylebridge", "install", "krita"], ["x"], []]
+    "command",
+    [
+        ['/usr/bin/gimp', 'serve'],
+        ['stylebridge', 'install', 'krita'],
+        ['x'],
+        # issue 27, item 7: the command lives in files a sandboxed host can write
+        ['sh', '-c', 'touch /tmp/pwned', 'stylebridge', 'serve'],
+        ['/bin/sh', '-c', '/opt/sb/bin/stylebridge', 'serve'],
+        ['stylebridge', 'serve'],  # not an absolute path: whatever PATH finds first
+        ['/opt/sb/bin/stylebridge', 'serve', '--listen', 'tcp://0.0.0.0:1'],
+        ['/opt/sb/bin/stylebridge', 'serve;', 'rm', '-rf', '~'],
+        ['/usr/bin/env', '/opt/sb/bin/stylebridge', 'serve'],
+        ['/usr/bin/python3', '-c', 'import os', 'stylebridge', 'serve'],
+        ['/usr/bin/flatpak-spawn', '--host', 'sh', '-c', 'x', '/opt/sb/bin/stylebridge', 'serve'],
+        ['flatpak-spawn', '--host', '/opt/sb/bin/stylebridge', 'serve'],
+        ['/opt/sb/bin/stylebridge-evil', 'serve'],
+        [],
+    ],
 )
 def test_a_command_that_is_not_stylebridge_serve_is_refused_before_it_runs(no_server, command):
     with pytest.raises(server_watch.server_process.StartError, match="under Connection"):
@@ -174,6 +191,18 @@ def test_a_program_in_a_folder_with_spaces_or_other_letters_gets_its_argv_as_is(
     saved = sp.setting_for(command)  # what a dialog keeps between sessions
     sp.start(sp.saved_command(saved)).wait(30)
     assert json.loads(seen.read_text()) == [str(program), "serve"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["/opt/my venv/bin/stylebridge", "serve"],
+        ["/opt/sb/bin/python3.11", "-m", "stylebridge.server.cli", "serve"],
+        ["/usr/bin/flatpak-spawn", "--host", "/home/a/sb/bin/stylebridge", "serve"],
+    ],
+)
+def test_exactly_stylebridge_serve_by_its_absolute_path_is_taken(argv):
+    assert server_watch.server_process._runs_stylebridge_serve(argv)
 
 
 def test_a_command_that_ends_at_once_is_said_without_waiting(no_server, tmp_path):

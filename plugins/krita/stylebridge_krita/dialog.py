@@ -19,7 +19,7 @@ from . import styles as style_files
 from .host import Capture
 from .options import SOURCES, Options
 from .prefs import Prefs
-from .qt import QtCore, QtWidgets
+from .qt import QtCore, QtWidgets, guarded, slot
 from .runner import STYLE_AMOUNT, StyleRun, describe
 from .server_panel import ServerPanel, plain_label
 from .slices import Work
@@ -277,7 +277,7 @@ class StyleDialog(W.QDialog):
         self.estimates = EstimateWatch(self.server.client, self._redraw_estimate)
         self._estimate_timer = QtCore.QTimer(self)
         self._estimate_timer.setInterval(round(POLL_S * 1000))
-        self._estimate_timer.timeout.connect(self.estimates.tick)
+        self._estimate_timer.timeout.connect(guarded(self.estimates.tick, self.report_error))
         self._question_timer = QtCore.QTimer(self)  # has the painter changed the question?
         self._question_timer.setInterval(ESTIMATE_MS)
         self._question_timer.timeout.connect(self.ask_estimate)
@@ -321,12 +321,14 @@ class StyleDialog(W.QDialog):
             weights.append(self.style_table.cellWidget(r, 1).value())
         return refs, weights
 
+    @slot
     def _remove_selected_style(self) -> None:
         rows = sorted({i.row() for i in self.style_table.selectedIndexes()}, reverse=True)
         for r in rows or [self.style_table.rowCount() - 1]:
             if r >= 0:
                 self.style_table.removeRow(r)
 
+    @slot
     def _fill_add_menu(self) -> None:
         menu = self.add_menu
         menu.clear()
@@ -349,6 +351,7 @@ class StyleDialog(W.QDialog):
         menu.addSeparator()
         menu.addAction("Image file...").triggered.connect(self._browse_style)
 
+    @slot
     def _browse_style(self) -> None:
         path, _ = W.QFileDialog.getOpenFileName(
             self, "Style image", self.prefs.get("last_dir", ""), style_files.FILE_FILTER
@@ -357,6 +360,7 @@ class StyleDialog(W.QDialog):
             self.prefs.set("last_dir", str(Path(path).parent))
             self._add_checked(path)
 
+    @slot
     def _add_checked(self, ref: Any) -> None:
         try:
             self.add_style(ref)
@@ -399,12 +403,18 @@ class StyleDialog(W.QDialog):
         p.remember_styles(files, MAX_RECENT)
 
     # ------------------------------------------------------------------ the estimate
+    def report_error(self, text: str) -> None:
+        """Where an exception inside one of the dialog's slots is told (see qt.slot)."""
+        self.show_message(text, error=True)
+
+    @slot
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
         self.server.check()  # its answer brings the estimate (_on_ready_changed)
         self._question_timer.start()
         self.ask_estimate()
 
+    @slot
     def ask_estimate(self) -> None:
         """Ask the server how long Apply would take, when the question has changed (the layer,
         its selection, the preset or a control) and a server answers."""
@@ -419,18 +429,21 @@ class StyleDialog(W.QDialog):
             return
         self.estimates.want([size], options.preset, options.job_controls())
 
+    @slot
     def _redraw_estimate(self) -> None:
         self.estimate.setText(self.estimates.text)
         busy = self.estimates.busy
         if busy != self._estimate_timer.isActive():
             (self._estimate_timer.start if busy else self._estimate_timer.stop)()
 
+    @slot
     def _on_ready_changed(self, ready: bool) -> None:
         if ready:
             self.estimates.restart()
             self.ask_estimate()
 
     # ------------------------------------------------------------------ running
+    @slot
     def apply(self) -> None:
         """Stylise: with no server running, start it first and go on once it answers."""
         if self._waiting is not None or (self.run is not None and not self.run.ended):
@@ -446,6 +459,7 @@ class StyleDialog(W.QDialog):
         self.show_message("Checking the server...")
         self.server.ensure(self._server_ready, self._no_server)
 
+    @slot
     def _server_ready(self) -> None:
         options, self._waiting = self._waiting, None
         if options is None:
@@ -458,12 +472,14 @@ class StyleDialog(W.QDialog):
         self._save_prefs(options)
         self._begin(StyleRun(work, options, self._client()))
 
+    @slot
     def _no_server(self, message: str) -> None:
         if self._waiting is None:
             return
         self._waiting = None
         self._on_end(message, error=True)
 
+    @slot
     def retry(self, step: float) -> None:
         """The last job again, on the same pixels, with the style amount moved by ``step``:
         the server's Gram cache still holds its styles, and its result stays, hidden."""
@@ -494,6 +510,7 @@ class StyleDialog(W.QDialog):
         self._set_running(True)
         run.start()
 
+    @slot
     def cancel(self) -> None:
         if self._waiting is not None:
             self._waiting = None
@@ -501,11 +518,13 @@ class StyleDialog(W.QDialog):
         if self.run is not None and not self.run.ended:
             self.run.cancel()
 
+    @slot
     def _on_progress(self, event: Progress) -> None:
         if event.total_steps:
             self.progress.setValue(int(100 * event.fraction()))
         self.show_message(f"Stage {event.stage or 1}/{event.stages or 1}: " + step_text(event))
 
+    @slot
     def _on_finished(self, node: Any) -> None:
         run = self.run
         assert run is not None and run.capture is not None and run.style_images is not None
@@ -521,6 +540,7 @@ class StyleDialog(W.QDialog):
         text = f"Done: new layer {node.name()!r}. One undo removes it."
         self._on_end("\n".join([text, *run.notes]))
 
+    @slot
     def _on_end(self, text: str, error: bool = False) -> None:
         self._set_running(False)
         if error:
@@ -538,6 +558,7 @@ class StyleDialog(W.QDialog):
         self.message.setStyleSheet("color: #d33;" if error else "")
         self.message.setText(text)
 
+    @slot
     def closeEvent(self, event: Any) -> None:
         self.cancel()  # closing the dialog never leaves a job (or a preview layer) behind
         self._question_timer.stop()

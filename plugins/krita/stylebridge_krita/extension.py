@@ -9,6 +9,7 @@ from krita import Extension, Krita
 from .canvas import ActiveCanvas
 from .dialog import StyleDialog
 from .prefs import Prefs
+from .qt import slot
 
 ACTION_ID = "stylebridge_stylize"
 
@@ -25,6 +26,7 @@ class StyleBridgeExtension(Extension):
         action = window.createAction(ACTION_ID, "Style Transfer...", "tools/scripts")
         action.triggered.connect(self.show_dialog)
 
+    @slot
     def show_dialog(self) -> StyleDialog:
         if self.dialog is None:
             window = Krita.instance().activeWindow()

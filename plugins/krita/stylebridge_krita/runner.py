@@ -17,7 +17,7 @@ from typing import Any
 from . import styles as style_files
 from .host import Capture, ResultLayer
 from .options import PREVIEW_INTERVAL, Options
-from .qt import QtCore, pyqtSignal
+from .qt import QtCore, pyqtSignal, slot
 from .slices import SLICE_S, Work
 from .stylebridge_wire import Client, ClientError, Image, catalogue
 from .stylebridge_wire.painter_errors import KRITA, painter_text
@@ -88,6 +88,7 @@ class StyleRun(QtCore.QObject):
         self._timer.start()
         self._tick()
 
+    @slot
     def cancel(self) -> None:
         """Stop the server job and remove the preview at once; the reply is awaited quietly."""
         if self.ended:
@@ -148,6 +149,11 @@ class StyleRun(QtCore.QObject):
     def _on_preview(self, frame: Image, _event: Any) -> None:
         self._frame = frame  # shown by the job's steps, the newest one only
 
+    def report_error(self, text: str) -> None:
+        """An exception inside a slot ends the run with ``failed`` (see qt.slot)."""
+        self._end(self.failed, text)
+
+    @slot
     def _tick(self) -> None:
         # a Krita call inside a step may run the event loop (waitForDone does), and with it
         # this timer: the step already running is not entered again

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .prefs import Prefs
-from .qt import QtCore, QtGui, pyqtSignal
+from .qt import QtCore, QtGui, guarded, pyqtSignal, slot
 from .qt import QtWidgets as W
 from .stylebridge_wire import Client, server_process
 from .stylebridge_wire.painter_errors import CONNECTION, KRITA
@@ -49,7 +49,7 @@ class ServerPanel(W.QWidget):
         self._command = server_process.saved_command(self.prefs.get(COMMAND_KEY))
         self._timer = QtCore.QTimer(self)  # the watch's clock while it waits for something
         self._timer.setInterval(round(POLL_S * 1000))
-        self._timer.timeout.connect(self.watch.tick)
+        self._timer.timeout.connect(guarded(self.watch.tick, self.show_error))
         self._build()
 
     # ------------------------------------------------------------------ layout
@@ -113,13 +113,13 @@ class ServerPanel(W.QWidget):
         form.addRow(buttons)
         self.details.setVisible(False)
         outer.addWidget(self.details)
-        for button, slot in (
+        for button, action in (
             (self.start_button, self.start_server),
             (self.stop_button, self.stop_server),
             (self.log_button, self.open_log),
             (self.refresh_button, self.check),
         ):
-            button.clicked.connect(slot)
+            button.clicked.connect(action)
         self._redraw()
 
     # ------------------------------------------------------------------ public
@@ -138,19 +138,23 @@ class ServerPanel(W.QWidget):
         self._save()
         self.watch.ensure(self.command(), then, fail)
 
+    @slot
     def check(self) -> None:
         """Ask the server for its status; the answer (or its absence) shows up later."""
         self._take_fields()
         self.watch.check()
 
+    @slot
     def start_server(self) -> None:
         if self.watch.start(self.command()):
             self._save()
 
+    @slot
     def stop_server(self) -> None:
         self._take_fields()
         self.watch.stop()
 
+    @slot
     def open_log(self) -> None:
         if self.watch.missing_log() is None:
             path = server_process.log_path()
@@ -159,6 +163,8 @@ class ServerPanel(W.QWidget):
     def show_error(self, text: str) -> None:
         self.watch.error = text
         self._redraw()
+
+    report_error = show_error  # where an exception inside a slot is told (see qt.slot)
 
     def closeEvent(self, event: Any) -> None:
         self.close_watch()
@@ -192,14 +198,17 @@ class ServerPanel(W.QWidget):
             self.ready = watch.ready
             self.ready_changed.emit(watch.ready)
 
+    @slot
     def _show_details(self, shown: bool) -> None:
         self.details.setVisible(shown)
         arrow = QtCore.Qt.ArrowType.DownArrow if shown else QtCore.Qt.ArrowType.RightArrow
         self.connection_button.setArrowType(arrow)
 
+    @slot
     def _program_edited(self, text: str) -> None:
         self._command = [text.strip(), *self._command[1:]]
 
+    @slot
     def _browse_program(self) -> None:
         path, _ = W.QFileDialog.getOpenFileName(self, "The stylebridge program")
         if path:
