@@ -490,8 +490,7 @@ class Prove(Message):
 
 
 REQUESTS: dict[str, type[Message]] = {
-    m.TYPE: m
-    for m in (Ping, StatusQuery, Submit, Cancel, Echo, Shutdown, Prove, EstimateQuery)
+    m.TYPE: m for m in (Ping, StatusQuery, Submit, Cancel, Echo, Shutdown, Prove, EstimateQuery)
 }
 
 

@@ -148,20 +148,20 @@ def test_open_log_without_a_log_names_the_path(watch, no_server):
 @pytest.mark.parametrize(
     "command",
     [
-        ['/usr/bin/gimp', 'serve'],
-        ['stylebridge', 'install', 'krita'],
-        ['x'],
+        ["/usr/bin/gimp", "serve"],
+        ["stylebridge", "install", "krita"],
+        ["x"],
         # issue 27, item 7: the command lives in files a sandboxed host can write
-        ['sh', '-c', 'touch /tmp/pwned', 'stylebridge', 'serve'],
-        ['/bin/sh', '-c', '/opt/sb/bin/stylebridge', 'serve'],
-        ['stylebridge', 'serve'],  # not an absolute path: whatever PATH finds first
-        ['/opt/sb/bin/stylebridge', 'serve', '--listen', 'tcp://0.0.0.0:1'],
-        ['/opt/sb/bin/stylebridge', 'serve;', 'rm', '-rf', '~'],
-        ['/usr/bin/env', '/opt/sb/bin/stylebridge', 'serve'],
-        ['/usr/bin/python3', '-c', 'import os', 'stylebridge', 'serve'],
-        ['/usr/bin/flatpak-spawn', '--host', 'sh', '-c', 'x', '/opt/sb/bin/stylebridge', 'serve'],
-        ['flatpak-spawn', '--host', '/opt/sb/bin/stylebridge', 'serve'],
-        ['/opt/sb/bin/stylebridge-evil', 'serve'],
+        ["sh", "-c", "touch /tmp/pwned", "stylebridge", "serve"],
+        ["/bin/sh", "-c", "/opt/sb/bin/stylebridge", "serve"],
+        ["stylebridge", "serve"],  # not an absolute path: whatever PATH finds first
+        ["/opt/sb/bin/stylebridge", "serve", "--listen", "tcp://0.0.0.0:1"],
+        ["/opt/sb/bin/stylebridge", "serve;", "rm", "-rf", "~"],
+        ["/usr/bin/env", "/opt/sb/bin/stylebridge", "serve"],
+        ["/usr/bin/python3", "-c", "import os", "stylebridge", "serve"],
+        ["/usr/bin/flatpak-spawn", "--host", "sh", "-c", "x", "/opt/sb/bin/stylebridge", "serve"],
+        ["flatpak-spawn", "--host", "/opt/sb/bin/stylebridge", "serve"],
+        ["/opt/sb/bin/stylebridge-evil", "serve"],
         [],
     ],
 )
