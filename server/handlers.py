@@ -32,6 +32,8 @@ from stylebridge.wire.messages import (
     Cancelling,
     Echo,
     Echoed,
+    Estimate,
+    EstimateQuery,
     Message,
     Ping,
     Pong,
@@ -45,6 +47,7 @@ from stylebridge.wire.messages import (
 from stylebridge.wire.protocol import VERSION
 
 from .board import Job
+from .estimate import CostModel
 from .protocol import (
     CONTROLS,
     Limits,
@@ -53,6 +56,7 @@ from .protocol import (
     encode_image,
     job_request,
     owns_pixels,
+    submit_settings,
 )
 from .worker import Backend
 
@@ -69,9 +73,11 @@ class Serving(Protocol):
     admin_key: str  # shutdown's key, in the discovery file only
     stopping: threading.Event
     worker: Backend
+    costs: CostModel  # how long a job takes here (server/estimate.py)
 
     def stop(self, drain: float | None = None) -> None: ...
     def drained(self) -> bool: ...
+    def probe(self, preset: str) -> None: ...  # queue the cost model's probe job of ``preset``
 
 
 class Handlers:
@@ -86,6 +92,7 @@ class Handlers:
             Submit: self.submit,
             Cancel: self.cancel,
             Shutdown: self.shutdown,
+            EstimateQuery: self.estimate,
         }
 
     def handle(self, peer: bytes, request: Message, frames: Sequence[Any]) -> Replies:
@@ -147,6 +154,7 @@ class Handlers:
                 f"{ceiling / 2**30:.1f} GiB; wait for the queue to drain",
             )
         job = Job(peer, request.id, job_req, nbytes=nbytes)
+        server.costs.expect(job.id, job_req.settings, *job_req.content.shape[:2])
         position = board.submit(job)
         return [(Accepted(job.id, position, id=request.id), [])]
 
@@ -168,6 +176,19 @@ class Handlers:
                 "controls.size",
             )
         return need
+
+    def estimate(self, peer: bytes, request: EstimateQuery, frames: Sequence[Any]) -> Replies:
+        """Seconds a job would take here (None while the preset is being measured: the first
+        such question queues the cost model's probe job)."""
+        settings = submit_settings(request, self.presets)
+        costs = self.server.costs
+        try:
+            seconds, basis = costs.estimate(settings, request.height, request.width)
+        except InputError as exc:  # a content too thin to see
+            raise ProtocolError("bad_field", str(exc), control_field(exc)) from None
+        if seconds is None and costs.needs_probe(settings.preset):
+            self.server.probe(settings.preset)
+        return [(Estimate(seconds, basis, id=request.id), [])]
 
     def cancel(self, peer: bytes, request: Cancel, frames: Sequence[Any]) -> Replies:
         job = self.server.worker.board.cancel(peer, request.job)

@@ -32,6 +32,7 @@ from stylebridge.wire.messages import (
     CHANNELS,
     PREVIEW_SIDE,
     Bounds,
+    EstimateQuery,
     ImageSpec,
     Message,
     ProtocolError,
@@ -177,8 +178,11 @@ def encode_image(array: np.ndarray, frame: int) -> tuple[ImageSpec, list[memoryv
 # --- submit -------------------------------------------------------------------------------------
 
 
-def submit_settings(submit: Submit, presets: Mapping[str, Settings] = PRESETS) -> Settings:
-    """The submit's settings, every value checked: a bad one is ``bad_field`` naming it."""
+def submit_settings(
+    submit: Submit | EstimateQuery, presets: Mapping[str, Settings] = PRESETS
+) -> Settings:
+    """The settings a submit (or an estimate) asks for, every value checked: a bad one is
+    ``bad_field`` naming it."""
     try:
         return make_settings(submit.preset, presets=presets, **submit.controls)
     except InputError as exc:

@@ -14,24 +14,28 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import zmq
 
 from stylebridge.core import __version__
 from stylebridge.core.errors import StyleBridgeError
-from stylebridge.wire.messages import Error, Message, read_request
+from stylebridge.core.weights import cache_dir
+from stylebridge.wire.messages import Error, Message, Result, read_request
 from stylebridge.wire.protocol import VERSION
 
-from .board import Emit
+from .board import Emit, Job
 from .defaults import DRAIN_SECONDS, IDLE_UNLOAD
 from .discovery import remove_discovery, write_discovery
+from .estimate import COSTS_FILE, CostModel, probe_request
 from .handlers import Handlers
 from .protocol import Limits, pack
 from .sockets import FrontDoor
 from .worker import Backend, Worker
 
 POLL_MS = 100
+PROBE_PEER = b""  # the cost model's probe jobs: their messages are read here, never sent
 
 
 class Server:
@@ -48,6 +52,7 @@ class Server:
         backend: Callable[[Emit], Backend] | None = None,
         drain: float = DRAIN_SECONDS,
         curve: tuple[bytes, bytes] | None = None,
+        costs_path: Path | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.limits = limits or Limits()
@@ -80,11 +85,22 @@ class Server:
         self.drain_deadline = float("inf")
         self.handlers = Handlers(self)
         self.bounds = self.limits.bounds()
+        # the measured rates, per device: known once the model has loaded (serve_forever)
+        self.costs_path = costs_path or cache_dir() / COSTS_FILE
+        self.costs = CostModel(device, None)
 
     # --- worker -> socket ------------------------------------------------------------------------
 
     def _emit(self, peer: bytes, message: Message, blobs: list) -> None:
-        """Called from any thread: queue a message for the socket thread to send."""
+        """Called from any thread: queue a message for the socket thread to send. A job's end
+        teaches the cost model; a probe job's messages end here."""
+        if isinstance(message, Result):
+            completed = not message.cancelled and message.image is not None
+            self.costs.finished(message.job, message.elapsed, completed)
+        elif isinstance(message, Error) and message.job:
+            self.costs.forget(message.job)
+        if peer == PROBE_PEER:
+            return
         sock = getattr(self._events_out, "sock", None)
         if sock is None:
             sock = self._events_out.sock = self.ctx.socket(zmq.PUSH)
@@ -94,6 +110,13 @@ class Server:
             sock.setsockopt(zmq.SNDHWM, 0)
             sock.connect(f"inproc://events-{id(self)}")
         sock.send_multipart([peer, *pack(message, blobs)], copy=False)
+
+    def probe(self, preset: str) -> None:
+        """Queue the cost model's probe job of ``preset`` (server/estimate.py)."""
+        request = probe_request(preset, self.handlers.presets)
+        job = Job(PROBE_PEER, None, request)
+        self.costs.expect(job.id, request.settings, *request.content.shape[:2])
+        self.worker.board.submit(job)
 
     def _gone(self, peer: bytes) -> None:
         """A peer vanished (a send found it gone): its jobs go with it."""
@@ -122,6 +145,8 @@ class Server:
         poller.register(self.events_in, zmq.POLLIN)
         try:
             self.worker.load()
+            device = str(self.worker.snapshot()["device"])
+            self.costs = CostModel(device, self.costs_path, self.handlers.presets)
             self.worker.start()
             if ready:
                 ready.set()

@@ -121,13 +121,17 @@ class Worker(threading.Thread):
 
 
 def engine_error(job: Job, exc: BaseException) -> Error:
+    """The job's ``engine_error``; out of memory names the working size, the control that
+    bounds the memory a client sets (a plug-in then says which of its controls to lower)."""
     message = f"{type(exc).__name__}: {exc}"
+    field = None
     if jobs.out_of_memory(exc):
         message = (
-            "out of memory while stylising: lower size or tile_size, or close other work "
-            f"({message})"
+            "out of memory while stylising: lower size (or tile_size for a large layer), or "
+            f"close other work ({message})"
         )
-    return Error("engine_error", message, None, job.id, id=job.request_id)
+        field = "controls.size"
+    return Error("engine_error", message, field, job.id, id=job.request_id)
 
 
 def run_job(engine: Engine, job: Job, emit: Emit) -> Final:

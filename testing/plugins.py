@@ -18,7 +18,10 @@ from typing import Any
 
 from testing import REPO
 
-KRITA_MODULES = ("formats", "host", "options", "prefs", "qt", "styles", "runner", "dialog", "api")
+KRITA_MODULES = (
+    "formats", "slices", "host", "canvas", "options", "prefs", "qt", "styles", "runner",
+    "server_panel", "dialog", "api",
+)  # fmt: skip
 
 
 def import_path(name: str, path: Path, package: bool = False) -> types.ModuleType:

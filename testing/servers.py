@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -56,19 +57,33 @@ class RunningServer:
                 self.proc.wait()
 
 
+def own_cache(folder: Path) -> dict[str, str]:
+    """The environment of a server whose cache is ``folder`` (the converted VGG16 weights
+    copied in, so nothing is converted again): it knows no measured rates yet."""
+    from stylebridge.core.weights import CACHE_NAME, cache_dir
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (CACHE_NAME, Path(CACHE_NAME).with_suffix(".json").name):
+        if (cache_dir() / name).is_file():
+            shutil.copy2(cache_dir() / name, folder / name)
+    return {"STYLEBRIDGE_CACHE": str(folder)}
+
+
 def start_server(
     runtime: Path,
     *extra: str,
     timeout: float = 90,
     endpoint: str | None = None,
     module: str = "stylebridge.server.cli",
+    env: dict[str, str] | None = None,
 ) -> RunningServer:
     """``python -m MODULE serve --listen ENDPOINT EXTRA...`` (a module of this repository may
-    stand in for the CLI, to inject a fault), once it says it is ready."""
+    stand in for the CLI, to inject a fault), once it says it is ready; ``env``: more of its
+    environment (e.g. a cache folder of its own)."""
     runtime.mkdir(mode=0o700, parents=True, exist_ok=True)  # a server wants it private
     endpoint = endpoint or f"tcp://127.0.0.1:{free_port()}"
     log = runtime / "serve.log"
-    env = clean_env(STYLEBRIDGE_RUNTIME_DIR=str(runtime))
+    env = clean_env(STYLEBRIDGE_RUNTIME_DIR=str(runtime), **(env or {}))
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", module, "serve", "--listen", endpoint, *extra],

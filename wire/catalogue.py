@@ -59,6 +59,14 @@ def title(styles: list[Style]) -> str:
     return " + ".join(style.title for style in styles)
 
 
+def layer_name(title: str, preset_label: str, amount: float | None) -> str:
+    """A result layer's name: the style's title, the preset's short label ("Fast" of "Fast
+    (about a minute on a CPU)"), the style amount, so that several tries tell themselves apart
+    in the Layers panel."""
+    preset = preset_label.split(" (")[0].split(":")[0]
+    return f"{title} · {preset}" + ("" if amount is None else f" · style {amount:.1f}")
+
+
 def fitted_size(width: int, height: int, max_side: int = MAX_STYLE_SIDE) -> tuple[int, int]:
     """A style image's size once its long side is at most ``max_side``."""
     long_side = max(width, height)

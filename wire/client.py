@@ -52,6 +52,8 @@ from .messages import (
     Cancelling,
     Echo,
     Error,
+    Estimate,
+    EstimateQuery,
     ImageSpec,
     Message,
     Ping,
@@ -474,9 +476,20 @@ class Client:
         """The `Status` reply (device, model_loaded, queue, running, memory, limits, ...)."""
         return self._request(StatusQuery())[0]
 
+    def estimate(
+        self, width: int, height: int, *, preset: str | None = None, **controls: Any
+    ) -> Estimate:
+        """How long a job on content of ``width`` x ``height`` px would take on this server
+        (`Estimate`: seconds, or None while it is still measuring)."""
+        request = EstimateQuery(
+            width, height, preset, {k: v for k, v in controls.items() if v is not None}
+        )
+        return self._request(request)[0]
+
     def begin(self, request: Message) -> PendingReply:
-        """Send a request without waiting for it (`StatusQuery`, `Ping`, `Shutdown`): the
-        returned `PendingReply` is polled for the reply, within ``timeout`` s."""
+        """Send a request without waiting for it (`StatusQuery`, `Ping`, `Shutdown`,
+        `EstimateQuery`): the returned `PendingReply` is polled for the reply, within
+        ``timeout`` s."""
         return self._begin(request)
 
     def echo(self, image: Any) -> Any:

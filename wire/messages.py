@@ -326,26 +326,7 @@ class Submit(Message):
                     "style_weights",
                 )
             weights = [float(w) for w in weights]
-        preset = header.get("preset", bounds.default_preset)
-        vocabulary = bounds.vocabulary
-        if not isinstance(preset, str) or preset not in vocabulary:  # a list is no dict key
-            raise ProtocolError(
-                "bad_field",
-                f"preset: {str(preset)[:20]!r} is not one of {', '.join(vocabulary)}",
-                "preset",
-            )
-        controls = header.get("controls", {})
-        if not isinstance(controls, dict):
-            raise ProtocolError("bad_field", "controls: expected a map", "controls")
-        known = vocabulary[preset]
-        for name in controls:
-            if name not in known:
-                field = f"controls.{str(name)[:30]}"
-                raise ProtocolError(
-                    "bad_field",
-                    f"{field}: unknown control (this server knows {', '.join(known)})",
-                    field,
-                )
+        preset, controls = preset_and_controls(header, bounds)
         mask = None
         if header.get("mask") is not None:
             mask = ImageSpec.from_header(header["mask"], frames, "mask", max_pixels, (1,))
@@ -372,6 +353,65 @@ class Submit(Message):
             None if preview is None else float(preview),
             id=header.get("id"),
         )
+
+
+def preset_and_controls(header: Mapping[str, Any], bounds: Bounds) -> tuple[str, dict[str, Any]]:
+    """A request's preset (the server's default when absent) and its controls, checked by
+    name (their values are the server's to check, against the preset's declarations)."""
+    preset = header.get("preset", bounds.default_preset)
+    vocabulary = bounds.vocabulary
+    if not isinstance(preset, str) or preset not in vocabulary:  # a list is no dict key
+        raise ProtocolError(
+            "bad_field",
+            f"preset: {str(preset)[:20]!r} is not one of {', '.join(vocabulary)}",
+            "preset",
+        )
+    controls = header.get("controls", {})
+    if not isinstance(controls, dict):
+        raise ProtocolError("bad_field", "controls: expected a map", "controls")
+    known = vocabulary[preset]
+    for name in controls:
+        if name not in known:
+            field = f"controls.{str(name)[:30]}"
+            raise ProtocolError(
+                "bad_field",
+                f"{field}: unknown control (this server knows {', '.join(known)})",
+                field,
+            )
+    return preset, dict(controls)
+
+
+@dataclasses.dataclass
+class EstimateQuery(Message):
+    """How long a job on content of ``width`` x ``height`` px would take on this server, asked
+    before the pixels are sent (the dialogs show it under their settings)."""
+
+    TYPE = "estimate"
+    width: int
+    height: int
+    preset: str | None = optional()  # None: the server's default preset
+    controls: dict[str, Any] = dataclasses.field(default_factory=dict)  # by name
+    id: Any = None
+
+    @classmethod
+    def from_header(
+        cls, header: Mapping[str, Any], frames: Sequence[Any], bounds: Bounds
+    ) -> EstimateQuery:
+        sides = {}
+        for name in ("width", "height"):
+            side = require(header, name, int)
+            if side < 1:
+                raise ProtocolError("bad_field", f"{name}: must be >= 1", name)
+            sides[name] = side
+        if sides["width"] * sides["height"] > bounds.max_pixels:
+            raise ProtocolError(
+                "too_large",
+                f"content: {sides['width']}x{sides['height']} px is over the limit of "
+                f"{bounds.max_pixels} pixels",
+                "content",
+            )
+        preset, controls = preset_and_controls(header, bounds)
+        return cls(sides["width"], sides["height"], preset, controls, id=header.get("id"))
 
 
 @dataclasses.dataclass
@@ -450,7 +490,7 @@ class Prove(Message):
 
 
 REQUESTS: dict[str, type[Message]] = {
-    m.TYPE: m for m in (Ping, StatusQuery, Submit, Cancel, Echo, Shutdown, Prove)
+    m.TYPE: m for m in (Ping, StatusQuery, Submit, Cancel, Echo, Shutdown, Prove, EstimateQuery)
 }
 
 
@@ -582,6 +622,17 @@ class Echoed(Message):
 
 
 @dataclasses.dataclass
+class Estimate(Message):
+    """The answer to `EstimateQuery`: seconds the job would take here, or None while this
+    server has measured nothing for the preset yet (it is measuring: ask again shortly)."""
+
+    TYPE = "estimate"
+    seconds: float | None
+    basis: str | None = None  # "jobs" (measured on the jobs run here), "probe", "measuring"
+    id: Any = None
+
+
+@dataclasses.dataclass
 class Bye(Message):
     TYPE = "bye"
     pending: int  # 1: jobs were still running or queued
@@ -624,6 +675,7 @@ REPLIES: dict[str, type[Message]] = {
         Preview,
         Cancelling,
         Echoed,
+        Estimate,
         Bye,
         Proof,
         Error,
@@ -700,4 +752,5 @@ ANSWERS: dict[type[Message], type[Message]] = {
     Echo: Echoed,
     Shutdown: Bye,
     Prove: Proof,
+    EstimateQuery: Estimate,
 }

@@ -15,7 +15,10 @@ from pathlib import Path
 from .discovery import LOG_FILE, open_log, runtime_dir
 from .protocol import ClientError
 
-DEFAULT_COMMAND = "stylebridge serve"
+# The command Start runs is an argv list everywhere (the installer's record, the dialogs' saved
+# settings, Popen): never a string split again, so a path with spaces or quotes stays one
+# argument on every system.
+DEFAULT_COMMAND = ("stylebridge", "serve")
 # the other exact start `_runs_stylebridge_serve` takes: a Python running the server's module
 PYTHON_NAME = r"python(\d+(\.\d+)*)?w?(\.exe)?"
 SERVER_MODULE = ["-m", "stylebridge.server.cli"]
@@ -33,40 +36,64 @@ KRITA_FLATPAK = "org.kde.krita"
 GIMP_FLATPAK = "org.gimp.GIMP"
 
 
-def default_command(record: Path = INSTALL_RECORD) -> str:
+def _argv(value: object) -> list[str] | None:
+    """``value`` if it is a non-empty list of strings (an argv), else None."""
+    if isinstance(value, list) and value and all(isinstance(a, str) and a for a in value):
+        return list(value)
+    return None
+
+
+def default_command(record: Path = INSTALL_RECORD) -> list[str]:
     """The installer's server command when there is one, else ``stylebridge serve``."""
     try:
         command = json.loads(record.read_text(encoding="utf-8")).get("server_command")
     except (OSError, ValueError, AttributeError):
-        return DEFAULT_COMMAND
-    if isinstance(command, list) and command and all(isinstance(a, str) for a in command):
-        return _join(command)
-    return DEFAULT_COMMAND
+        return list(DEFAULT_COMMAND)
+    return _argv(command) or list(DEFAULT_COMMAND)
 
 
-def command_for(program: str) -> str:
+def command_for(program: str) -> list[str]:
     """The server command for a chosen ``stylebridge`` program (a file picker's answer)."""
-    return _join([program, "serve"])
+    return [program, "serve"]
 
 
-def _join(argv: list[str]) -> str:
-    return subprocess.list2cmdline(argv) if os.name == "nt" else shlex.join(argv)
+def saved_command(text: str, record: Path = INSTALL_RECORD) -> list[str]:
+    """The command a dialog's saved setting holds (a JSON argv), else the installer's record.
+    An empty setting, or one saved by an older plug-in as a string, means the record, so a
+    reinstall elsewhere takes effect."""
+    try:
+        command = _argv(json.loads(text)) if text else None
+    except ValueError:
+        command = None
+    return command or default_command(record)
+
+
+def setting_for(command: list[str], record: Path = INSTALL_RECORD) -> str:
+    """What a dialog saves for ``command``: "" for the installer's own (a later install's record
+    then applies), else the argv as JSON."""
+    return "" if command == default_command(record) else json.dumps(command)
+
+
+def shown_command(command: list[str]) -> str:
+    """``command`` as the system's shell would take it, to show (never to run)."""
+    return subprocess.list2cmdline(command) if os.name == "nt" else shlex.join(command)
 
 
 class StartError(OSError):
     """The configured command could not be started; the message says which and why."""
 
 
-def start(command: str) -> subprocess.Popen:
-    """Run ``command`` detached from the host (it outlives the host); output to `log_path`."""
-    argv = shlex.split(command, posix=os.name != "nt")
+def start(command: list[str]) -> subprocess.Popen:
+    """Run the argv ``command`` detached from the host (it outlives the host); output to
+    `log_path`."""
+    argv = [str(a) for a in command]
     if not argv:
-        raise StartError("The server command is empty (Settings: server command).")
+        raise StartError("The server program is not set: choose it under Connection...")
     if not _runs_stylebridge_serve(argv):
         raise StartError(
-            f"The server command {command!r} does not run 'stylebridge serve' and nothing "
-            "else: choose the stylebridge program by its absolute path, no shell (`stylebridge "
-            f"install` records it: {default_command()})."
+            f"The server program {shown_command(argv)} does not run 'stylebridge serve' and "
+            "nothing else: choose the stylebridge program by its absolute path under "
+            f"Connection... (`stylebridge install` records it: {shown_command(default_command())})."
         )
     try:
         out = open_log()
@@ -84,8 +111,8 @@ def start(command: str) -> subprocess.Popen:
             )
     except OSError as exc:
         raise StartError(
-            f"Cannot start {argv[0]!r}: {exc.strerror or exc}. "
-            "Install stylebridge or set the server command."
+            f"Cannot start {argv[0]}: {exc.strerror or exc}. Choose the stylebridge program "
+            "under Connection..., or run `stylebridge install` again."
         ) from exc
 
 

@@ -2,10 +2,12 @@
 token), Start / Stop, and the state and last error in words. Krita's Qt panel and GIMP's GTK
 panel are views of one `ServerWatch`.
 
-Nothing here waits on the network: `check`, `start` and `stop` send a request (`Client.begin`)
-or spawn a process and return at once. The host's timer calls `tick` every ``POLL_S``: it
-collects the reply in flight and, while a started server loads its model, asks again each
-second. ``on_change`` tells the view to redraw from `state`, `error` and `ready`.
+Nothing here waits on the network: `check`, `start`, `stop` and `ensure` send a request
+(`Client.begin`) or spawn a process and return at once. The host's timer calls `tick` every
+``POLL_S``: it collects the reply in flight and, while a started server loads its model, asks
+again each second. ``on_change`` tells the view to redraw from `state`, `error` and `ready`.
+`ensure` is the dialog's Apply: it runs its callback once the server answers, starting this
+machine's server first when none is running.
 """
 
 from __future__ import annotations
@@ -16,13 +18,18 @@ from typing import Any
 
 from . import server_process
 from .client import Client, PendingReply
-from .discovery import chosen_endpoint, read_discovery, typed_server
+from .discovery import UntrustedFile, chosen_endpoint, read_discovery, typed_server
 from .messages import Bye, Message, Shutdown, Status, StatusQuery
+from .painter_errors import KRITA, Dialog, painter_text
 from .protocol import ClientError
 
 CHECK_TIMEOUT = 2.0  # s for a status reply; the dialog goes on meanwhile
 POLL_S = 0.1  # how often the host's timer should call `tick`
 RETRY_S = 1.0  # while it loads: one status request a second
+# a start from nothing: Python, torch and VGG16 read from a cold disk (a warm start takes ~4 s
+# on 2 CPU cores, measured; the first after an install converts the weights once)
+FIRST_START_S = 20
+STARTING = f"Starting the server (first time: about {FIRST_START_S} s)"
 
 
 def describe(exc: BaseException) -> str:
@@ -31,20 +38,26 @@ def describe(exc: BaseException) -> str:
 
 class ServerWatch:
     """The panel's state. ``app_id``: the host's Flatpak id, for the sandbox hint;
-    ``start(command)``: how a server is started (tests pass their own)."""
+    ``start(command)``: how a server is started, an argv (tests pass their own); ``dialog``: the
+    host dialog's words (its Apply button, its install command) the messages name."""
 
     def __init__(
         self,
         app_id: str,
         on_change: Callable[[], None] = lambda: None,
-        start: Callable[[str], Any] = server_process.start,
+        start: Callable[[list[str]], Any] = server_process.start,
+        dialog: Dialog = KRITA,
     ) -> None:
-        self.app_id, self.on_change, self._start = app_id, on_change, start
+        self.app_id, self.on_change, self._start, self.dialog = app_id, on_change, start, dialog
         self.endpoint = ""  # empty: this machine's server, found by its discovery file
         self.token = ""  # only with an endpoint; the views never save it
-        self.state = "Server: not checked yet"
+        self.state = "Server: checking..."
         self.error = ""
         self.ready = False
+        self.device = ""  # the ready server's device, e.g. "cpu", "cuda:0"
+        self._waiters: list[tuple[Callable[[], None], Callable[[str], None]]] = []
+        self._started_at = 0.0
+        self._ensure_command: list[str] = []
         self._client: Client | None = None
         self._pending: PendingReply | None = None
         self._then: Callable[[Any], None] | None = None
@@ -83,19 +96,31 @@ class ServerWatch:
         """Ask the server for its status; the answer (or its absence) comes with a later tick."""
         self._ask(StatusQuery(), self._on_status)
 
-    def start(self, command: str) -> bool:
-        """Run ``command`` and watch for the server; False (and the error shown) when it could
-        not be run."""
-        command = command.strip()
+    def start(self, command: list[str]) -> bool:
+        """Run the argv ``command`` and watch for the server; False (and the error shown) when
+        it could not be run."""
         try:
             self._process = self._start(command)
         except OSError as exc:
             self._show(error=describe(exc))
+            self._fail_waiters(describe(exc))
             return False
-        self._starting_until = time.monotonic() + server_process.START_WAIT
+        self._started_at = time.monotonic()
+        self._starting_until = self._started_at + server_process.START_WAIT
         self._next_retry = 0.0
-        self._show(f"Server: starting ({command})...", "")
+        self._show(STARTING + "...", "")
         return True
+
+    def ensure(
+        self, command: list[str], then: Callable[[], None], fail: Callable[[str], None]
+    ) -> None:
+        """Call ``then`` once the server answers (the dialog's Apply): a status check first,
+        and when this machine has no server, ``command`` started and waited for. ``fail`` gets
+        the message when there is none to be had."""
+        self._waiters.append((then, fail))
+        self._ensure_command = command
+        if not self.starting:
+            self.check()
 
     def stop(self) -> None:
         """Stop this machine's server now: the admin key is in its discovery file, which only
@@ -125,16 +150,18 @@ class ServerWatch:
                 self._starting_until = None
                 self._show(
                     "Server: it did not start.",
-                    f"The server command {server_process.failed_start(status)}",
+                    f"The server program {server_process.failed_start(status)}",
                 )
+                self._fail_waiters(self.error)
                 return
             if time.monotonic() >= self._starting_until:
                 self._starting_until = None
                 self._show(
                     "Server: it did not come up.",
                     f"The server did not answer within {server_process.START_WAIT:.0f} s: "
-                    "see its log.",
+                    "press Open log under Connection... to see why.",
                 )
+                self._fail_waiters(self.error)
                 return
             self._next_retry = time.monotonic() + RETRY_S
             self.check()
@@ -142,6 +169,7 @@ class ServerWatch:
     def close(self) -> None:
         """Drop the request in flight (the dialog is closing)."""
         self._starting_until = None
+        self._waiters = []
         self._drop()
 
     # ------------------------------------------------------------------ the polled requests
@@ -181,28 +209,43 @@ class ServerWatch:
     def _on_status(self, status: Status) -> None:
         self._starting_until = None
         queue = len(status.queue or [])
+        self.device = status.device or "?"
         self._show(
-            f"Server: ready on {status.device or '?'} ({status.endpoint or ''})"
-            + (f", {queue} queued" if queue else ""),
+            f"Server: ready on {self.device}" + (f", {queue} queued" if queue else ""),
             "",
             ready=True,
         )
+        waiters, self._waiters = self._waiters, []
+        for then, _fail in waiters:
+            then()
 
     def _on_stopped(self, _reply: Bye) -> None:
         self._show("Server: stopped.", ready=False)
 
     def _on_down(self, exc: BaseException) -> None:
         if self.starting:
-            self._show("Server: starting (loading the model)...")
+            waited = time.monotonic() - self._started_at
+            self._show(f"{STARTING}: {waited:.0f} s...")
             return
         hint = server_process.sandbox_hint(self.app_id)
+        if self._waiters and self.local and hint is None:  # Apply with no server: start one
+            self.start(self._ensure_command)
+            return
+        # the state line says what to press when this machine simply has no server
+        plain = self.local and not isinstance(exc, UntrustedFile)
         self._show(
-            "Server: not running. Start it here, or run 'stylebridge serve'."
+            f"Server: not running. {self.dialog.apply} starts it, or press Start."
             if self.local
             else f"Server: no answer at {chosen_endpoint(self.endpoint)}.",
-            hint or describe(exc),
+            hint or ("" if plain else painter_text(exc, self.dialog, self.endpoint)),
             ready=False,
         )
+        self._fail_waiters(self.error)
+
+    def _fail_waiters(self, message: str) -> None:
+        waiters, self._waiters = self._waiters, []
+        for _then, fail in waiters:
+            fail(message)
 
     def _show(
         self, state: str | None = None, error: str | None = None, ready: bool | None = None

@@ -32,9 +32,16 @@ class Control:
         self.label: str = spec.get("label") or self.name.replace("_", " ").capitalize()
         self.unit: str = spec.get("unit") or ""
         self.dialog: bool = bool(spec.get("dialog"))
+        self.advanced: bool = bool(spec.get("advanced"))  # in the dialogs' "Advanced" group
 
     def __repr__(self) -> str:
         return f"Control({self.name!r})"
+
+    @property
+    def tooltip(self) -> str:
+        """The help as a dialog shows it: a sentence (it says what the painter sees change)."""
+        text = self.help.strip().rstrip(".")
+        return text[:1].upper() + text[1:] + "." if text else ""
 
     @property
     def zero_means_preset(self) -> bool:

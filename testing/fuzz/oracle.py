@@ -175,6 +175,27 @@ def _check_request(
         hard.append(("forbidden", "admin"))
     elif kind == "submit":
         _check_submit(h, frames, ctx, hard, soft, late)
+    elif kind == "estimate":
+        _check_estimate(h, ctx, hard, soft)
+
+
+def _check_estimate(h: dict[str, Any], ctx: Context, hard: list, soft: list) -> None:
+    """A layer's size, a preset and controls: answered at once, so every problem is found
+    before the answer (none is late)."""
+    sides = {}
+    for name in ("width", "height"):
+        side = h.get(name)
+        if not is_int(side) or side < 1:
+            hard.append(("bad_field", name))
+        else:
+            sides[name] = side
+    if len(sides) == 2 and sides["width"] * sides["height"] > ctx.max_pixels:
+        hard.append(("too_large", "content"))
+    late: list = []
+    _check_preset_and_controls(h, hard, soft, late)
+    hard.extend(late)  # the values are checked before the answer
+    if len(sides) == 2 and max(sides.values()) > MAX_ASPECT * min(sides.values()):
+        hard.append(("bad_field", "content"))
 
 
 def _check_image(
@@ -260,6 +281,22 @@ def _check_submit(
             and sum(weights) > 0
         ) or (n_styles is not None and len(weights) != n_styles):
             hard.append(problem)
+    _check_preset_and_controls(h, hard, soft, late)
+    if h.get("mask") is not None:
+        shape = _check_image(h, "mask", "mask", frames, ctx, hard, channels=(1,))
+        if shape and content and shape != content:
+            hard.append(("bad_field", "mask"))
+    elif "mask" in h:
+        soft.append(("bad_field", "mask"))
+    if "preview" in h:
+        preview = h["preview"]
+        if preview is None:
+            soft.append(("bad_field", "preview"))
+        elif not (_is_number(preview) and math.isfinite(preview) and preview >= 0.2):
+            hard.append(("bad_field", "preview"))
+
+
+def _check_preset_and_controls(h: dict[str, Any], hard: list, soft: list, late: list) -> None:
     preset = h.get("preset", DEFAULT_PRESET)
     if "preset" in h and preset is None:
         soft.append(("bad_field", "preset"))
@@ -280,18 +317,6 @@ def _check_submit(
             hard.append(("bad_field", f"controls.{str(name)[:30]}"))
         if not unknown and preset is not None:
             late.extend(_control_problems(preset, controls))
-    if h.get("mask") is not None:
-        shape = _check_image(h, "mask", "mask", frames, ctx, hard, channels=(1,))
-        if shape and content and shape != content:
-            hard.append(("bad_field", "mask"))
-    elif "mask" in h:
-        soft.append(("bad_field", "mask"))
-    if "preview" in h:
-        preview = h["preview"]
-        if preview is None:
-            soft.append(("bad_field", "preview"))
-        elif not (_is_number(preview) and math.isfinite(preview) and preview >= 0.2):
-            hard.append(("bad_field", "preview"))
 
 
 def _control_problems(preset: str, controls: dict[str, Any]) -> list[tuple[str, Any]]:

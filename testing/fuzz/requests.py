@@ -73,6 +73,10 @@ def valid_request(draw: Draw, ctx: Context, kind: str, rid: Any) -> Request:
         h["job"] = draw.choice(("0123456789ab", "nope", "", "a" * 12))
     elif kind == "shutdown":
         h["drain"] = "never"  # never a valid shutdown: the fuzzing would stop the server
+    elif kind == "estimate":
+        h["height"], h["width"] = draw.choice((*CONTENT_SHAPES, (3000, 4000), (10, 2000)))
+        h["preset"] = draw.choice(PRESETS)
+        h["controls"] = {"size": draw.choice((32, 48, 5000))}
     elif kind == "submit":
         height, width = draw.choice(CONTENT_SHAPES)
         chans, dtype = draw.int(1, 4), draw.choice(tuple(ITEMSIZE))
@@ -339,7 +343,9 @@ class Case:
 
 def build_case(draw: Draw, ctx: Context, rid: int) -> Case:
     """One request: a valid template of a random type, then up to three mutations."""
-    kind = draw.choice(("ping", "status", "echo", "echo", "submit", "submit", "submit", "cancel"))
+    kind = draw.choice(
+        ("ping", "status", "echo", "echo", "submit", "submit", "submit", "cancel", "estimate")
+    )
     kind = draw.choice((kind, kind, kind, "shutdown")) if draw.chance(0.1) else kind
     req = valid_request(draw, ctx, kind, rid)
     labels = [kind]

@@ -25,13 +25,14 @@ CODES = frozenset({
     "queue_full", "unknown_job", "engine_error", "shutting_down", "forbidden",
 })
 # fmt: on
-REQUEST_TYPES = ("ping", "status", "submit", "cancel", "echo", "shutdown")
+REQUEST_TYPES = ("ping", "status", "submit", "cancel", "echo", "shutdown", "estimate")
 VALID_REPLY = {
     "ping": "pong",
     "status": "status",
     "echo": "echo",
     "submit": "accepted",
     "shutdown": "bye",
+    "estimate": "estimate",
 }
 ITEMSIZE = dict(wire_protocol.DTYPES)
 PRESETS = tuple(VOCABULARY.presets)

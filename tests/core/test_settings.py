@@ -45,6 +45,9 @@ def test_what_shows_where():
     assert [c["name"] for c in data["controls"]] == list(remote)
     assert [c["name"] for c in data["controls"] if c["dialog"]] == list(dialog)
     assert list(data["presets"]) == list(PRESET_TABLE) and data["default_preset"] == "fast"
+    # what a painter rarely needs goes into the dialogs' "Advanced" group
+    advanced = [c["name"] for c in data["controls"] if c["advanced"]]
+    assert advanced == ["time_budget", "steps", "seed"] and set(advanced) <= set(dialog)
 
 
 def test_balance_is_declared_once_with_its_range():
@@ -55,7 +58,7 @@ def test_balance_is_declared_once_with_its_range():
         1,
         0.5,
     )
-    assert balance["dialog"] and balance["label"].startswith("Balance")
+    assert balance["dialog"] and balance["label"] == "Style amount"
     assert make_settings(balance=0.8).balance == 0.8
     with pytest.raises(InputError, match=r"balance: 1\.5 is outside 0\.\.1"):
         make_settings(balance=1.5)

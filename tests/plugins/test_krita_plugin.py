@@ -10,6 +10,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -162,13 +163,13 @@ def test_options_map_to_server_controls_and_name_bad_values(sbk):
     assert Options(["x"], controls={"size": 256.0}).check().controls == {"size": 256}  # an int
     for bad, message in [
         ({"styles": []}, "at least one style"),
-        ({"controls": {"strength": 1.5}}, "Strength must be between 0 and 1"),
+        ({"controls": {"strength": 1.5}}, "Layer opacity must be between 0 and 1"),
         ({"preset": "turbo"}, "Preset must be one of fast, quality, paper"),
         ({"controls": {"preserve_colors": "all"}}, "Colours must be one of none, luminance"),
-        ({"controls": {"size": 10}}, "Working size must be between 32 and 8192 px"),
+        ({"controls": {"size": 10}}, r"Detail \(px\) must be between 32 and 8192 px"),
         ({"weights": [1.0, 2.0]}, "2 blend weights for 1 styles"),
         ({"controls": {"time_budget": 0}}, "Time limit must be between 0.1"),
-        ({"controls": {"balance": -0.1}}, "Balance"),
+        ({"controls": {"balance": -0.1}}, "Style amount"),
         ({"controls": {"brushiness": 1}}, "Unknown control 'brushiness'"),
         ({"source": "canvas"}, "source must be one of layer, visible"),
     ]:
@@ -203,13 +204,22 @@ def test_a_big_style_travels_at_most_1024_px_a_side(sbk, qapp, tmp_path):
 
 
 # ------------------------------------------------------------------ the dialog, PyQt6, offscreen
-def test_dialog_builds_under_pyqt6_and_maps_its_fields_to_options(sbk, qapp, no_server):
-    dialog = sbk.dialog.StyleDialog(lambda source: None, sbk.prefs.Prefs())
+def pump_until(qapp, done, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        qapp.processEvents()
+        time.sleep(0.005)
+
+
+def test_dialog_builds_under_pyqt6_and_maps_its_fields_to_options(sbk, qapp, krita_app):
+    dialog = sbk.dialog.StyleDialog(sbk.canvas.ActiveCanvas(), sbk.prefs.Prefs())
     vocabulary = dialog.vocabulary
     assert list(dialog.fields) == [c.name for c in vocabulary.dialog_controls()]
     # left alone, the dialog runs the preset as defined: no size or steps of its own
     fresh = dialog.options().job_controls()
     assert fresh.get("size") is None and fresh.get("steps") is None and fresh["balance"] == 0.5
+    assert fresh.get("style_scale") is None  # Brush size: shown, the preset's until set
     assert dialog.style_table.rowCount() == 1  # The Starry Night by default
     dialog.add_style("the_scream", 2.0)
     dialog.fields["strength"].set(0.4)
@@ -222,15 +232,79 @@ def test_dialog_builds_under_pyqt6_and_maps_its_fields_to_options(sbk, qapp, no_
     c = opts.controls
     assert (c["preserve_colors"], c["size"], c.get("time_budget")) == ("histogram", 320, None)
     assert "strength" not in opts.job_controls()
-    dialog.apply()  # no server: a message in the dialog, not a traceback
-    assert "server" in dialog.message.text().lower()
-    assert dialog.apply_button.isEnabled()
     dialog.close()
 
 
-def test_dialog_fields_follow_each_controls_kind(sbk, qapp, no_server):
+def test_the_dialog_reads_like_a_painters_tool(sbk, qapp, krita_app):
+    """The controls under the names issue 28 gave them; seed, steps and the time limit behind
+    Advanced; every tooltip a sentence; the server a line with Start and Stop, its
+    connection behind Connection..."""
+    dialog = sbk.dialog.StyleDialog(sbk.canvas.ActiveCanvas(), sbk.prefs.Prefs())
+    labels = {name: f.control.label for name, f in dialog.fields.items()}
+    assert labels == {
+        "balance": "Style amount",
+        "style_scale": "Brush size",
+        "preserve_colors": "Colours",
+        "size": "Detail (px)",
+        "strength": "Layer opacity",
+        "time_budget": "Time limit",
+        "steps": "Steps",
+        "seed": "Seed",
+    }
+    advanced = [n for n, f in dialog.fields.items() if f.control.advanced]
+    assert advanced == ["time_budget", "steps", "seed"]
+    dialog.show()
+    assert not dialog.fields["seed"].widget.isVisible()  # behind Advanced until it is opened
+    assert dialog.fields["balance"].widget.isVisible()
+    dialog.advanced_button.click()
+    assert dialog.fields["seed"].widget.isVisible()
+    for f in dialog.fields.values():
+        tip = f.widget.toolTip()
+        assert tip[0].isupper() and tip.endswith(".") and "_" not in tip, tip
+    paper = dialog.preset.itemText(dialog.preset.findData("paper"))
+    assert paper == "Reference (slow): the original paper"
+    panel = dialog.server
+    assert not panel.details.isVisible() and panel.start_button.isVisible()
+    panel.connection_button.click()
+    assert panel.details.isVisible() and panel.program.isVisible()
+    plain = sbk.qt.QtCore.Qt.TextFormat.PlainText
+    assert all(label.textFormat() == plain for label in (panel.state, panel.error, panel.log))
+    assert dialog.message.textFormat() == plain and dialog.estimate.textFormat() == plain
+    dialog.close()
+
+
+def test_apply_with_no_server_starts_the_recorded_program_and_says_so(sbk, qapp, krita_app,
+                                                                      no_server):  # fmt: skip
+    started: list[list[str]] = []
+    dialog = sbk.dialog.StyleDialog(
+        sbk.canvas.ActiveCanvas(), sbk.prefs.Prefs(), start=started.append
+    )
+    dialog.apply()  # no Start pressed: Apply starts it
+    assert not dialog.apply_button.isEnabled() and dialog.cancel_button.isEnabled()
+    pump_until(qapp, lambda: started)
+    assert started == [dialog.server.command()]
+    assert dialog.server.state.text().startswith("Starting the server (first time: about")
+    dialog.cancel()  # while it starts: nothing runs, Apply is back
+    assert dialog.apply_button.isEnabled() and "Cancelled" in dialog.message.text()
+    dialog.close()
+
+
+def test_apply_when_the_program_cannot_start_says_what_to_choose(sbk, qapp, krita_app,
+                                                                 no_server):  # fmt: skip
+    def refuse(command: list[str]) -> None:
+        raise sbk.stylebridge_wire.server_process.StartError("Cannot start x: no such file.")
+
+    dialog = sbk.dialog.StyleDialog(sbk.canvas.ActiveCanvas(), sbk.prefs.Prefs(), start=refuse)
+    dialog.apply()
+    pump_until(qapp, lambda: dialog.apply_button.isEnabled())
+    assert dialog.message.text() == "Cannot start x: no such file."
+    assert dialog.server.error.text() == "Cannot start x: no such file."
+    dialog.close()
+
+
+def test_dialog_fields_follow_each_controls_kind(sbk, qapp, krita_app):
     W = sbk.qt.QtWidgets
-    dialog = sbk.dialog.StyleDialog(lambda source: None, sbk.prefs.Prefs())
+    dialog = sbk.dialog.StyleDialog(sbk.canvas.ActiveCanvas(), sbk.prefs.Prefs())
     fields = dialog.fields
     # 0..1 controls are sliders in hundredths, choices are lists of the vocabulary's labels
     assert isinstance(fields["strength"].input, W.QSlider)
@@ -242,8 +316,12 @@ def test_dialog_fields_follow_each_controls_kind(sbk, qapp, no_server):
     # a spin box whose 0 means "the preset's" (or "no limit") where 0 is not a value it takes
     size = fields["size"]
     size.set(None)
-    assert size.value() is None and size.input.specialValueText() == "preset default"
+    assert size.value() is None and size.input.specialValueText() == "as the preset"
     assert fields["time_budget"].input.specialValueText() == "no limit"
+    brush = fields["style_scale"]  # Brush size: the preset's until the painter sets one
+    assert brush.value() is None and brush.input.suffix() == " ×"
+    brush.set(2.0)
+    assert brush.value() == 2.0
     seed = fields["seed"]
     seed.set(0)
     assert seed.value() == 0  # a real seed, not "the preset's"
@@ -252,9 +330,9 @@ def test_dialog_fields_follow_each_controls_kind(sbk, qapp, no_server):
     dialog.close()
 
 
-def test_dialog_choices_persist_in_the_preferences(sbk, qapp, no_server):
+def test_dialog_choices_persist_in_the_preferences(sbk, qapp, krita_app):
     prefs = sbk.prefs.Prefs()
-    dialog = sbk.dialog.StyleDialog(lambda source: None, prefs)
+    dialog = sbk.dialog.StyleDialog(sbk.canvas.ActiveCanvas(), prefs)
     dialog.fields["strength"].set(0.85)
     dialog.fields["size"].set(96)
     dialog.preset.setCurrentIndex(dialog.preset.findData("quality"))
@@ -262,7 +340,7 @@ def test_dialog_choices_persist_in_the_preferences(sbk, qapp, no_server):
     dialog.close()
     assert prefs.get("strength") == "0.85" and prefs.get("size") == "96"
     prefs.set("seed", "not json")  # a stale or broken value keeps the default
-    again = sbk.dialog.StyleDialog(lambda source: None, prefs)
+    again = sbk.dialog.StyleDialog(sbk.canvas.ActiveCanvas(), prefs)
     assert again.fields["strength"].value() == 0.85 and again.fields["size"].value() == 96
     assert again.preset.currentData() == "quality" and again.fields["seed"].value() == 0
     again.close()
@@ -273,12 +351,30 @@ def test_start_uses_the_installers_absolute_server_command(sbk, tmp_path):
     Start must work where Krita's PATH has no `stylebridge` (a desktop launcher, a Flatpak)."""
     sp = sbk.stylebridge_wire.server_process
     record = tmp_path / "install.json"
-    assert sp.default_command(record) == "stylebridge serve"  # no record: the plain command
+    assert sp.default_command(record) == ["stylebridge", "serve"]  # no record: the plain one
     record.write_text('{"server_command": ["/opt/my venv/bin/stylebridge", "serve"]}')
-    assert sp.default_command(record) == "'/opt/my venv/bin/stylebridge' serve"
+    assert sp.default_command(record) == ["/opt/my venv/bin/stylebridge", "serve"]
     for broken in ("[1]", '{"server_command": "rm -rf /"}', "{", '{"server_command": []}'):
         record.write_text(broken)
-        assert sp.default_command(record) == "stylebridge serve"
+        assert sp.default_command(record) == ["stylebridge", "serve"]
+
+
+def test_the_saved_command_is_an_argv_and_the_installers_is_not_saved(sbk, tmp_path):
+    """Issue 28: a string was split again on its way back, so quotes in a Windows path
+    survived; and a command saved on every Apply hid a reinstall elsewhere."""
+    sp = sbk.stylebridge_wire.server_process
+    record = tmp_path / "install.json"
+    installed = ["C:\\Users\\Jane Doe\\pipx\\stylebridge.exe", "serve"]
+    record.write_text(json.dumps({"server_command": installed}))
+    assert sp.setting_for(installed, record) == ""  # the record's own: nothing saved
+    assert sp.saved_command("", record) == installed
+    chosen = ["/home/zoë/my venv/bin/stylebridge", "serve"]
+    text = sp.setting_for(chosen, record)
+    assert json.loads(text) == chosen and sp.saved_command(text, record) == chosen
+    # an older plug-in's string, with its quotes: the record instead, never split again
+    assert sp.saved_command("'/opt/old venv/bin/stylebridge' serve", record) == installed
+    record.write_text(json.dumps({"server_command": ["/elsewhere/stylebridge", "serve"]}))
+    assert sp.saved_command("", record) == ["/elsewhere/stylebridge", "serve"]  # a reinstall
 
 
 def test_a_hostile_number_or_text_never_aborts_krita_or_renders(tmp_path, no_server):

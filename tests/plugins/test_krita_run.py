@@ -15,7 +15,8 @@ from tests.fakes import krita as fake
 from tests.fakes.client import ScriptedClient
 
 W, H = 64, 48
-TITLE = "The Starry Night (van Gogh)"
+STYLE = "The Starry Night (van Gogh)"
+TITLE = f"{STYLE} · Fast · style 0.5"  # the style, the preset and the style amount
 PREVIEW = TITLE + " (stylising...)"
 
 
@@ -177,11 +178,15 @@ def test_a_result_of_the_wrong_size_fails_cleanly(sbk, qapp, doc):
     assert r.client.closed and r.client.cancels == []
 
 
-def test_a_server_error_fails_with_its_message_and_leaves_nothing(sbk, qapp, doc):
-    error = sbk.stylebridge_wire.ServerError("bad_field", "size: 10 is outside 32..8192", "size")
+def test_a_server_error_fails_with_its_message_in_the_dialogs_words_and_leaves_nothing(
+    sbk, qapp, doc
+):
+    wire = sbk.stylebridge_wire
+    error = wire.ServerError("bad_field", "size: 10 is outside 32..8192", "controls.size")
     r = Run(sbk, qapp, doc, [("progress", 1, 2), ("error", error)])
     r.until(r.ended)
-    assert r.events == [("failed", "Size: 10 is outside 32..8192 [bad_field]")]
+    # the control as the dialog labels it, not the server's name for it
+    assert r.events == [("failed", "Detail (px): 10 is outside 32..8192.")]
     assert doc.names() == ["Background", "Top"] and r.client.closed
 
 
@@ -189,9 +194,9 @@ def test_scripting_entry_point_returns_the_new_layer(sbk, qapp, doc, monkeypatch
     client = ScriptedClient([("result", rgba(sbk, W, H, (1, 2, 3, 255)))])
     monkeypatch.setattr(sbk.api, "Client", lambda endpoint, token: client)
     node = sbk.stylize_active_layer("starry_night", strength=0.5, balance=0.7, size=64)
-    assert node.name() == TITLE and node.opacity() == 128
+    assert node.name() == f"{STYLE} · Fast · style 0.7" and node.opacity() == 128
     assert client.submits[0]["controls"] == {"balance": 0.7, "size": 64}
-    with pytest.raises(sbk.StyleTransferError, match="Balance"):
+    with pytest.raises(sbk.StyleTransferError, match="Style amount"):
         sbk.stylize_active_layer("starry_night", balance=2)
 
 
@@ -238,7 +243,8 @@ def test_a_document_in_another_profile_travels_in_srgb_and_comes_back_in_its_own
     # Krita converted in scratch documents, closed again: the user's document is not converted
     assert doc.history == [("add", PREVIEW)] and (doc.depth, doc.profile) == (depth, profile)
     scratch = krita_app.created
-    assert len(scratch) == 2 and all(d.closed for d in scratch) and krita_app.documents == [doc]
+    assert len(scratch) == 2 and all(d.closed for d in scratch)
+    assert krita_app.open_documents == [doc]
 
 
 def test_a_float_documents_values_beyond_0_1_are_sent_and_come_back(sbk, qapp, krita_app):
@@ -294,3 +300,30 @@ def test_a_preview_frame_is_shown_in_a_linear_documents_own_profile(sbk, qapp, k
     assert shown == pytest.approx(0.2158, abs=0.003)
     r.run.cancel()
     r.until(r.ended)
+
+
+def test_a_step_that_runs_the_event_loop_is_not_entered_again(sbk, qapp, doc):
+    """Krita's waitForDone runs the event loop inside a step, and with it the run's timer: the
+    step already running is not entered again (Krita 6 said "Generator already executing")."""
+    capture = sbk.host.capture(doc, doc.activeNode())
+
+    def work():
+        for _ in range(3):
+            for _ in range(10):  # what waitForDone does
+                qapp.processEvents()
+                time.sleep(0.002)
+            yield
+        return capture
+
+    client = ScriptedClient([("result", rgba(sbk, W, H, (10, 20, 30, 255)))])
+    run = sbk.runner.StyleRun(work(), sbk.options.Options(["starry_night"]), client)
+    events: list = []
+    run.finished.connect(lambda node: events.append("finished"))
+    run.failed.connect(events.append)
+    run.start()
+    deadline = time.monotonic() + 10
+    while not events:
+        assert time.monotonic() < deadline
+        qapp.processEvents()
+        time.sleep(0.005)
+    assert events == ["finished"]

@@ -155,17 +155,17 @@ def test_the_stock_protocol_knows_neither():
 # ======================================================================== the Krita dialog
 
 
-def test_the_krita_dialog_lists_the_new_control_and_preset(sbk, qapp, no_server):
+def test_the_krita_dialog_lists_the_new_control_and_preset(sbk, qapp, krita_app):
     W = sbk.qt.QtWidgets
     vocab = sbk.stylebridge_wire.vocabulary.Vocabulary(DATA)
-    dialog = sbk.dialog.StyleDialog(lambda source: None, sbk.prefs.Prefs(), vocabulary=vocab)
+    dialog = sbk.dialog.StyleDialog(sbk.canvas.ActiveCanvas(), sbk.prefs.Prefs(), vocabulary=vocab)
     presets = dialog.preset
     assert [presets.itemData(i) for i in range(presets.count())] == list(TABLE)
     assert presets.itemText(presets.findData("grainy")) == "Grainy (throwaway)"
     assert list(dialog.fields) == [c["name"] for c in DATA["controls"] if c["dialog"]]
     grain = dialog.fields["grain"]
     assert isinstance(grain.input, W.QSlider) and grain.value() == 0.25
-    assert grain.widget.toolTip().startswith("film grain")
+    assert grain.widget.toolTip().startswith("Film grain")  # the help, as a sentence
     grain.set(0.6)
     presets.setCurrentIndex(presets.findData("grainy"))
     options = dialog.options()
@@ -176,8 +176,8 @@ def test_the_krita_dialog_lists_the_new_control_and_preset(sbk, qapp, no_server)
     dialog.close()
 
 
-def test_the_stock_krita_dialog_has_neither(sbk, qapp, no_server):
-    dialog = sbk.dialog.StyleDialog(lambda source: None, sbk.prefs.Prefs())
+def test_the_stock_krita_dialog_has_neither(sbk, qapp, krita_app):
+    dialog = sbk.dialog.StyleDialog(sbk.canvas.ActiveCanvas(), sbk.prefs.Prefs())
     assert "grain" not in dialog.fields and dialog.preset.findData("grainy") == -1
     with pytest.raises(sbk.options.OptionsError, match="Unknown control 'grain'"):
         sbk.options.Options(["starry_night"], controls={"grain": 0.5}).check()
@@ -198,7 +198,7 @@ def test_the_gimp_procedure_takes_the_new_control_and_preset(edge, sg, gimp_wire
         1,
         0.25,
     )
-    assert grain.label == "Grain" and grain.help.startswith("film grain")
+    assert grain.label == "Grain" and grain.help.startswith("Film grain")
     assert proc.arguments["preset"].spec["choice"].nicks == list(TABLE)
     frames = {frame: names for frame, _, names in sg.dialog_frames(vocab)}
     assert "grain" in frames["result"]  # a 0..1 control: what the result looks like
@@ -227,8 +227,8 @@ def test_the_stock_gimp_procedure_has_neither(edge):
 # ================================================================= balance, in both plug-ins
 
 
-def test_balance_is_a_krita_dialog_slider_that_goes_into_the_job(sbk, qapp, no_server):
-    dialog = sbk.dialog.StyleDialog(lambda source: None, sbk.prefs.Prefs())
+def test_balance_is_a_krita_dialog_slider_that_goes_into_the_job(sbk, qapp, krita_app):
+    dialog = sbk.dialog.StyleDialog(sbk.canvas.ActiveCanvas(), sbk.prefs.Prefs())
     balance = dialog.fields["balance"]
     assert isinstance(balance.input, sbk.qt.QtWidgets.QSlider)
     assert balance.value() == 0.5  # the engine's default: the objective as written
@@ -242,16 +242,15 @@ def test_balance_from_the_krita_dialog_reaches_the_job(
     sbk, qapp, no_server, krita_app, monkeypatch
 ):
     doc = fake_krita.open_document(fake_krita.Document(48, 32))
-    node = doc.add_layer("Background", bytes((40, 80, 120, 255)) * (48 * 32))
+    doc.add_layer("Background", bytes((40, 80, 120, 255)) * (48 * 32))
     client = ScriptedClient()
     monkeypatch.setattr(sbk.stylebridge_wire.server_watch, "Client", lambda *args, **kwargs: client)
-    capture = lambda source: sbk.host.capture(doc, node, source)  # noqa: E731
-    dialog = sbk.dialog.StyleDialog(capture, sbk.prefs.Prefs())
+    dialog = sbk.dialog.StyleDialog(sbk.canvas.ActiveCanvas(), sbk.prefs.Prefs())
     dialog.fields["balance"].set(0.3)
     dialog.fields["strength"].set(0.8)
     dialog.apply()
     deadline = time.monotonic() + 10
-    while not dialog.run.ended:  # driven by Qt's event loop, as in Krita
+    while dialog.run is None or not dialog.run.ended:  # driven by Qt's event loop, as in Krita
         assert time.monotonic() < deadline, dialog.message.text()
         qapp.processEvents()
         time.sleep(0.005)

@@ -53,7 +53,9 @@ EXAMPLES: list[m.Message] = [
     m.Echo(GRAY, id=6),
     m.Shutdown("key", 0, id=7),
     m.Shutdown(None, id=8),
-    m.Prove("0f" * 32, id=9),
+    m.EstimateQuery(10, 8, id=9),
+    m.EstimateQuery(10, 8, preset="fast", controls={"size": 256}, id=10),
+    m.Prove("0f" * 32, id=11),
     m.Pong("0.1.0", VERSION, ["fast"], ["strength"], id=1),
     m.Status(**STATUS, queue=["j2"], running="j1", id="s"),
     m.Status(
@@ -75,7 +77,9 @@ EXAMPLES: list[m.Message] = [
     m.Cancelling("j1", id=5),
     m.Echoed(GRAY, id=6),
     m.Bye(1, id=7),
-    m.Proof("ab" * 32, id=9),
+    m.Estimate(41.5, "jobs", id=9),
+    m.Estimate(None, "measuring", id=10),
+    m.Proof("ab" * 32, id=11),
     m.Error("bad_field", "size: 10 is outside 32..8192", "controls.size", "j1", id=3),
     m.Error("bad_message", "not msgpack"),
 ]
@@ -100,7 +104,7 @@ def test_both_codecs_write_the_same_bytes_and_read_the_same_message(message):
             back = m.read_request(decoded, FRAMES, BOUNDS)
         else:
             back = m.read_reply(decoded, FRAMES)
-        if isinstance(message, m.Submit) and message.preset is None:  # the server's default
+        if isinstance(message, (m.Submit, m.EstimateQuery)) and message.preset is None:
             message = dataclasses.replace(message, preset=BOUNDS.default_preset)
         assert back == message
 
@@ -198,3 +202,23 @@ def test_a_submit_is_checked_field_by_field(header, code, field):
 
 def test_a_submit_without_a_preset_gets_the_servers_default():
     assert m.read_request(submit(), FRAMES, BOUNDS).preset == "fast"
+
+
+def estimate(**fields) -> dict:
+    return {**m.EstimateQuery(10, 8, id=1).to_header(), **fields}
+
+
+@pytest.mark.parametrize(
+    ("header", "code", "field"),
+    [
+        (estimate(width=0), "bad_field", "width"),
+        (estimate(height="8"), "bad_field", "height"),
+        (estimate(width=20, height=20), "too_large", "content"),
+        (estimate(preset="nope"), "bad_field", "preset"),
+        (estimate(controls={"brushiness": 1}), "bad_field", "controls.brushiness"),
+    ],
+)
+def test_an_estimate_is_checked_like_a_submit_without_pixels(header, code, field):
+    with pytest.raises(m.ProtocolError) as refused:
+        m.read_request(header, FRAMES, BOUNDS)
+    assert (refused.value.code, refused.value.field) == (code, field)

@@ -1,7 +1,7 @@
-"""The GIMP dialog's server panel: a GTK view of the shared `ServerWatch` (Krita's dialog has a
-Qt one). An expander whose title is the server's state; inside, the command that starts this
-machine's server (with a file picker), a studio server's endpoint and token, Start / Stop /
-Open log / Refresh, the log's path and the last error in words.
+"""The GIMP dialog's server line: a GTK view of the shared `ServerWatch` (Krita's dialog has a
+Qt one). One line with the server's state and device, Start and Stop; behind a
+"Connection..." expander, the program Start runs (with a file picker), a studio server's
+endpoint and token, the log with Open log, and Refresh. The last error shows under the line.
 
 A GLib timer calls the watch's `tick` while it waits for something, so the dialog never
 blocks on the network. The token is never saved: it is used for this run only.
@@ -14,6 +14,7 @@ from typing import Any
 
 import gi
 from stylebridge_wire import server_process
+from stylebridge_wire.painter_errors import CONNECTION, GIMP
 from stylebridge_wire.server_watch import POLL_S, ServerWatch
 
 gi.require_version("Gtk", "3.0")
@@ -21,36 +22,54 @@ from gi.repository import Gio, GLib, Gtk  # noqa: E402
 
 
 class ServerPanel:
-    """``widget``: what the dialog packs. ``start(command)``: how a server is started."""
+    """``widget``: what the dialog packs. ``command``: the argv Start runs; ``start(command)``:
+    how a server is started."""
 
     def __init__(
-        self, command: str, endpoint: str, start: Callable[[str], Any] = server_process.start
+        self,
+        command: list[str],
+        endpoint: str,
+        start: Callable[[list[str]], Any] = server_process.start,
     ) -> None:
-        self.watch = ServerWatch(server_process.GIMP_FLATPAK, self._redraw, start)
+        self.watch = ServerWatch(server_process.GIMP_FLATPAK, self._redraw, start, GIMP)
+        self._command = list(command)
         self._timer: int | None = None
-        self.widget = Gtk.Expander()
-        self.widget.set_use_markup(False)
-        grid = Gtk.Grid(row_spacing=4, column_spacing=6, margin_start=12, margin_top=4)
-        self.widget.add(grid)
+        self.widget = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=4, margin_bottom=6)
 
-        self.command = _entry(command, "The command Start runs (recorded by `stylebridge install`)")
+        line = Gtk.Box(spacing=6)
+        self.state = _label("")
+        self.state.set_hexpand(True)
+        self.start_button = Gtk.Button(label="Start")
+        self.stop_button = Gtk.Button(label="Stop")
+        line.pack_start(self.state, True, True, 0)
+        line.pack_start(self.start_button, False, False, 0)
+        line.pack_start(self.stop_button, False, False, 0)
+        self.widget.pack_start(line, False, False, 0)
+        self.error = _label("")
+        self.widget.pack_start(self.error, False, False, 0)
+
+        self.details = Gtk.Expander(label=CONNECTION)
+        self.details.set_use_markup(False)
+        grid = Gtk.Grid(row_spacing=4, column_spacing=6, margin_start=12, margin_top=4)
+        self.details.add(grid)
+        self.program = _entry(self._command[0], "The stylebridge program Start runs "
+                              "(`stylebridge install` records it)")  # fmt: skip
+        self.program.connect("changed", lambda _e: self._program_edited())
         browse = Gtk.Button(label="…")
-        browse.connect("clicked", lambda _b: self._browse_command())
+        browse.connect("clicked", lambda _b: self._browse_program())
         self.endpoint = _entry(endpoint, "A studio server, e.g. tcp://gpu-box:47474")
-        self.endpoint.set_placeholder_text("this machine's server (its discovery file)")
+        self.endpoint.set_placeholder_text("this machine's server")
         self.endpoint.connect("changed", lambda _e: self._redraw())
         self.token = _entry("", "With an endpoint: the server's token (never saved)")
         self.token.set_visibility(False)
         self.token.set_placeholder_text("with an endpoint: the server's token")
-        self.error = _label("")
         self.log = _label(str(server_process.log_path()))
         self.log.set_selectable(True)
-
         buttons = Gtk.Box(spacing=6)
-        self.start_button = Gtk.Button(label="Start")
-        self.stop_button = Gtk.Button(label="Stop")
         self.log_button = Gtk.Button(label="Open log")
         self.refresh_button = Gtk.Button(label="Refresh")
+        buttons.pack_start(self.log_button, False, False, 0)
+        buttons.pack_start(self.refresh_button, False, False, 0)
         for button, action in (
             (self.start_button, self.start_server),
             (self.stop_button, self.stop_server),
@@ -58,27 +77,25 @@ class ServerPanel:
             (self.refresh_button, self.check),
         ):
             button.connect("clicked", lambda _b, act=action: act())
-            buttons.pack_start(button, False, False, 0)
-
         for row, (title, *widgets) in enumerate(
             (
-                ("Command", self.command, browse),
+                ("Server program", self.program, browse),
                 ("Endpoint", self.endpoint),
                 ("Token", self.token),
                 ("Log", self.log),
-                ("", self.error),
                 ("", buttons),
             )
         ):
             grid.attach(_label(title), 0, row, 1, 1)
             for column, widget in enumerate(widgets, start=1):
                 grid.attach(widget, column, row, 2 if len(widgets) == 1 else 1, 1)
+        self.widget.pack_start(self.details, False, False, 0)
         self._redraw()
 
     # ------------------------------------------------------------------ actions
-    def values(self) -> tuple[str, str, str]:
-        """The command, the endpoint and the token, as typed."""
-        return (self.command.get_text().strip(), self.endpoint.get_text().strip(),
+    def values(self) -> tuple[list[str], str, str]:
+        """The command (an argv), the endpoint and the token, as chosen."""
+        return (list(self._command), self.endpoint.get_text().strip(),
                 self.token.get_text().strip())  # fmt: skip
 
     def check(self) -> None:
@@ -86,7 +103,7 @@ class ServerPanel:
         self.watch.check()
 
     def start_server(self) -> None:
-        self.watch.start(self.command.get_text())
+        self.watch.start(list(self._command))
 
     def stop_server(self) -> None:
         self._take_fields()
@@ -115,10 +132,7 @@ class ServerPanel:
     def _redraw(self) -> None:
         watch = self.watch
         watch.endpoint = self.endpoint.get_text().strip()
-        self.widget.set_label(watch.state)
-        # a server that is not there is when the painter needs the panel
-        if not watch.ready and watch.error and not self.widget.get_expanded():
-            self.widget.set_expanded(True)
+        self.state.set_text(watch.state)
         self.error.set_text(watch.error)
         self.error.set_visible(bool(watch.error))
         self.start_button.set_sensitive(watch.can_start)
@@ -133,14 +147,18 @@ class ServerPanel:
         self._timer = None
         return False
 
-    def _browse_command(self) -> None:
+    def _program_edited(self) -> None:
+        self._command = [self.program.get_text().strip(), *self._command[1:]]
+
+    def _browse_program(self) -> None:
         chooser = Gtk.FileChooserDialog(
             title="The stylebridge program", action=Gtk.FileChooserAction.OPEN
         )
         chooser.add_buttons("_Cancel", Gtk.ResponseType.CANCEL, "_Open", Gtk.ResponseType.ACCEPT)
         try:
             if chooser.run() == Gtk.ResponseType.ACCEPT and chooser.get_filename():
-                self.command.set_text(server_process.command_for(chooser.get_filename()))
+                self._command = server_process.command_for(chooser.get_filename())
+                self.program.set_text(self._command[0])
         finally:
             chooser.destroy()
 
@@ -152,7 +170,9 @@ def _entry(text: str, tooltip: str) -> Gtk.Entry:
 
 
 def _label(text: str) -> Gtk.Label:
+    """A label of plain text (set_text never reads markup), wrapped."""
     label = Gtk.Label(label=text, xalign=0.0)
+    label.set_use_markup(False)
     label.set_line_wrap(True)
     label.set_max_width_chars(60)
     return label

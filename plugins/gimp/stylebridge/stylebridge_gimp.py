@@ -6,7 +6,8 @@ Python (standard library and the vendored bridge), so the tests run it without G
 
 from __future__ import annotations
 
-import os
+import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,15 +17,27 @@ from stylebridge_wire import catalogue, progress, server_process
 from stylebridge_wire.catalogue import Style
 from stylebridge_wire.discovery import chosen_endpoint, typed_server
 from stylebridge_wire.messages import Progress
+from stylebridge_wire.painter_errors import GIMP, painter_text
 from stylebridge_wire.pixels import Rect, context_margin, expand_box, intersect_box
-from stylebridge_wire.protocol import ClientError, ServerError, ServerUnavailable
+from stylebridge_wire.protocol import ServerUnavailable
+from stylebridge_wire.server_watch import STARTING
 from stylebridge_wire.vocabulary import Control, Vocabulary, as_layer
 
 PROCEDURE = "plug-in-stylebridge"
 MENU_PATH = "<Image>/Filters/Artistic"
 MENU_LABEL = "Style _Transfer (Neural)..."
 DIALOG_TITLE = "Style Transfer (Neural)"
+# More style / Less style: the job of the selected result layer again, its style amount moved
+RETRIES = {
+    "plug-in-stylebridge-more-style": ("Style Transfer: _More Style", +0.2),
+    "plug-in-stylebridge-less-style": ("Style Transfer: _Less Style", -0.2),
+}
+JOB_PARASITE = "stylebridge-job"  # on a result layer: the job that made it (`job_record`)
+STYLE_AMOUNT = "balance"  # the control a result layer's name and More / Less style are about
 START_SERVER = "start-server"  # the argument: start this machine's server if none runs
+STYLE_IMAGE = "style-image"  # the argument: an open image as the style
+BUILTIN_STYLE = "builtin-style"
+STYLE_SLOTS = 3  # the dialog's style files, each with its weight: style-file, style-file-2, ...
 # aux arguments (saved with GIMP's last values, not in the PDB signature): the server panel's
 SERVER_COMMAND = "server-command"  # "": the command `stylebridge install` recorded
 ENDPOINT = "endpoint"  # "": this machine's server (or $STYLEBRIDGE_ENDPOINT)
@@ -46,24 +59,38 @@ class PluginError(Exception):
 # ================================================================================== styles
 
 
-def split_paths(text: str | None) -> list[str]:
-    """Style paths from one string: one per line, or separated by the system's path
-    separator (":" on Linux and macOS, ";" on Windows)."""
-    if not text:
-        return []
-    paths = []
-    for line in text.splitlines():
-        paths.extend(part.strip() for part in line.split(os.pathsep))
-    return [p for p in paths if p]
+def style_slot(n: int) -> tuple[str, str]:
+    """The file and weight arguments of style slot ``n`` (1-based): ``style-file`` and
+    ``style-weight``, then ``style-file-2`` and ``style-weight-2``, ..."""
+    suffix = "" if n == 1 else f"-{n}"
+    return f"style-file{suffix}", f"style-weight{suffix}"
+
+
+@dataclass(frozen=True)
+class StylePick:
+    """One style of a job: a file or a built-in (``style``), or the open image the edge reads
+    (``style`` None), and its blend weight."""
+
+    style: Style | None
+    weight: float
+    title: str
 
 
 def resolve_styles(
-    style_file: str | None, more: str | None, builtin: str, builtins: dict[str, Style]
-) -> list[Style]:
-    """The style images to use: the style file and the extra paths when any are given,
-    else the chosen built-in painting."""
-    paths = ([style_file] if style_file else []) + split_paths(more)
-    if not paths:
+    files: list[tuple[str | None, float]],
+    builtin: str,
+    builtins: dict[str, Style],
+    image_title: str | None = None,
+) -> list[StylePick]:
+    """The styles of a job from the style slots ``files`` (a path or None, and a weight, for
+    each): the first is the open image when one is chosen (``image_title`` names it), else its
+    file, else the chosen built-in painting; the others are files, blended in when given."""
+    (first, first_weight), *more = files
+    if image_title is not None:
+        picks = [StylePick(None, first_weight, image_title)]
+    elif first:
+        picks = [_file_pick(first, first_weight)]
+    else:
         key = builtin or DEFAULT_BUILTIN
         if key not in builtins:
             known = ", ".join(builtins) or "none are installed"
@@ -71,11 +98,20 @@ def resolve_styles(
                 f"Unknown built-in painting {key!r} (known: {known}); choose a style file.",
                 calling=True,
             )
-        return [builtins[key]]
+        picks = [StylePick(builtins[key], first_weight, builtins[key].title)]
+    picks += [_file_pick(path, weight) for path, weight in more if path]
+    weights = [p.weight for p in picks]
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or not sum(weights) > 0:
+        raise PluginError("Give at least one style a weight above 0.", calling=True)
+    return picks
+
+
+def _file_pick(path: str, weight: float) -> StylePick:
     try:
-        return [catalogue.file_style(path) for path in paths]
+        style = catalogue.file_style(path)
     except ValueError as exc:
         raise PluginError(str(exc), calling=True) from None
+    return StylePick(style, weight, style.title)
 
 
 # ================================================================================ controls
@@ -94,19 +130,30 @@ def argument_range(control: Control) -> tuple[float, float]:
 
 
 def dialog_frames(vocabulary: Vocabulary) -> tuple[tuple[str, str, list[str]], ...]:
-    """The dialog's frames (id, title, arguments): the styles; what the result looks like
-    (the 0..1 controls and the choices); how the optimiser works (the preset and the rest)."""
-    look = [
-        argument_name(c)
-        for c in vocabulary.dialog_controls()
-        if c.choices is not None or (c.min, c.max) == (0, 1)
-    ]
-    rest = [argument_name(c) for c in vocabulary.dialog_controls() if argument_name(c) not in look]
+    """The dialog's groups (id, title, arguments): the styles; the result (the preset and the
+    controls a painter sets); Advanced (what a painter rarely needs, behind an expander)."""
+    slots = [name for n in range(1, STYLE_SLOTS + 1) for name in style_slot(n)]
+    controls = vocabulary.dialog_controls()
+    look = [argument_name(c) for c in controls if not c.advanced]
+    advanced = [argument_name(c) for c in controls if c.advanced]
     return (
-        ("style", "Style", ["style-file", "builtin-style", "more-styles"]),
-        ("result", "Result", look),
-        ("optimiser", "Optimisation", ["preset", *rest, START_SERVER]),
+        ("style", "Style", [STYLE_IMAGE, BUILTIN_STYLE, *slots]),
+        ("result", "Result", ["preset", *look, START_SERVER]),
+        ("advanced", "Advanced", advanced),
     )
+
+
+def argument_label(control: Control) -> str:
+    """A control's label in GIMP's dialog (its 0, where 0 means the preset's, is shown as
+    "as the preset" by the dialog itself)."""
+    return control.label
+
+
+def argument_help(control: Control) -> str:
+    """A control's tooltip, and what its 0 means where it means the preset's."""
+    if not control.zero_means_preset:
+        return control.tooltip
+    return control.tooltip + (" 0: no limit." if control.optional else " 0: as the preset.")
 
 
 @dataclass(frozen=True)
@@ -139,6 +186,17 @@ class ProcedureArgs:
     def opacity(self) -> float:
         """The result layer's opacity in percent (`vocabulary.as_layer`)."""
         return 100.0 * as_layer(self.values)[0]
+
+    def value(self, name: str, vocabulary: Vocabulary) -> Any:
+        """A control's value as the job runs it: the one given, else the preset's."""
+        given = self._controls(vocabulary).get(name)
+        preset = vocabulary.presets[self.preset]
+        return given if given is not None else preset.controls.get(name)
+
+    def layer_name(self, title: str, vocabulary: Vocabulary) -> str:
+        """The result layer's name: the style, the preset, the style amount."""
+        label = vocabulary.presets[self.preset].label
+        return catalogue.layer_name(title, label, self.value(STYLE_AMOUNT, vocabulary))
 
     def controls(self, vocabulary: Vocabulary) -> dict[str, Any]:
         """Engine controls for `Client.submit`: zeros meaning "the preset's" left out, and
@@ -237,6 +295,44 @@ def progress_text(
     return " · ".join(parts)
 
 
+# ================================================================================== retry
+
+
+def job_record(picks: list[dict[str, Any]], args: ProcedureArgs, source: int) -> str:
+    """What More style and Less style need of a result layer's job (kept on the layer as a
+    parasite): its styles ({"file": path} | {"builtin": key} | {"image": id}, "weight"), its
+    preset and arguments, and the tattoo of the layer it was made from."""
+    return json.dumps(
+        {"styles": picks, "preset": args.preset, "values": args.values, "source": source}
+    )
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A result layer's job again, its style amount moved by ``step`` (kept within 0..1)."""
+
+    styles: list[dict[str, Any]]
+    args: ProcedureArgs
+    source: int  # the source layer's tattoo
+
+    @classmethod
+    def of(cls, text: str | None, step: float, vocabulary: Vocabulary) -> Retry:
+        try:
+            record = json.loads(text or "")
+            styles, values = record["styles"], dict(record["values"])
+            source, preset = int(record["source"]), record["preset"]
+            assert isinstance(styles, list) and styles
+        except (ValueError, KeyError, TypeError, AssertionError):
+            raise PluginError(
+                "Select a layer that Style Transfer made, then choose More Style or Less Style.",
+                calling=True,
+            ) from None
+        args = ProcedureArgs(preset, values).check(vocabulary)
+        amount = float(args.value(STYLE_AMOUNT, vocabulary)) + step
+        values[STYLE_AMOUNT] = round(min(1.0, max(0.0, amount)), 2)
+        return cls(styles, ProcedureArgs(preset, values).check(vocabulary), source)
+
+
 # ================================================================================== server
 
 
@@ -249,7 +345,7 @@ class ServerChoice:
     server panel, or in a scripted run the saved values and the environment. The token is
     never saved: it lives in the panel for one run, or in $STYLEBRIDGE_TOKEN."""
 
-    command: str = ""  # "": the installer's record
+    command: list[str] | None = None  # None: the installer's record
     endpoint: str = ""  # "": this machine's server, or $STYLEBRIDGE_ENDPOINT
     token: str = ""
 
@@ -258,7 +354,7 @@ class ServerChoice:
         """This machine's server, which the plug-in may start (a studio's is started there)."""
         return not chosen_endpoint(self.endpoint)
 
-    def start_command(self) -> str:
+    def start_command(self) -> list[str]:
         return self.command or server_process.default_command()
 
     def client_maker(self, make_client: Callable[..., Any]) -> Callable[..., Any]:
@@ -269,8 +365,8 @@ class ServerChoice:
 
 def connect(
     make_client: Callable[..., Any],
-    start: Callable[[str], Any] | None,
-    command: str,
+    start: Callable[[list[str]], Any] | None,
+    command: list[str],
     on_wait: Callable[[str], None] = lambda text: None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Any:
@@ -287,8 +383,8 @@ def connect(
     try:
         process = start(command)
     except OSError as exc:
-        raise PluginError(f"Could not start the stylebridge server: {exc}") from None
-    on_wait(f"Starting the stylebridge server ({command})...")
+        raise PluginError(str(exc)) from None
+    on_wait(STARTING + "...")
     deadline = time.monotonic() + server_process.START_WAIT
     while True:
         try:
@@ -299,14 +395,13 @@ def connect(
             status = server_process.failed_status(process)
             if status is not None:
                 raise PluginError(
-                    f"The stylebridge server command ({command}) "
-                    f"{server_process.failed_start(status)}"
+                    f"The server program {server_process.failed_start(status)}"
                 ) from None
             if time.monotonic() >= deadline:
                 raise PluginError(
-                    f"The stylebridge server was started ({command}) but did not answer within "
-                    f"{server_process.START_WAIT:.0f} s: {exc}. "
-                    f"See its log, {server_process.log_path()}."
+                    f"The server was started but did not answer within "
+                    f"{server_process.START_WAIT:.0f} s ({exc}): see its log, "
+                    f"{server_process.log_path()}."
                 ) from None
         sleep(1.0)
 
@@ -314,22 +409,14 @@ def connect(
 # ================================================================================== errors
 
 
-def describe_error(exc: BaseException) -> str:
-    """A message for GIMP's error dialog or a batch script's log; never a traceback."""
+def describe_error(exc: BaseException, endpoint: str = "") -> str:
+    """A message for GIMP's error dialog or a batch script's log; never a traceback. The
+    server's and the connection's errors in a painter's words (painter_errors.py)."""
     if isinstance(exc, PluginError):
         return str(exc)
     if isinstance(exc, ServerUnavailable):
-        text = str(exc).rstrip(".")
-        hint = "" if "stylebridge serve" in text else " Start it with: stylebridge serve."
         sandbox = server_process.sandbox_hint(server_process.GIMP_FLATPAK)
-        hint += f" {sandbox}" if sandbox else ""
-        return f"The stylebridge server is not available: {text}.{hint} The image was not changed."
-    if isinstance(exc, ServerError):
-        where = f" (field {exc.field})" if exc.field else ""
-        return (
-            f"The stylebridge server failed the job: {exc.message}{where} [{exc.code}]. "
-            "The image was not changed."
-        )
-    if isinstance(exc, ClientError):
-        return f"Talking to the stylebridge server failed: {exc}. The image was not changed."
-    return f"Style transfer failed: {type(exc).__name__}: {exc}. The image was not changed."
+        if sandbox and not chosen_endpoint(endpoint):
+            return f"{sandbox} The image was not changed."
+    text = painter_text(exc, GIMP, endpoint)
+    return f"{text} The image was not changed."

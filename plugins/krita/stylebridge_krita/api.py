@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .host import capture
+from .host import capture_steps
 from .options import Options
 from .qt import QtCore, exec_loop
 from .runner import StyleRun, describe
@@ -50,9 +50,9 @@ def stylize_active_layer(
         raise StyleTransferError(describe(exc)) from exc
     doc, node = active_document_and_node()
     try:
-        run = StyleRun(capture(doc, node, options.source), options, Client(endpoint, token))
+        run = StyleRun(capture_steps(doc, node, options.source), options, Client(endpoint, token))
     except (ClientError, ValueError) as exc:
-        raise StyleTransferError(describe(exc)) from exc
+        raise StyleTransferError(describe(exc, endpoint or "")) from exc
     if not wait:
         run.start()
         return run

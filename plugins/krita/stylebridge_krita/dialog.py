@@ -1,22 +1,33 @@
-"""The non-modal "Style Transfer" dialog: choose styles and options, Apply, watch, Cancel."""
+"""The non-modal "Style Transfer" dialog: choose styles and options, Apply, watch, Cancel; then
+More style or Less style to try again from the same layer.
+
+Apply just works: with no server running, it starts this machine's (the program `stylebridge
+install` recorded) and goes on once the server answers. Under the settings the dialog shows how
+long the job would take here (the server's estimate for this layer and these choices).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from . import styles as style_files
+from .host import Capture
 from .options import SOURCES, Options
 from .prefs import Prefs
-from .qt import QtCore, QtWidgets, plain_label, slot
-from .runner import StyleRun, describe
-from .server_panel import ServerPanel
-from .stylebridge_wire import ClientError
+from .qt import QtCore, QtWidgets, guarded, slot
+from .runner import STYLE_AMOUNT, StyleRun, describe
+from .server_panel import ServerPanel, plain_label
+from .slices import Work
+from .stylebridge_wire import Image
+from .stylebridge_wire.estimate_watch import EstimateWatch
 from .stylebridge_wire.messages import Progress
 from .stylebridge_wire.progress import step_text
+from .stylebridge_wire.server_watch import POLL_S
 from .stylebridge_wire.vocabulary import Control, Vocabulary, default
 
 W = QtWidgets
@@ -24,6 +35,16 @@ MAX_RECENT = 8
 CLIENT_TIMEOUT = 15.0  # s of silence before a job's liveness ping
 SLIDER_STEPS = 100  # a 0..1 control as a slider: hundredths
 QT_INT_MAX = 2**31 - 1  # QSpinBox holds a C int
+RETRY_STEP = 0.2  # More style / Less style: the style amount moves by this much
+ESTIMATE_MS = 500  # how often the dialog looks whether the estimate's question has changed
+
+
+class Canvas(Protocol):
+    """What the dialog reads of the host (canvas.ActiveCanvas in Krita; fakes in tests)."""
+
+    def capture_steps(self, source: str) -> Work[Capture]: ...
+    def work_size(self, source: str) -> tuple[int, int] | None: ...
+    def styles(self) -> list[Any]: ...
 
 
 def _combo(labels: dict[str, str], current: str | None = None) -> Any:
@@ -45,7 +66,7 @@ class ControlField:
         elif c.type is float and c.min == 0 and c.max == 1:
             self.input = W.QSlider(QtCore.Qt.Orientation.Horizontal)
             self.input.setRange(0, SLIDER_STEPS)
-            shown = plain_label()
+            shown = plain_label(wrap=False)
             self.input.valueChanged.connect(lambda v: shown.setText(f"{v} %"))
             self.widget = W.QWidget()
             row = W.QHBoxLayout(self.widget)
@@ -56,12 +77,14 @@ class ControlField:
             spin = W.QDoubleSpinBox() if c.type is float else W.QSpinBox()
             low = 0 if c.zero_means_preset else c.min
             spin.setRange(low, min(c.max if c.max is not None else QT_INT_MAX, QT_INT_MAX))
+            if c.type is float and c.max is not None and c.max <= 10:
+                spin.setSingleStep(0.25)
             if c.zero_means_preset:
-                spin.setSpecialValueText("no limit" if c.optional else "preset default")
+                spin.setSpecialValueText("no limit" if c.optional else "as the preset")
             if c.unit:
                 spin.setSuffix(f" {c.unit}")
             self.widget = self.input = spin
-        self.widget.setToolTip(c.help)
+        self.widget.setToolTip(c.tooltip)
         self.set(c.dialog_default)
 
     def value(self) -> Any:
@@ -94,26 +117,60 @@ class ControlField:
         return json.dumps(self.value())
 
 
+@dataclass
+class LastJob:
+    """What More style and Less style run again: the same pixels, styles and choices."""
+
+    capture: Capture
+    options: Options
+    styles: list[Image]
+    node: Any = None  # its result layer, hidden when a retry's result comes
+
+
+def _expander(title: str, content: Any) -> Any:
+    """A button with an arrow that shows and hides ``content``."""
+    button = W.QToolButton()
+    button.setText(title)
+    button.setCheckable(True)
+    button.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    button.setArrowType(QtCore.Qt.ArrowType.RightArrow)
+    button.setAutoRaise(True)
+
+    def toggled(shown: bool) -> None:
+        content.setVisible(shown)
+        button.setArrowType(
+            QtCore.Qt.ArrowType.DownArrow if shown else QtCore.Qt.ArrowType.RightArrow
+        )
+
+    button.toggled.connect(toggled)
+    content.setVisible(False)
+    return button
+
+
 class StyleDialog(W.QDialog):
-    """``capture_source(source)`` reads the document (host edge); it is injected so that the
-    dialog is built and exercised in tests without Krita. Its preset list and controls are
-    built from ``vocabulary`` (the engine's declarations)."""
+    """``canvas`` reads the document (the host edge, injected so that the dialog is built and
+    exercised in tests without Krita). Its preset list and controls are built from
+    ``vocabulary`` (the engine's declarations)."""
 
     def __init__(
         self,
-        capture_source: Callable[[str], Any],
+        canvas: Canvas,
         prefs: Prefs,
         parent: Any = None,
         vocabulary: Vocabulary | None = None,
+        start: Callable[[list[str]], Any] | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Style Transfer")
         self.setModal(False)
-        self.capture_source = capture_source
+        self.canvas = canvas
         self.prefs = prefs
         self.vocabulary = vocabulary or default()
         self.run: StyleRun | None = None
         self.last_node: Any = None
+        self.last_job: LastJob | None = None
+        self._waiting: Options | None = None  # Apply pressed: waiting for the server
+        self._start = start
         self._build()
         self._load_prefs()
 
@@ -124,16 +181,20 @@ class StyleDialog(W.QDialog):
         style_box = W.QGroupBox("Styles")
         style_layout = W.QVBoxLayout(style_box)
         self.style_table = W.QTableWidget(0, 2)
-        self.style_table.setHorizontalHeaderLabels(["Painting", "Blend"])
+        self.style_table.setHorizontalHeaderLabels(["Painting", "Weight"])
         header = self.style_table.horizontalHeader()
         header.setSectionResizeMode(0, W.QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(1, W.QHeaderView.ResizeMode.ResizeToContents)
         self.style_table.verticalHeader().setVisible(False)
         self.style_table.setIconSize(QtCore.QSize(40, 40))
         self.style_table.setSelectionBehavior(W.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.style_table.setMaximumHeight(150)
         style_layout.addWidget(self.style_table)
         row = W.QHBoxLayout()
         self.add_button = W.QPushButton("Add style")
+        self.add_button.setToolTip(
+            "A built-in painting, an open document or layer, or an image file"
+        )
         self.add_menu = W.QMenu(self)
         self.add_button.setMenu(self.add_menu)
         self.add_menu.aboutToShow.connect(self._fill_add_menu)
@@ -148,23 +209,58 @@ class StyleDialog(W.QDialog):
         form = W.QFormLayout()
         presets = {name: p.label for name, p in self.vocabulary.presets.items()}
         self.preset = _combo(presets, self.vocabulary.default_preset)
+        self.preset.setToolTip(
+            "How long the optimiser works: Fast for trying things, Quality for the final "
+            "picture, Reference for the original paper's recipe (slow)"
+        )
         form.addRow("Quality", self.preset)
         self.fields = {c.name: ControlField(c) for c in self.vocabulary.dialog_controls()}
         for f in self.fields.values():
-            form.addRow(f.control.label, f.widget)
+            if not f.control.advanced:
+                form.addRow(f.control.label, f.widget)
         self.source = _combo(SOURCES, "layer")
+        self.source.setToolTip("What is stylised: the active layer, or the image as you see it")
         form.addRow("Source", self.source)
         layout.addLayout(form)
 
+        advanced = W.QWidget()
+        advanced_form = W.QFormLayout(advanced)
+        advanced_form.setContentsMargins(0, 0, 0, 0)
+        for f in self.fields.values():
+            if f.control.advanced:
+                advanced_form.addRow(f.control.label, f.widget)
+        self.advanced_button = _expander("Advanced", advanced)
+        layout.addWidget(self.advanced_button)
+        layout.addWidget(advanced)
+
+        self.estimate = plain_label()
+        layout.addWidget(self.estimate)
         self.progress = W.QProgressBar()
         self.progress.setRange(0, 100)
         self.progress.setValue(0)
         layout.addWidget(self.progress)
         self.message = plain_label("Choose a style and press Apply.")
-        self.message.setWordWrap(True)
         layout.addWidget(self.message)
 
-        self.server = ServerPanel(self.prefs, self)
+        retry = W.QHBoxLayout()
+        self.less_button = W.QPushButton("Less style")
+        self.more_button = W.QPushButton("More style")
+        tip = "Run the last job again on the same layer with the style amount {} by {:.0%}"
+        self.less_button.setToolTip(tip.format("lowered", RETRY_STEP))
+        self.more_button.setToolTip(tip.format("raised", RETRY_STEP))
+        self.less_button.clicked.connect(lambda: self.retry(-RETRY_STEP))
+        self.more_button.clicked.connect(lambda: self.retry(RETRY_STEP))
+        retry.addWidget(self.less_button)
+        retry.addWidget(self.more_button)
+        retry.addStretch(1)
+        layout.addLayout(retry)
+
+        line = W.QFrame()
+        line.setFrameShape(W.QFrame.Shape.HLine)
+        layout.addWidget(line)
+        start = {} if self._start is None else {"start": self._start}
+        self.server = ServerPanel(self.prefs, self, **start)
+        self.server.ready_changed.connect(self._on_ready_changed)
         layout.addWidget(self.server)
 
         buttons = W.QDialogButtonBox()
@@ -177,34 +273,53 @@ class StyleDialog(W.QDialog):
         self.cancel_button.clicked.connect(self.cancel)
         self.close_button.clicked.connect(self.close)
         layout.addWidget(buttons)
+
+        self.estimates = EstimateWatch(self.server.client, self._redraw_estimate)
+        self._estimate_timer = QtCore.QTimer(self)
+        self._estimate_timer.setInterval(round(POLL_S * 1000))
+        self._estimate_timer.timeout.connect(guarded(self.estimates.tick, self.report_error))
+        self._question_timer = QtCore.QTimer(self)  # has the painter changed the question?
+        self._question_timer.setInterval(ESTIMATE_MS)
+        self._question_timer.timeout.connect(self.ask_estimate)
         self._set_running(False)
 
     # ------------------------------------------------------------------ styles
-    def add_style(self, name: str, weight: float = 1.0) -> None:
-        style = style_files.resolve(name)
+    def add_style(self, ref: Any, weight: float = 1.0) -> None:
+        """A style row: a built-in's name or an image file (str), or a canvas style."""
+        if isinstance(ref, str):
+            style = style_files.resolve(ref)
+            data, key, title, tip = style.path, style.path, style.title, style.path
+            icon = style_files.thumbnail(style)
+        else:
+            data, key, title, tip, icon = ref, ref.key, ref.title, ref.title, ref.icon(40)
         for r in range(self.style_table.rowCount()):
-            if self.style_table.item(r, 0).data(QtCore.Qt.ItemDataRole.UserRole) == style.path:
+            if self._style_key(r) == key:
                 return
         r = self.style_table.rowCount()
         self.style_table.insertRow(r)
-        item = W.QTableWidgetItem(style_files.thumbnail(style), style.title)
-        item.setData(QtCore.Qt.ItemDataRole.UserRole, style.path)
-        item.setToolTip(style.path)
+        item = W.QTableWidgetItem(icon, title)
+        item.setData(QtCore.Qt.ItemDataRole.UserRole, data)
+        item.setToolTip(tip)
         item.setFlags(item.flags() & ~QtCore.Qt.ItemFlag.ItemIsEditable)
         self.style_table.setItem(r, 0, item)
         spin = W.QDoubleSpinBox()
         spin.setRange(0.0, 10.0)
         spin.setSingleStep(0.25)
         spin.setValue(weight)
+        spin.setToolTip("How much of this painting goes into the blend, against the others")
         self.style_table.setCellWidget(r, 1, spin)
         self.style_table.setRowHeight(r, 44)
 
-    def chosen_styles(self) -> tuple[list[str], list[float]]:
-        paths, weights = [], []
+    def _style_key(self, row: int) -> str:
+        ref = self.style_table.item(row, 0).data(QtCore.Qt.ItemDataRole.UserRole)
+        return ref if isinstance(ref, str) else ref.key
+
+    def chosen_styles(self) -> tuple[list[Any], list[float]]:
+        refs, weights = [], []
         for r in range(self.style_table.rowCount()):
-            paths.append(self.style_table.item(r, 0).data(QtCore.Qt.ItemDataRole.UserRole))
+            refs.append(self.style_table.item(r, 0).data(QtCore.Qt.ItemDataRole.UserRole))
             weights.append(self.style_table.cellWidget(r, 1).value())
-        return paths, weights
+        return refs, weights
 
     @slot
     def _remove_selected_style(self) -> None:
@@ -220,6 +335,12 @@ class StyleDialog(W.QDialog):
         for style in style_files.builtin_styles():
             action = menu.addAction(style_files.thumbnail(style, 32), style.title)
             action.triggered.connect(lambda _=False, p=style.path: self._add_checked(p))
+        canvas_styles = self.canvas.styles()
+        if canvas_styles:
+            menu.addSeparator()
+            for ref in canvas_styles:
+                action = menu.addAction(ref.icon(32), ref.title)
+                action.triggered.connect(lambda _=False, r=ref: self._add_checked(r))
         recent = [style_files.Style(p, Path(p).name) for p in self.prefs.recent_styles()]
         recent = [s for s in recent if not style_files.is_builtin(s) and Path(s.path).is_file()]
         if recent:
@@ -240,18 +361,18 @@ class StyleDialog(W.QDialog):
             self._add_checked(path)
 
     @slot
-    def _add_checked(self, name: str) -> None:
+    def _add_checked(self, ref: Any) -> None:
         try:
-            self.add_style(name)
+            self.add_style(ref)
         except ValueError as exc:
             self.show_message(describe(exc), error=True)
 
     # ------------------------------------------------------------------ preferences
     def options(self) -> Options:
-        paths, weights = self.chosen_styles()
+        refs, weights = self.chosen_styles()
         return Options(
-            styles=paths,
-            weights=weights if len(paths) > 1 else None,
+            styles=refs,
+            weights=weights if len(refs) > 1 else None,
             preset=self.preset.currentData(),
             controls={name: f.value() for name, f in self.fields.items()},
             source=self.source.currentData(),
@@ -273,41 +394,127 @@ class StyleDialog(W.QDialog):
 
     def _save_prefs(self, options: Options) -> None:
         p = self.prefs
-        p.set("styles", "\n".join(options.styles))
+        files = [s for s in options.styles if isinstance(s, str)]  # canvas styles are not kept
+        p.set("styles", "\n".join(files))
         p.set("preset", options.preset or "")
         p.set("source", options.source)
         for name, f in self.fields.items():
             p.set(name, f.save())
-        p.remember_styles(options.styles, MAX_RECENT)
+        p.remember_styles(files, MAX_RECENT)
+
+    # ------------------------------------------------------------------ the estimate
+    def report_error(self, text: str) -> None:
+        """Where an exception inside one of the dialog's slots is told (see qt.slot)."""
+        self.show_message(text, error=True)
+
+    @slot
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        self.server.check()  # its answer brings the estimate (_on_ready_changed)
+        self._question_timer.start()
+        self.ask_estimate()
+
+    @slot
+    def ask_estimate(self) -> None:
+        """Ask the server how long Apply would take, when the question has changed (the layer,
+        its selection, the preset or a control) and a server answers."""
+        if not self.server.ready:
+            return
+        try:
+            options = self.options()
+        except ValueError:
+            return
+        size = self.canvas.work_size(options.source)
+        if size is None:
+            return
+        self.estimates.want([size], options.preset, options.job_controls())
+
+    @slot
+    def _redraw_estimate(self) -> None:
+        self.estimate.setText(self.estimates.text)
+        busy = self.estimates.busy
+        if busy != self._estimate_timer.isActive():
+            (self._estimate_timer.start if busy else self._estimate_timer.stop)()
+
+    @slot
+    def _on_ready_changed(self, ready: bool) -> None:
+        if ready:
+            self.estimates.restart()
+            self.ask_estimate()
 
     # ------------------------------------------------------------------ running
     @slot
     def apply(self) -> None:
-        if self.run is not None and not self.run.ended:
+        """Stylise: with no server running, start it first and go on once it answers."""
+        if self._waiting is not None or (self.run is not None and not self.run.ended):
             return
         try:
             options = self.options()
-            cap = self.capture_source(options.source)
-            client = self.server.client(CLIENT_TIMEOUT)
-        except (ClientError, ValueError) as exc:
+        except ValueError as exc:
             self.show_message(describe(exc), error=True)
-            if isinstance(exc, ClientError):
-                self.server.show_error(describe(exc))
-                self.server.check()
             return
-        self._save_prefs(options)
-        self.run = StyleRun(cap, options, client)
-        self.run.progress.connect(self._on_progress)
-        self.run.finished.connect(self._on_finished)
-        self.run.cancelled.connect(lambda: self._on_end("Cancelled; nothing was changed."))
-        self.run.failed.connect(lambda m: self._on_end(m, error=True))
+        self._waiting = options
         self._set_running(True)
         self.progress.setValue(0)
-        self.show_message("Sending the layer to the server...")
-        self.run.start()
+        self.show_message("Checking the server...")
+        self.server.ensure(self._server_ready, self._no_server)
+
+    @slot
+    def _server_ready(self) -> None:
+        options, self._waiting = self._waiting, None
+        if options is None:
+            return  # cancelled meanwhile
+        try:
+            work = self.canvas.capture_steps(options.source)
+        except ValueError as exc:
+            self._on_end(describe(exc), error=True)
+            return
+        self._save_prefs(options)
+        self._begin(StyleRun(work, options, self._client()))
+
+    @slot
+    def _no_server(self, message: str) -> None:
+        if self._waiting is None:
+            return
+        self._waiting = None
+        self._on_end(message, error=True)
+
+    @slot
+    def retry(self, step: float) -> None:
+        """The last job again, on the same pixels, with the style amount moved by ``step``:
+        the server's Gram cache still holds its styles, and its result stays, hidden."""
+        last = self.last_job
+        if last is None or (self.run is not None and not self.run.ended):
+            return
+        amount = float(last.options.value(STYLE_AMOUNT, self.vocabulary))
+        amount = round(min(1.0, max(0.0, amount + step)), 2)
+        options = replace(last.options, controls={**last.options.controls, STYLE_AMOUNT: amount})
+        self.fields[STYLE_AMOUNT].set(amount)
+        self._set_running(True)
+        self.progress.setValue(0)
+        self.server.ensure(
+            lambda: self._begin(StyleRun(last.capture, options, self._client(), last.styles)),
+            lambda message: self._on_end(message, error=True),
+        )
+
+    def _client(self) -> Any:
+        return self.server.client(CLIENT_TIMEOUT)
+
+    def _begin(self, run: StyleRun) -> None:
+        self.run = run
+        run.status.connect(lambda text: self.show_message(text))
+        run.progress.connect(self._on_progress)
+        run.finished.connect(self._on_finished)
+        run.cancelled.connect(lambda: self._on_end("Cancelled; nothing was changed."))
+        run.failed.connect(lambda m: self._on_end(m, error=True))
+        self._set_running(True)
+        run.start()
 
     @slot
     def cancel(self) -> None:
+        if self._waiting is not None:
+            self._waiting = None
+            self._on_end("Cancelled; nothing was changed.")
         if self.run is not None and not self.run.ended:
             self.run.cancel()
 
@@ -319,9 +526,19 @@ class StyleDialog(W.QDialog):
 
     @slot
     def _on_finished(self, node: Any) -> None:
+        run = self.run
+        assert run is not None and run.capture is not None and run.style_images is not None
+        previous = self.last_job
+        if previous is not None and previous.node is not None:
+            same_source = previous.capture.source is run.capture.source
+            if same_source and previous.capture.document is run.capture.document:
+                with contextlib.suppress(RuntimeError):  # the painter deleted it meanwhile
+                    previous.node.setVisible(False)  # kept, hidden, to compare
         self.last_node = node
+        self.last_job = LastJob(run.capture, run.options, run.style_images, node)
         self.progress.setValue(100)
-        self._on_end(f"Done: new layer {node.name()!r}. One undo removes it.")
+        text = f"Done: new layer {node.name()!r}. One undo removes it."
+        self._on_end("\n".join([text, *run.notes]))
 
     @slot
     def _on_end(self, text: str, error: bool = False) -> None:
@@ -333,10 +550,9 @@ class StyleDialog(W.QDialog):
     def _set_running(self, running: bool) -> None:
         self.apply_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
-
-    def report_error(self, text: str) -> None:
-        """Where an exception inside one of the dialog's slots is told (see qt.slot)."""
-        self.show_message(text, error=True)
+        can_retry = not running and self.last_job is not None
+        self.less_button.setEnabled(can_retry)
+        self.more_button.setEnabled(can_retry)
 
     def show_message(self, text: str, error: bool = False) -> None:
         self.message.setStyleSheet("color: #d33;" if error else "")
@@ -345,4 +561,9 @@ class StyleDialog(W.QDialog):
     @slot
     def closeEvent(self, event: Any) -> None:
         self.cancel()  # closing the dialog never leaves a job (or a preview layer) behind
+        self._question_timer.stop()
+        self._estimate_timer.stop()
+        self.estimates.close()
+        self.server.close_watch()
+        self.last_job = None  # its pixels: a large layer's are hundreds of MB
         super().closeEvent(event)

@@ -6,17 +6,12 @@ from typing import Any
 
 from krita import Extension, Krita
 
-from .api import active_document_and_node
+from .canvas import ActiveCanvas
 from .dialog import StyleDialog
-from .host import capture
 from .prefs import Prefs
 from .qt import slot
 
 ACTION_ID = "stylebridge_stylize"
-
-
-def capture_active(source: str) -> Any:
-    return capture(*active_document_and_node(), source)
 
 
 class StyleBridgeExtension(Extension):
@@ -36,9 +31,8 @@ class StyleBridgeExtension(Extension):
         if self.dialog is None:
             window = Krita.instance().activeWindow()
             parent = window.qwindow() if window is not None else None
-            self.dialog = StyleDialog(capture_active, Prefs.krita(), parent)
+            self.dialog = StyleDialog(ActiveCanvas(), Prefs.krita(), parent)
         self.dialog.show()
         self.dialog.raise_()
-        self.dialog.activateWindow()
-        self.dialog.server.check()
+        self.dialog.activateWindow()  # showing it checks the server
         return self.dialog

@@ -15,17 +15,24 @@ above 1.0 and colours outside sRGB cross as values beyond 0..1, which the server
 back (measured on Krita 5.1.5 and 6.0.4: linear 4.0 -> 1.8248 -> 4.0). Krita's V2 sRGB profiles
 have tabulated curves that clip to 0..1 (linear 2.0 -> 1.0), and Krita 5.1.5 and 6.0.4 offer no
 V4 sRGB-curve RGB profile (a name Krita does not know converts to its default, silently).
+
+Large layers: reading, converting and writing run band by band (slices.py), so that Krita's
+event loop runs between the pieces: the job runner drives `capture_steps`,
+`ResultLayer.preview_steps` and `ResultLayer.finish_steps` from its timer; `capture` and the
+other plain calls run the same steps at once.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from .formats import PixelFormat, UnsupportedFormat, alpha8
-from .qt import Qt, QtGui, image_bytes
-from .stylebridge_wire import Image
-from .stylebridge_wire.pixels import Rect, context_margin, expand_box, intersect_box, is_blank
+from .qt import QtCore, QtGui, image_bytes
+from .slices import Bands, Work, run_to_end, timed
+from .stylebridge_wire import DTYPES, Image
+from .stylebridge_wire.pixels import Rect, context_margin, expand_box, intersect_box
 
 PREVIEW_SUFFIX = " (stylising...)"
 # The server's working space: sRGB profiles with parametric curves (unbounded: see above), in
@@ -38,6 +45,8 @@ SRGB_PROFILES = {
     "sRGB-elle-V2-srgbtrc.icc",
     "Gray-D50-elle-V2-srgbtrc.icc",
 }
+SCRATCH_NAME = "stylebridge colour"  # the scratch documents conversions run in
+SCRATCH_ROWS = 512  # a scratch document's height: the tallest band a conversion takes
 
 
 class HostError(ValueError):
@@ -57,23 +66,50 @@ class Space:
         return cls(model, WORKING_DEPTH, WORKING_PROFILES[model])
 
 
-def convert(data: bytes, width: int, height: int, source: Space, target: Space) -> bytes:
-    """``data`` (``width`` x ``height`` pixels in ``source``) converted to ``target`` by Krita,
-    in a scratch document of its own (never shown, closed at once)."""
-    from krita import Krita
+class Converter:
+    """Pixels converted from ``source`` to ``target`` by Krita, band by band: each band in a
+    fresh layer of one scratch document (never shown), converted by the layer's own
+    ``setColorSpace`` (measured: the same bytes as converting a whole document). `close`
+    closes the document."""
 
-    doc = Krita.instance().createDocument(
-        width, height, "stylebridge colour", source.model, source.depth, source.profile, 72.0
-    )
+    def __init__(self, width: int, rows: int, source: Space, target: Space) -> None:
+        self.width, self.rows, self.source, self.target = width, rows, source, target
+        self._doc: Any = None
+
+    def convert(self, data: bytes, width: int, rows: int) -> bytes:
+        if self._doc is None:
+            from krita import Krita
+
+            self._doc = Krita.instance().createDocument(
+                self.width, self.rows, SCRATCH_NAME, self.source.model, self.source.depth,
+                self.source.profile, 72.0,
+            )  # fmt: skip
+        doc, target = self._doc, self.target
+        node = doc.createNode("band", "paintlayer")
+        doc.rootNode().addChildNode(node, None)
+        try:
+            node.setPixelData(data, 0, 0, width, rows)
+            if not node.setColorSpace(target.model, target.depth, target.profile):
+                raise HostError(f"Krita cannot convert {self.source.profile} to {target.profile}.")
+            doc.waitForDone()
+            return bytes(node.pixelData(0, 0, width, rows))
+        finally:
+            node.remove()
+
+    def close(self) -> None:
+        if self._doc is not None:
+            self._doc.close()
+            self._doc = None
+
+
+def convert(data: bytes, width: int, height: int, source: Space, target: Space) -> bytes:
+    """``data`` (``width`` x ``height`` pixels in ``source``) converted to ``target`` by Krita
+    at once (small images: preview frames, tests)."""
+    converter = Converter(width, height, source, target)
     try:
-        node = doc.rootNode().childNodes()[0]
-        node.setPixelData(data, 0, 0, width, height)
-        if not doc.setColorSpace(target.model, target.depth, target.profile):
-            raise HostError(f"Krita cannot convert {source.profile} to {target.profile}.")
-        doc.waitForDone()
-        return bytes(node.pixelData(0, 0, width, height))
+        return converter.convert(data, width, height)
     finally:
-        doc.close()
+        converter.close()
 
 
 @dataclass
@@ -88,36 +124,21 @@ class Capture:
     mask: Image | None  # the selection inside ``box``, None without a selection
     travel: Space  # the space ``content`` is in: the source's, or the working space
     space: Space  # the document's, which the result layer is in
+    alpha: bytes  # 8-bit: the content's alpha times the selection (preview frames' alpha)
 
     def result_bytes(self, result: Image) -> bytes:
-        """The server's answer as the result layer's bytes, in the document's space."""
+        """The server's answer as the result layer's bytes, in the document's space (at
+        once: see `ResultLayer.finish_steps` for the banded way)."""
         data = PixelFormat.of(self.travel.model, self.travel.depth).from_image(result)
         if self.travel == self.space:
             return data
         return convert(data, result.width, result.height, self.travel, self.space)
 
-    def in_document_profile(self, frame: Any) -> Any:
-        """An 8-bit sRGB preview frame (an ARGB32 QImage, the server's colours) in the
-        document's profile, still 8-bit: Krita converts it at the frame's own small size, a
-        few milliseconds, so a linear or wide-gamut document shows the preview's true colours.
-        (A grayscale one shows it unconverted.)"""
-        if self.travel == self.space or self.space.model != "RGBA":
-            return frame
-        w, h = frame.width(), frame.height()
-        source = Space("RGBA", "U8", WORKING_PROFILES["RGBA"])
-        data = convert(image_bytes(frame), w, h, source, Space("RGBA", "U8", self.space.profile))
-        return QtGui.QImage(data, w, h, 4 * w, QtGui.QImage.Format.Format_ARGB32).copy()
-
-    def preview_alpha(self) -> Any:
-        """An Alpha8 QImage: the content's alpha times the selection, for preview frames."""
-        w, h = self.box.width, self.box.height
-        alpha = _alpha_image(alpha8(self.content), w, h)
-        if self.mask is not None:
-            painter = QtGui.QPainter(alpha)
-            painter.setCompositionMode(QtGui.QPainter.CompositionMode.CompositionMode_DestinationIn)
-            painter.drawImage(0, 0, _alpha_image(self.mask.data, w, h))
-            painter.end()
-        return alpha
+    def preview_alpha(self, top: int = 0, rows: int | None = None) -> Any:
+        """An Alpha8 QImage of ``rows`` rows from ``top``: the preview frames' alpha."""
+        w = self.box.width
+        rows = self.box.height - top if rows is None else rows
+        return _alpha_image(self.alpha[top * w : (top + rows) * w], w, rows)
 
 
 def _alpha_image(data: bytes, width: int, height: int) -> Any:
@@ -129,8 +150,22 @@ def _rect(rect: Any) -> Rect:
     return Rect(rect.x(), rect.y(), rect.width(), rect.height())
 
 
-def capture(document: Any, node: Any, source: str = "layer") -> Capture:
-    """Read the active layer (or the visible image) and the selection of ``document``."""
+@dataclass(frozen=True)
+class Source:
+    """What a capture reads, checked before any pixel is: the document, the node the result
+    goes above (None for the visible image), the box, and how to read it."""
+
+    document: Any
+    node: Any
+    fmt: PixelFormat
+    box: Rect
+    read: Any  # pixelData(x, y, w, h) of the node or the document
+    space: Space  # the pixels' own colour space as read
+    selection: Any  # the document's selection, None without one
+
+
+def source_of(document: Any, node: Any, source: str = "layer") -> Source:
+    """The checked source of a capture; `HostError` when there is nothing to stylise."""
     if document is None:
         raise HostError("No document is open.")
     canvas = Rect(0, 0, document.width(), document.height())
@@ -150,6 +185,7 @@ def capture(document: Any, node: Any, source: str = "layer") -> Capture:
             )
         read, profile = node.pixelData, node.colorProfile()
     else:
+        node = None
         area = canvas
         fmt = PixelFormat.of(document.colorModel(), document.colorDepth())
         read, profile = document.pixelData, document.colorProfile()
@@ -164,30 +200,80 @@ def capture(document: Any, node: Any, source: str = "layer") -> Capture:
         )
     else:
         selection, box = None, area
+    return Source(document, node, fmt, box, read, Space(fmt.model, fmt.depth, profile), selection)
 
-    content, travel = _read_content(read, box, Space(fmt.model, fmt.depth, profile))
-    if source == "layer" and is_blank(content):
-        raise HostError(f"The layer {node.name()!r} is empty where it would be stylised.")
-    mask = None
-    if selection is not None:
-        x, y, w, h = box
-        mask = Image(w, h, 1, "uint8", bytes(selection.pixelData(x, y, w, h)))
-        if is_blank(mask):
+
+def work_size(document: Any, node: Any, source: str = "layer") -> tuple[int, int] | None:
+    """The width and height a capture would send (for the time estimate), without reading a
+    pixel; None when there is nothing to stylise."""
+    try:
+        box = source_of(document, node, source).box
+    except ValueError:
+        return None
+    return box.width, box.height
+
+
+def capture(document: Any, node: Any, source: str = "layer") -> Capture:
+    """Read the active layer (or the visible image) and the selection of ``document``."""
+    return run_to_end(capture_steps(document, node, source))
+
+
+def capture_steps(document: Any, node: Any, source: str = "layer") -> Work[Capture]:
+    """`capture` band by band: the layer's rows read, converted to the working space when not
+    in sRGB, laid out for the server, their alpha and the selection's kept for previews.
+    Everything is checked before the first band."""
+    src = source_of(document, node, source)
+    x, y, w, h = src.box
+    travel = src.space if src.space.profile in SRGB_PROFILES else Space.working(src.fmt.model)
+    out_fmt = PixelFormat.of(travel.model, travel.depth)
+    converter = None if travel == src.space else Converter(w, SCRATCH_ROWS, src.space, travel)
+    row_bytes = w * out_fmt.channels * DTYPES[out_fmt.dtype]
+    content = bytearray(row_bytes * h)
+    alpha = bytearray(w * h)
+    mask = bytearray(w * h) if src.selection is not None else None
+    painted = False
+    bands = Bands(h, w, SCRATCH_ROWS if converter else None)
+    try:
+        for top, rows in bands:
+            started = time.monotonic()
+            data = bytes(src.read(x, y + top, w, rows))
+            if converter is not None:
+                data = converter.convert(data, w, rows)
+            band = out_fmt.to_image(data, w, rows)
+            content[top * row_bytes : (top + rows) * row_bytes] = band.data
+            painted = painted or band.data.count(0) != len(band.data)
+            coverage = alpha8(band)
+            if mask is not None:
+                selected = bytes(src.selection.pixelData(x, y + top, w, rows))
+                mask[top * w : (top + rows) * w] = selected
+                coverage = _multiply(coverage, selected, w, rows)
+            alpha[top * w : (top + rows) * w] = coverage
+            timed(bands, rows, started)
+            yield
+    finally:
+        if converter is not None:
+            converter.close()
+    if src.node is not None and not painted:
+        raise HostError(f"The layer {src.node.name()!r} is empty where it would be stylised.")
+    selection = None
+    if mask is not None:
+        if mask.count(0) == len(mask):
             raise HostError("The selection is empty.")
-    space = Space(fmt.model, fmt.depth, document.colorProfile())
-    return Capture(document, node, fmt, box, content, mask, travel, space)
+        selection = Image(w, h, 1, "uint8", bytes(mask))
+    image = Image(w, h, out_fmt.channels, out_fmt.dtype, bytes(content))
+    space = Space(src.fmt.model, src.fmt.depth, document.colorProfile())
+    return Capture(document, src.node, src.fmt, src.box, image, selection, travel, space,
+                   bytes(alpha))  # fmt: skip
 
 
-def _read_content(read: Any, box: Rect, space: Space) -> tuple[Image, Space]:
-    """The pixels of ``box`` (``read`` gives them in ``space``) as the server's content, and
-    the space they travel in: as read when in an sRGB profile, else the working space."""
-    x, y, w, h = box
-    data = bytes(read(x, y, w, h))
-    travel = space
-    if space.profile not in SRGB_PROFILES:
-        travel = Space.working(space.model)
-        data = convert(data, w, h, space, travel)
-    return PixelFormat.of(travel.model, travel.depth).to_image(data, w, h), travel
+def _multiply(alpha: bytes, mask: bytes, width: int, height: int) -> bytes:
+    """Two 8-bit planes multiplied (a * m / 255), by Qt's compositing: no Python loop."""
+    a = _alpha_image(alpha, width, height)
+    painter = QtGui.QPainter(a)
+    painter.setCompositionMode(QtGui.QPainter.CompositionMode.CompositionMode_DestinationIn)
+    painter.drawImage(0, 0, _alpha_image(mask, width, height))
+    painter.end()
+    return image_bytes(a)
 
 
 class ResultLayer:
@@ -202,7 +288,6 @@ class ResultLayer:
     def __init__(self, cap: Capture, title: str, opacity: float = 1.0) -> None:
         self.cap = cap
         self.title = title
-        self._alpha = cap.preview_alpha()
         doc = cap.document
         self.node = doc.createNode(title + PREVIEW_SUFFIX, "paintlayer")
         # before insertion: neither is an undo step, and no stray strokes land on the preview
@@ -216,6 +301,7 @@ class ResultLayer:
         else:
             parent.addChildNode(self.node, cap.source)
         self._uid = self.node.uniqueId()
+        self._preview_converter: Converter | None = None
 
     def alive(self) -> bool:
         """False once the user removed the layer (or undid its creation) while it ran."""
@@ -225,35 +311,102 @@ class ResultLayer:
         return _contains(doc.rootNode(), self._uid)  # 5.1: walk the tree
 
     def show_preview(self, frame: Image) -> None:
+        """An 8-bit RGB preview frame, written into the layer at once."""
+        run_to_end(self.preview_steps(frame))
+
+    def preview_steps(self, frame: Image) -> Work[None]:
         """An 8-bit RGB preview frame in the document's profile, scaled to the box and
-        masked, written into the layer."""
+        masked, written into the layer band by band."""
         x, y, w, h = self.cap.box
         fmt = QtGui.QImage.Format
         small = QtGui.QImage(
             frame.data, frame.width, frame.height, 3 * frame.width, fmt.Format_RGB888
         ).convertToFormat(fmt.Format_ARGB32)
-        small = self.cap.in_document_profile(small)
-        smooth = Qt.TransformationMode.SmoothTransformation
-        scaled = small.scaled(w, h, transformMode=smooth).convertToFormat(fmt.Format_ARGB32)
-        scaled.setAlphaChannel(self._alpha)
-        straight = scaled.convertToFormat(fmt.Format_ARGB32)  # Qt may premultiply: undo that
-        self.node.setPixelData(self.cap.fmt.from_rgba8(image_bytes(straight)), x, y, w, h)
+        small = self._in_document_profile(small)
+        whole = QtCore.QRectF(0, 0, w, h)
+        bands = Bands(h, w)
+        for top, rows in bands:
+            started = time.monotonic()
+            band = QtGui.QImage(w, rows, fmt.Format_ARGB32)
+            band.fill(0)
+            painter = QtGui.QPainter(band)
+            painter.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform)
+            painter.drawImage(whole.translated(0, -top), small)
+            painter.end()
+            band.setAlphaChannel(self.cap.preview_alpha(top, rows))
+            straight = band.convertToFormat(fmt.Format_ARGB32)  # Qt may premultiply: undo that
+            self.node.setPixelData(
+                self.cap.fmt.from_rgba8(image_bytes(straight)), x, y + top, w, rows
+            )
+            timed(bands, rows, started)
+            yield
         self.cap.document.refreshProjection()
 
+    def _in_document_profile(self, frame: Any) -> Any:
+        """An 8-bit sRGB preview frame (an ARGB32 QImage, the server's colours) in the
+        document's profile, still 8-bit: Krita converts it at the frame's own small size, a
+        few milliseconds, so a linear or wide-gamut document shows the preview's true colours.
+        (A grayscale one shows it unconverted.)"""
+        cap = self.cap
+        if cap.travel == cap.space or cap.space.model != "RGBA":
+            return frame
+        w, h = frame.width(), frame.height()
+        if self._preview_converter is None or self._preview_converter.width < w:
+            self.close_preview()
+            source = Space("RGBA", "U8", WORKING_PROFILES["RGBA"])
+            target = Space("RGBA", "U8", cap.space.profile)
+            self._preview_converter = Converter(max(w, h), max(w, h), source, target)
+        data = self._preview_converter.convert(image_bytes(frame), w, h)
+        return QtGui.QImage(data, w, h, 4 * w, QtGui.QImage.Format.Format_ARGB32).copy()
+
+    def close_preview(self) -> None:
+        """Close the preview frames' scratch document (the run has ended)."""
+        if self._preview_converter is not None:
+            self._preview_converter.close()
+            self._preview_converter = None
+
     def finish(self, result: Image) -> Any:
-        """Write the result, name the layer after the style, unlock it; returns the node."""
-        x, y, w, h = self.cap.box
+        """Write the result at once; returns the node."""
+        return run_to_end(self.finish_steps(result))
+
+    def finish_steps(self, result: Image) -> Work[Any]:
+        """Write the result band by band (converted back to the document's space where it
+        travelled in the working space), name the layer after the style, unlock it; returns
+        the node."""
+        cap = self.cap
+        x, y, w, h = cap.box
         if (result.width, result.height) != (w, h):
             raise HostError(
                 f"The server answered {result.width}x{result.height}, expected {w}x{h}."
             )
-        self.node.setPixelData(self.cap.result_bytes(result), x, y, w, h)
+        self.close_preview()
+        travel_fmt = PixelFormat.of(cap.travel.model, cap.travel.depth)
+        converter = None
+        if cap.travel != cap.space:
+            converter = Converter(w, SCRATCH_ROWS, cap.travel, cap.space)
+        row_bytes = result.nbytes // h
+        bands = Bands(h, w, SCRATCH_ROWS if converter else None)
+        try:
+            for top, rows in bands:
+                started = time.monotonic()
+                piece = result.data[top * row_bytes : (top + rows) * row_bytes]
+                band = Image(w, rows, result.channels, result.dtype, piece)
+                data = travel_fmt.from_image(band)
+                if converter is not None:
+                    data = converter.convert(data, w, rows)
+                self.node.setPixelData(data, x, y + top, w, rows)
+                timed(bands, rows, started)
+                yield
+        finally:
+            if converter is not None:
+                converter.close()
         self.node.setName(self.title)
         self.node.setLocked(False)
-        self.cap.document.refreshProjection()
+        cap.document.refreshProjection()
         return self.node
 
     def discard(self) -> None:
+        self.close_preview()
         if self.alive():
             self.node.remove()
             self.cap.document.refreshProjection()

@@ -26,7 +26,7 @@ class Options:
     ``controls`` are engine controls by name (None: the preset's); strength becomes the new
     layer's opacity instead (`vocabulary.as_layer`)."""
 
-    styles: list[str]  # built-in names or image files
+    styles: list[Any]  # built-in names or image files (str), or styles from the canvas
     weights: list[float] | None = None  # blend weights, one per style
     preset: str | None = None  # None: the vocabulary's default
     controls: dict[str, Any] = field(default_factory=dict)
@@ -51,6 +51,20 @@ class Options:
         except ValueError as exc:
             raise OptionsError(str(exc)) from None
         return self
+
+    def value(self, name: str, vocabulary: Vocabulary | None = None) -> Any:
+        """A control's value as the job runs it: the one chosen, else the preset's."""
+        if self.controls.get(name) is not None:
+            return self.controls[name]
+        vocabulary = vocabulary or default()
+        preset = vocabulary.presets.get(self.preset or vocabulary.default_preset)
+        return None if preset is None else preset.controls.get(name)
+
+    def preset_label(self, vocabulary: Vocabulary | None = None) -> str:
+        """The checked preset as the dialog lists it."""
+        vocabulary = vocabulary or default()
+        preset = vocabulary.presets.get(self.preset or vocabulary.default_preset)
+        return preset.label if preset is not None else str(self.preset)
 
     @property
     def strength(self) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from .qt import QtCore, QtGui, image_bytes
 from .stylebridge_wire import Image, catalogue
@@ -58,6 +59,22 @@ def load(style: Style, max_side: int = catalogue.MAX_STYLE_SIDE) -> Image:
         )
     rgb = image.convertToFormat(QtGui.QImage.Format.Format_RGB888)
     return Image(rgb.width(), rgb.height(), 3, "uint8", image_bytes(rgb))
+
+
+def title_of(ref: Any) -> str:
+    """A style's title: a built-in's or a file's (a name), or a canvas style's own."""
+    return resolve(ref).title if isinstance(ref, (str, os.PathLike)) else ref.title
+
+
+def short_title_of(ref: Any) -> str:
+    """A style's title in a result layer's name (a canvas style's without its extension)."""
+    return title_of(ref) if isinstance(ref, (str, os.PathLike)) else ref.short
+
+
+def load_any(ref: Any) -> Image:
+    """A style as an 8-bit RGB protocol image: a built-in or file by name, or a canvas style
+    (an open document or layer, canvas.py), read now."""
+    return load(resolve(ref)) if isinstance(ref, (str, os.PathLike)) else ref.load()
 
 
 def thumbnail(style: Style, side: int = 48) -> QtGui.QIcon:

@@ -10,7 +10,10 @@ through the PDB as any batch script would, and dump what came out for test_gimp_
     layers: [{name, width, height, offsets, pixels (raw float32 file, R'G'B'A or Y'A)}],
     selected: indexes of the layers handed to the procedure,
     select: {"ellipse": [x, y, w, h], "feather": px} or null,
-    args: procedure arguments by name ("style-file" is a path), run_mode: a Gimp.RunMode name.
+    args: procedure arguments by name ("style-file", "style-file-2", ... are paths;
+    "style-image" a file GIMP opens first, as a painter's open reference), run_mode: a
+    Gimp.RunMode name, then: a procedure run next on the layers the first call left selected
+    (e.g. plug-in-stylebridge-more-style).
 For each case it writes OUT/NAME/report.json (status, error, layers, selected layers, undo
 state) and raw float32 dumps: layer-N.raw for each layer in stack order (top first, the
 layout's format, the layer's own size), composite.raw (the flattened image, canvas size) and
@@ -89,17 +92,19 @@ def build(case):
     return image, layers
 
 
-def call(image, drawables, case):
+def call(image, drawables, case, procedure="plug-in-stylebridge"):
     pdb = Gimp.get_pdb()
-    proc = pdb.lookup_procedure("plug-in-stylebridge")
+    proc = pdb.lookup_procedure(procedure)
     if proc is None:
-        return "MISSING", "plug-in-stylebridge is not registered"
+        return "MISSING", f"{procedure} is not registered"
     config = proc.create_config()
     config.set_property("run-mode", getattr(Gimp.RunMode, case.get("run_mode", "NONINTERACTIVE")))
     config.set_property("image", image)
     config.set_core_object_array("drawables", drawables)
-    for name, value in case.get("args", {}).items():
-        if name == "style-file":
+    for name, value in (case.get("args", {}) if procedure == "plug-in-stylebridge" else {}).items():
+        if name == "style-image":  # the painter's reference, open in GIMP
+            value = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(value))
+        if name.startswith("style-file"):  # style-file, style-file-2, ...
             value = Gio.File.new_for_path(value) if value else None
         config.set_property(name, value)
     result = proc.run(config)
@@ -125,6 +130,7 @@ def report(image, case, status, error, folder):
                 "bpp": layer.get_bpp(),
                 "has_alpha": layer.has_alpha(),
                 "opacity": layer.get_opacity(),
+                "visible": layer.get_visible(),
                 "position": image.get_item_position(layer),
             }
         )
@@ -172,6 +178,8 @@ def main():
                 with open(os.path.join(folder, f"engine-{n}.raw"), "wb") as f:
                     f.write(sent.data)
         status, error = call(image, drawables, case)
+        if case.get("then") and status == "success":
+            status, error = call(image, image.get_selected_layers(), case, case["then"])
         report(image, case, status, error, folder)
         image.delete()
 

@@ -30,8 +30,8 @@ def pump_until(done, timeout):
 
 def seen(panel):
     return {
-        "title": panel.widget.get_label(),
-        "expanded": panel.widget.get_expanded(),
+        "title": panel.state.get_text(),
+        "expanded": panel.details.get_expanded(),
         "error": panel.error.get_text(),
         "log": panel.log.get_text(),
         "start": panel.start_button.get_sensitive(),
@@ -40,7 +40,7 @@ def seen(panel):
 
 
 def main():
-    panel = gimp_server_panel.ServerPanel("stylebridge serve", "")
+    panel = gimp_server_panel.ServerPanel(["stylebridge", "serve"], "")
     window = Gtk.Window(title="stylebridge panel")
     window.add(panel.widget)
     window.show_all()
@@ -48,13 +48,13 @@ def main():
     panel.refresh_button.clicked()
     pump_until(lambda: not panel.watch.busy, 10)
     shown["down"] = seen(panel)
-    panel.command.set_text(os.environ["SB_PANEL_COMMAND"])
+    panel.program.set_text(os.environ["SB_PANEL_COMMAND"].split()[0])  # under Connection...
     panel.start_button.clicked()
     shown["starting"] = seen(panel)
     shown["came_up"] = pump_until(lambda: panel.watch.ready, 150)
     shown["ready"] = seen(panel)
     panel.stop_button.clicked()
-    pump_until(lambda: "stopped" in panel.widget.get_label(), 30)
+    pump_until(lambda: "stopped" in panel.state.get_text(), 30)
     shown["stopped"] = seen(panel)
     panel.close()
     window.destroy()

@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from testing.plugins import dist
 from tests.support.launcher import HostLauncher
 
 KRITA5, KRITA6, KRITA6_ZIP = "krita-5", "krita-6", "krita-6-zip"
+RESULT = "The Starry Night (van Gogh) · Fast · style 0.7"  # the style, the preset, the style amount
 
 
 def on_kritas(*which: str):
@@ -174,22 +176,28 @@ def test_fresh_profile_install_start_apply_stop(tmp_path):
     runtime = tmp_path / "runtime"  # no server here: the dialog must say so
     runtime.mkdir(mode=0o700)
     env = {k: v for k, v in os.environ.items() if not k.startswith("STYLEBRIDGE_")}
-    env.update(STYLEBRIDGE_RUNTIME_DIR=str(runtime), SB_START="1", PATH="/usr/bin:/bin")
+    env.update(STYLEBRIDGE_RUNTIME_DIR=str(runtime), SB_START="apply", PATH="/usr/bin:/bin")
     try:
         r = krita_host.run_script(home, "dialog_flow.py", env)
+        # the server drains its jobs first (the estimate's probe among them), then goes
+        deadline = time.monotonic() + 60
+        while (runtime / "server.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
         stopped_by_the_dialog = not (runtime / "server.json").exists()
     finally:
         krita_host.stop_server_in(runtime)
-    assert stopped_by_the_dialog
+    assert stopped_by_the_dialog, f"{r}"
     assert r["command"] == f"{program} serve"  # from install.json: nothing from PATH
-    assert "not running" in r["down_text"] and r["start_enabled"] is True
+    assert r["down_text"] == "Server: not running. Apply starts it, or press Start."
+    assert r["start_enabled"] is True and "not running" in r["state_before_apply"]
+    assert r["started_by_apply"] is not None  # Apply alone started it (issue 28)
     assert "ready on cpu" in r["ready_text"]
     assert "stopped" in r["stopped_text"]  # Stop: this machine's server, with its admin key
     assert r["log"] == str(runtime / "server.log")
     assert r["progress_events"] >= 1 and "step" in r["running_text"]
     done = r["done_text"]
-    assert done.startswith("Done: new layer 'The Starry Night (van Gogh)'"), done
-    assert r["after"] == [*r["before"], "The Starry Night (van Gogh)"]
+    assert done.startswith(f"Done: new layer '{RESULT}'"), done
+    assert r["after"] == [*r["before"], RESULT]
     assert r["opacity"] == round(255 * 0.85)  # the dialog's strength, as the layer's opacity
     # one field per control of the vocabulary, balance among them, under Krita's PyQt5
     assert r["fields"] == r["dialog_controls"] and "balance" in r["fields"]
@@ -207,8 +215,8 @@ def test_krita6_dialog_from_its_menu_finds_the_host_server_and_applies(krita):
     r = krita("dialog_flow.py", SB_SIZE="64")
     assert "ready on cpu" in r["down_text"] and "ready on cpu" in r["ready_text"]
     done = r["done_text"]
-    assert done.startswith("Done: new layer 'The Starry Night (van Gogh)'"), done
-    assert r["after"] == [*r["before"], "The Starry Night (van Gogh)"]
+    assert done.startswith(f"Done: new layer '{RESULT}'"), done
+    assert r["after"] == [*r["before"], RESULT]
     assert r["opacity"] == round(255 * 0.85)
     assert r["fields"] == r["dialog_controls"] and r["balance_slider"] is True
 
@@ -233,5 +241,21 @@ def test_krita6_dialog_start_apply_stop_with_no_server_running(tmp_path):
     assert "not running" in r["down_text"] and r["start_enabled"] is True
     assert r["command"] == f"{launcher.shim} serve" and launcher.asked == ["serve"]
     assert "ready on cpu" in r["ready_text"]
-    assert r["after"] == [*r["before"], "The Starry Night (van Gogh)"]
-    assert "stopped" in r["stopped_text"] and stopped == 0  # Stop reached the real server
+    assert r["after"] == [*r["before"], RESULT]
+    assert "stopped" in r["stopped_text"] and stopped == 0
+
+
+@on_kritas(KRITA5, KRITA6)
+def test_a_style_from_an_open_document_the_estimate_and_more_style(krita):
+    """Issue 28: a reference document open beside the painting is the style (Add style lists
+    it), the dialog shows the time estimate, and More style runs the job again with 0.2 more
+    style, the earlier result kept, hidden, to compare."""
+    r = krita("dialog_flow.py", SB_SIZE="64", SB_EXTRAS="1")
+    assert r["more"]["enabled"] and not r["more"].get("timed_out"), r["more"]
+    assert "my reference" in r["canvas_styles"] and "Layer: Background" in r["canvas_styles"]
+    first, again = "my reference · Fast · style 0.7", "my reference · Fast · style 0.9"
+    assert r["more"]["first_run"].startswith(f"Done: new layer '{first}'")
+    assert r["estimate_text"].startswith("About ") and "for this layer" in r["estimate_text"]
+    assert r["more"]["names"] == [*r["before"], again, first]  # the newest on the source
+    assert not r["more"]["first_visible"] and r["more"]["last_visible"]
+    assert r["more"]["balance"] == 0.9  # Stop reached the real server

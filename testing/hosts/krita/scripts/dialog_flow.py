@@ -1,13 +1,18 @@
 """The artist's path: menu action -> dialog says the server is down -> Start -> Apply -> Stop.
 
 $SB_START=1: no server runs and the dialog's Start starts it, with the command of
-$SB_SERVER_CMD (written to the settings) or else the one `stylebridge install` recorded; Stop
-stops it at the end. Without it a server is already running (on the host, for a Krita whose
-Python cannot run this one) and the dialog must find it ready. $SB_SHOTS (optional) receives
-screenshots;
+$SB_SERVER_CMD (written to the settings as an argv) or else the one `stylebridge install`
+recorded; Stop stops it at the end. $SB_START=apply: the same, but nothing is pressed before
+Apply, which starts the server itself. Without it a server is already running (on the host, for
+a Krita whose Python cannot run this one) and the dialog must find it ready.
+$SB_EXTRAS=1 (issue 28): a reference document open beside the painting is the style, the
+time estimate is read once the server is ready, and More style runs the job again.
+$SB_SHOTS (optional) receives screenshots;
 $SB_CONTENT (optional) is an image to open instead of the generated test picture.
 """
 
+import contextlib
+import json
 import os
 import runpy
 
@@ -21,8 +26,13 @@ def main():
 
     app = Krita.instance()
     start = os.environ.get("SB_START") == "1"
+    via_apply = os.environ.get("SB_START") == "apply"
+    extras = os.environ.get("SB_EXTRAS") == "1"
     if os.environ.get("SB_SERVER_CMD"):
-        app.writeSetting("stylebridge", "server_command", os.environ["SB_SERVER_CMD"])
+        argv = os.environ["SB_SERVER_CMD"].split()
+        app.writeSetting("stylebridge", "server_command", json.dumps(argv))
+    if extras:  # a reference the painter keeps open beside the painting
+        common["new_document"](80, 60, name="my reference")
     shots = os.environ.get("SB_SHOTS")
     content = os.environ.get("SB_CONTENT")
     if content:
@@ -47,7 +57,7 @@ def main():
     down_text = panel.state.text()
     start_enabled = panel.start_button.isEnabled()
     started_in = None
-    command = panel.command.text()
+    command = " ".join(panel.command())
     if start:
         panel.start_button.click()
         started_in = common["pump_until"](lambda: "ready" in panel.state.text(), 150)
@@ -55,8 +65,17 @@ def main():
     dialog.fields["balance"].set(0.7)
     dialog.fields["size"].set(int(os.environ.get("SB_SIZE", "96")))
     dialog.preset.setCurrentIndex(dialog.preset.findData("fast"))
+    canvas_styles = []
+    if extras:
+        canvas_styles = [s.title for s in dialog.canvas.styles()]
+        reference = next(s for s in dialog.canvas.styles() if s.title == "my reference")
+        while dialog.style_table.rowCount():
+            dialog.style_table.removeRow(0)
+        dialog.add_style(reference)
+    state_before_apply = panel.state.text()
     progress = []
     dialog.apply_button.click()
+    started_by_apply = common["pump_until"](lambda: dialog.run is not None, 150)  # via_apply
     dialog.run.progress.connect(progress.append)
     common["pump_until"](lambda: dialog.run.ended or len(progress) >= 3, 120)
     running_text = dialog.message.text()
@@ -68,7 +87,27 @@ def main():
         common["pump_until"](lambda: True, 1)  # let the canvas repaint
         common["grab_screen"](os.path.join(shots, "krita-result.png"))
     ready_text = panel.state.text()
-    if start:
+    estimate_text = more = None
+    if extras:  # what it came to, in the report even when a wait runs out
+        with contextlib.suppress(TimeoutError):
+            common["pump_until"](lambda: dialog.estimate.text().startswith("About"), 60)
+        estimate_text = dialog.estimate.text()
+        first = dialog.last_node
+        more = {"enabled": dialog.more_button.isEnabled(), "first_run": dialog.message.text()}
+    if extras and first is not None:
+        dialog.more_button.click()
+        try:
+            common["pump_until"](lambda: dialog.run.ended and dialog.last_node is not first, 90)
+        except TimeoutError:
+            more["timed_out"] = True
+        more.update(
+            names=common["names"](doc),
+            first_visible=first.visible(),
+            last_visible=dialog.last_node.visible(),
+            balance=dialog.fields["balance"].value(),
+            message=dialog.message.text(),
+        )
+    if start or via_apply:
         panel.stop_button.click()
         common["pump_until"](lambda: "stopped" in panel.state.text(), 30)
     result = {
@@ -82,6 +121,11 @@ def main():
         "stopped_text": panel.state.text(),
         "log": panel.log.text(),
         "running_text": running_text,
+        "state_before_apply": state_before_apply,
+        "started_by_apply": started_by_apply if via_apply else None,
+        "canvas_styles": canvas_styles,
+        "estimate_text": estimate_text,
+        "more": more,
         "progress_events": len(progress),
         "done_text": dialog.message.text(),
         "opacity": dialog.last_node.opacity() if dialog.last_node is not None else None,
