@@ -81,7 +81,7 @@ def test_feathered_selection_gives_one_undoable_layer_above_the_source(krita):
     assert r["action"] is True  # Krita itself loaded and enabled it: its menu action exists
     assert r["before"] == ["Background", "Top"]
     assert r["after"] == ["Background", r["name"], "Top"]  # directly above the source
-    assert r["name"] == "The Starry Night (van Gogh)"
+    assert r["name"] == "The Starry Night (van Gogh) · Fast · style 0.6"  # its balance 0.6
     assert r["locked"] is False
     assert r["opacity"] == round(255 * r["strength"])  # the strength, as the layer's opacity
     assert r["after_undo"] == r["before"]  # exactly one undo step

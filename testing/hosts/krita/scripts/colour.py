@@ -48,7 +48,8 @@ def main():
     import stylebridge_krita
     from stylebridge_krita import host
 
-    LAB = host.Space("LABA", "F32", "")  # Krita's CIE Lab: L 0..100
+    # Krita's CIE Lab (L 0..100), by its profile's name: a layer converts only to a named one
+    LAB = host.Space("LABA", "F32", Krita.instance().profiles("LABA", "F32")[0])
     report = {}
     for name, (depth, profile) in CASES.items():
         doc, source = document_in(name, depth, profile)
