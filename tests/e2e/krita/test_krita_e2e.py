@@ -154,7 +154,8 @@ def test_cancel_mid_job_stops_the_server_job_and_leaves_no_layer(krita):
         f"cancel: preview removed after {r['removed_after']:.3f} s, "
         f"server confirmed after {r['confirmed_after']:.3f} s"
     )
-    assert r["during"] == ["Background", "The Starry Night (van Gogh) (stylising...)"]
+    preview = "The Starry Night (van Gogh) · Reference · style 0.5 (stylising...)"  # paper preset
+    assert r["during"] == ["Background", preview]
     assert r["preview_locked"] is True
     assert r["preview_opaque"] > 0.99  # preview frames were drawn into the layer
     assert r["after"] == r["before"] == ["Background"]
