@@ -12,7 +12,9 @@ import functools
 import importlib
 import importlib.util
 import sys
+import time
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +82,13 @@ def load_gimp_edge(folder: Path, monkeypatch: Any, fake_modules: dict[str, Any])
     monkeypatch.setitem(sys.modules, name, module)  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
+
+
+def pump_until(qapp: Any, done: Callable[[], bool], timeout: float = 10.0) -> float:
+    """Run Qt's event loop until ``done()`` (failing after ``timeout`` s); the seconds it took."""
+    start = time.monotonic()
+    while not done():
+        assert time.monotonic() - start < timeout, "timed out"
+        qapp.processEvents()
+        time.sleep(0.005)
+    return time.monotonic() - start

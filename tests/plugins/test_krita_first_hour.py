@@ -6,10 +6,9 @@ the same in tests/e2e/krita."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
+from testing.plugins import pump_until
 from tests.fakes import krita as fake
 from tests.fakes.client import ESTIMATE, ScriptedClient
 
@@ -19,14 +18,6 @@ STYLE = "The Starry Night (van Gogh)"
 
 def bgra(width: int, height: int, pixel: tuple[int, int, int, int]) -> bytes:
     return bytes(pixel) * (width * height)
-
-
-def pump_until(qapp, done, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, "timed out"
-        qapp.processEvents()
-        time.sleep(0.005)
 
 
 @pytest.fixture

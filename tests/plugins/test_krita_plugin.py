@@ -10,12 +10,12 @@ import os
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from testing import REPO
+from testing.plugins import pump_until
 from tests.fakes import krita as fake
 
 
@@ -204,14 +204,6 @@ def test_a_big_style_travels_at_most_1024_px_a_side(sbk, qapp, tmp_path):
 
 
 # ------------------------------------------------------------------ the dialog, PyQt6, offscreen
-def pump_until(qapp, done, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, "timed out"
-        qapp.processEvents()
-        time.sleep(0.005)
-
-
 def test_dialog_builds_under_pyqt6_and_maps_its_fields_to_options(sbk, qapp, krita_app):
     dialog = sbk.dialog.StyleDialog(sbk.canvas.ActiveCanvas(), sbk.prefs.Prefs())
     vocabulary = dialog.vocabulary

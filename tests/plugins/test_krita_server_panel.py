@@ -7,20 +7,11 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Callable
 
 import pytest
 
+from testing.plugins import pump_until
 from testing.servers import start_server
-
-
-def pump_until(qapp, done: Callable[[], bool], timeout: float) -> float:
-    start = time.monotonic()
-    while not done():
-        assert time.monotonic() - start < timeout, "timed out"
-        qapp.processEvents()
-        time.sleep(0.01)
-    return time.monotonic() - start
 
 
 @pytest.fixture
