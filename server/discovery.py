@@ -49,10 +49,7 @@ def write_discovery(info: dict[str, Any], path: Path | None = None) -> Path:
 
 
 def read_discovery(path: Path | None = None) -> dict[str, Any] | None:
-    info = wire_discovery.read_discovery(str(path or discovery_path()))
-    if info is None or "pid" not in info:
-        return None
-    return info
+    return wire_discovery.read_discovery(str(path or discovery_path()))
 
 
 def remove_discovery(pid: int, path: Path | None = None) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from .protocol import ServerUnavailable
@@ -16,6 +18,9 @@ from .protocol import ServerUnavailable
 # started in the background
 DISCOVERY_FILE = "server.json"
 LOG_FILE = "server.log"
+FLATPAK_INFO = "/.flatpak-info"  # present inside every Flatpak sandbox
+PROC = "/proc"  # Linux: a folder per running process, owned by its user
+START_AGAIN = "start it again (the Start button, or `stylebridge serve`)"
 
 
 def runtime_dir() -> str:
@@ -68,6 +73,72 @@ def check_private(path: str, folder: bool) -> None:
         )
 
 
+class StaleServer(ServerUnavailable):
+    """The discovery file names a server process that no longer runs (killed, crashed): a
+    plug-in's Apply starts a new server as it would with no file at all."""
+
+
+class ForeignServer(ServerUnavailable):
+    """The discovery file at ``path`` names a running process of another user: never used."""
+
+    def __init__(self, path: str, pid: int) -> None:
+        super().__init__(
+            f"the discovery file {path} names pid {pid}, a process of another user, not a "
+            f"stylebridge server of yours, so it is not used: remove the file and {START_AGAIN}"
+        )
+        self.path = path
+
+
+def recorded_process(pid: int) -> tuple[bool, int | None]:
+    """Whether process ``pid`` runs, and its owner's uid (None where the system does not say).
+    Linux: its /proc folder (a zombie, dead but not yet reaped by the plug-in that started it,
+    counts as gone); other POSIX systems: signal 0, alive only; Windows: unchecked (its os.kill
+    ends the process), alive."""
+    if sys.platform.startswith("linux"):
+        try:
+            owner = os.stat(os.path.join(PROC, str(pid))).st_uid
+            with open(os.path.join(PROC, str(pid), "stat"), "rb") as f:
+                state = f.read().rpartition(b")")[2].split()[:1]
+        except OSError:  # FileNotFoundError, or gone between the two calls
+            return False, None
+        return state not in ([b"Z"], [b"X"]), owner
+    if os.name != "posix":
+        return True, None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False, None
+    except PermissionError:  # another user's: alive
+        pass
+    return True, None
+
+
+def check_recorded_pid(
+    info: dict[str, Any],
+    path: str,
+    state: Callable[[int], tuple[bool, int | None]] = recorded_process,
+    uid: int | None = None,
+) -> None:
+    """Raise `StaleServer` when the server the discovery file at ``path`` records no longer
+    runs, `ForeignServer` when its pid is another user's process (``state`` and ``uid``:
+    tests inject them; ``uid`` defaults to this process's). Inside a Flatpak sandbox pids
+    belong to another namespace, so nothing is checked there: the server's proof of the token
+    (docs/protocol.md, "Authentication") still guards the pixels."""
+    if os.path.exists(FLATPAK_INFO):
+        return
+    pid = info["pid"]
+    alive, owner = state(pid)
+    if not alive:
+        raise StaleServer(
+            f"the stylebridge server recorded in {path} (pid {pid}) is no longer running: "
+            + START_AGAIN
+        )
+    getuid = getattr(os, "getuid", None)
+    uid = uid if uid is not None else getuid() if getuid is not None else None
+    if owner is not None and uid is not None and owner != uid:
+        raise ForeignServer(path, pid)
+
+
 def read_discovery(path: str | None = None) -> dict[str, Any] | None:
     """The discovery file's content, or None when it is absent or not one. A file or folder
     another user could have planted raises `UntrustedFile` instead: a client must never send
@@ -98,6 +169,9 @@ def read_discovery(path: str | None = None) -> dict[str, Any] | None:
         return None
     if not isinstance(info.get("endpoint"), str) or not isinstance(info.get("token"), str):
         return None
+    pid = info.get("pid")
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid < 1:
+        return None
     return info
 
 
@@ -116,7 +190,8 @@ def typed_server(endpoint: str, token: str) -> tuple[str | None, str | None]:
 
 def find_server(endpoint: str | None = None, token: str | None = None) -> tuple[str, str]:
     """Endpoint and token: the arguments, else ``STYLEBRIDGE_ENDPOINT`` + ``STYLEBRIDGE_TOKEN``,
-    else the discovery file (see `discovery_path`). Raises `ServerUnavailable` when none."""
+    else the discovery file (see `discovery_path`), whose server process must still run
+    (`check_recorded_pid`). Raises `ServerUnavailable` when none."""
     endpoint = chosen_endpoint(endpoint) or None
     token = token or os.environ.get("STYLEBRIDGE_TOKEN") or None
     if endpoint and token:
@@ -129,6 +204,7 @@ def find_server(endpoint: str | None = None, token: str | None = None) -> tuple[
             f"both set and there is no valid discovery file at {path} "
             "(start a server with: stylebridge serve)"
         )
+    check_recorded_pid(info, path)
     return endpoint or info["endpoint"], token or info["token"]
 
 

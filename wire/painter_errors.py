@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .discovery import UntrustedFile, chosen_endpoint
+from .discovery import ForeignServer, StaleServer, UntrustedFile, chosen_endpoint
 from .protocol import ClientError, ServerError, ServerUnavailable
 from .vocabulary import Vocabulary, default
 
@@ -84,6 +84,10 @@ NOT_PRIVATE = (
     "The server's folder can be read by other users, so it is not used: delete {folder}, then "
     "press {apply}."
 )
+FOREIGN = (
+    "The server's file names a program of another user, so it is not used: delete {file}, "
+    "then press {apply}."
+)
 CLIENT_FAILED = "Talking to the server failed ({detail}): press {apply} to try again."
 ALL = {
     **SERVER_ERRORS,
@@ -95,6 +99,7 @@ ALL = {
     "lost": LOST,
     "rejected": REJECTED,
     "not_private": NOT_PRIVATE,
+    "foreign": FOREIGN,
     "client_failed": CLIENT_FAILED,
 }
 
@@ -165,6 +170,10 @@ def painter_text(
     if isinstance(exc, UntrustedFile):
         folder = str(exc).split(" ", 1)[0]
         return NOT_PRIVATE.format(folder=folder, **words)
+    if isinstance(exc, ForeignServer):
+        return FOREIGN.format(file=exc.path, **words)
+    if isinstance(exc, StaleServer):
+        return NOT_RUNNING.format(**words)
     if isinstance(exc, ServerUnavailable):
         text = str(exc)
         if "rejected the handshake" in text:

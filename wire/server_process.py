@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import discovery
 from .discovery import LOG_FILE, open_log, runtime_dir
 from .protocol import ClientError
 
@@ -30,7 +31,7 @@ START_WAIT = 120.0  # s for a started server to load its model and answer (a col
 # installed it, so Start works without stylebridge on the host's PATH
 INSTALL_FILE = "install.json"
 INSTALL_RECORD = Path(__file__).resolve().parent.parent / INSTALL_FILE
-FLATPAK_INFO = Path("/.flatpak-info")  # present inside every Flatpak sandbox
+FLATPAK_INFO = Path(discovery.FLATPAK_INFO)
 # the hosts' Flatpak ids: the sandbox hint names them, `stylebridge install` prints overrides
 KRITA_FLATPAK = "org.kde.krita"
 GIMP_FLATPAK = "org.gimp.GIMP"

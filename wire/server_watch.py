@@ -18,7 +18,13 @@ from typing import Any
 
 from . import server_process
 from .client import Client, PendingReply
-from .discovery import UntrustedFile, chosen_endpoint, read_discovery, typed_server
+from .discovery import (
+    ForeignServer,
+    UntrustedFile,
+    chosen_endpoint,
+    read_discovery,
+    typed_server,
+)
 from .messages import Bye, Message, Shutdown, Status, StatusQuery
 from .painter_errors import KRITA, Dialog, painter_text
 from .protocol import ClientError
@@ -231,8 +237,9 @@ class ServerWatch:
         if self._waiters and self.local and hint is None:  # Apply with no server: start one
             self.start(self._ensure_command)
             return
-        # the state line says what to press when this machine simply has no server
-        plain = self.local and not isinstance(exc, UntrustedFile)
+        # the state line says what to press when this machine simply has no server (or a
+        # stale discovery file of one that was killed)
+        plain = self.local and not isinstance(exc, (UntrustedFile, ForeignServer))
         self._show(
             f"Server: not running. {self.dialog.apply} starts it, or press Start."
             if self.local

@@ -16,7 +16,7 @@ import pytest
 from stylebridge.core.errors import InputError
 from stylebridge.core.settings import make_settings
 from stylebridge.wire import painter_errors as pe
-from stylebridge.wire.discovery import UntrustedFile
+from stylebridge.wire.discovery import ForeignServer, StaleServer, UntrustedFile
 from stylebridge.wire.protocol import ClientError, ServerError, ServerUnavailable
 from stylebridge.wire.vocabulary import default
 from testing import REPO
@@ -62,6 +62,7 @@ def rendered() -> list[tuple[str, pe.Dialog, str]]:
                     apply=dialog.apply, host=dialog.host, install=dialog.install,
                     connection=pe.CONNECTION, what=what, detail="20 is outside 32..8192",
                     endpoint="tcp://gpu-box:47474", folder="/run/user/1000/stylebridge",
+                    file="/run/user/1000/stylebridge/server.json",
                 )  # fmt: skip
                 out.append((key, dialog, text))
     return out
@@ -126,6 +127,8 @@ def test_what_the_client_and_server_say_reaches_the_painter_in_its_words(dialog)
         ServerUnavailable("no answer from the stylebridge server at tcp://x:1 within 15 s"),
         ServerUnavailable("tcp://127.0.0.1:1 rejected the handshake: 400 bad token"),
         UntrustedFile("/run/user/1000/stylebridge is open to other users, so it is not used"),
+        StaleServer("the stylebridge server recorded in /run/s.json (pid 7) is no longer ..."),
+        ForeignServer("/run/user/1000/stylebridge/server.json", 7),
         ServerError("engine_error", "out of memory while stylising: ...", "controls.size"),
         ServerError("too_large", "this job needs about 9 GiB ... tile_size", "controls.size"),
         ServerError("too_large", "content: 9000x9000 px is over the limit of 100", "content"),
@@ -144,6 +147,8 @@ def test_what_the_client_and_server_say_reaches_the_painter_in_its_words(dialog)
         text = pe.painter_text(exc, dialog)
         assert not internal_names(text), text
         assert text.endswith(".") and (names_what_to_do(text, dialog) or ":" in text), text
+    stale = StaleServer("the stylebridge server recorded in /run/s.json (pid 7) is ...")
+    assert pe.painter_text(stale, dialog) == pe.NOT_RUNNING.format(apply=dialog.apply)
     studio = pe.painter_text(ServerUnavailable("x"), dialog, "tcp://gpu-box:47474")
     assert studio.startswith("No answer from the server at tcp://gpu-box:47474")
 

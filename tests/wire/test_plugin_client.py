@@ -27,6 +27,8 @@ from typing import Any
 import pytest
 
 from stylebridge import wire
+from stylebridge.server.discovery import write_discovery
+from stylebridge.wire import discovery
 from stylebridge.wire.msgpack_lite import packb
 from stylebridge.wire.protocol import VERSION
 from testing.servers import DISCOVERY_ENV, RunningServer, free_port, start_server
@@ -259,7 +261,7 @@ def test_find_server_order(tmp_path, monkeypatch):
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as a server makes it
         info = folder / "server.json"
         info.write_text(
-            json.dumps({"endpoint": endpoint, "pid": 1, "token": f"tok-{endpoint[-1]}"})
+            json.dumps({"endpoint": endpoint, "pid": os.getpid(), "token": f"tok-{endpoint[-1]}"})
         )
         info.chmod(0o600)
 
@@ -285,6 +287,70 @@ def test_find_server_order(tmp_path, monkeypatch):
         wire.find_server()
     with pytest.raises(wire.ServerUnavailable):
         wire.Client()
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended and been reaped."""
+    proc = subprocess.Popen([sys.executable, "-c", ""])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_discovery_file_whose_server_was_killed_says_so(no_server, monkeypatch):
+    """Issue 27: a killed server's file is named as such, in one sentence with what to do,
+    rather than read as a server that stopped answering."""
+    path = write_discovery({"endpoint": "tcp://127.0.0.1:9", "token": "t", "pid": dead_pid()})
+    with pytest.raises(discovery.StaleServer) as stale:
+        wire.Client()
+    pid = json.loads(path.read_text())["pid"]
+    assert str(stale.value) == (
+        f"the stylebridge server recorded in {path} (pid {pid}) is no longer running: start it "
+        "again (the Start button, or `stylebridge serve`)"
+    )
+    assert isinstance(stale.value, wire.ServerUnavailable)
+    # inside a Flatpak sandbox pids are another namespace's: unchecked (the proof guards)
+    monkeypatch.setattr(discovery, "FLATPAK_INFO", str(path))
+    assert wire.find_server() == ("tcp://127.0.0.1:9", "t")
+
+
+def test_a_zombie_server_counts_as_gone():
+    """A server that died under a plug-in that started it stays a zombie until reaped."""
+    proc = subprocess.Popen([sys.executable, "-c", ""])
+    try:
+        deadline = time.monotonic() + 10
+        while discovery.recorded_process(proc.pid)[0]:
+            assert time.monotonic() < deadline, "the child never ended"
+            time.sleep(0.05)
+        assert os.path.exists(f"/proc/{proc.pid}")  # not reaped yet: a zombie
+    finally:
+        proc.wait()
+    assert discovery.recorded_process(os.getpid()) == (True, os.getuid())
+
+
+@pytest.mark.parametrize(
+    ("state", "refused"),
+    [
+        ((True, 1000), None),  # alive, ours
+        ((True, None), None),  # alive, owner unknown (macOS, BSD)
+        ((True, 1001), discovery.ForeignServer),
+        ((False, None), discovery.StaleServer),
+    ],
+)
+def test_the_recorded_pid_must_be_a_live_process_of_this_user(state, refused):
+    """The decision, with the process's state and this user's uid injected (the tests run as
+    root, so no real process of another user is at hand)."""
+    info = {"endpoint": "tcp://127.0.0.1:9", "token": "t", "pid": 4242}
+
+    def check() -> None:
+        discovery.check_recorded_pid(info, "/run/s.json", lambda pid: state, 1000)
+
+    if refused is None:
+        check()
+        return
+    with pytest.raises(refused) as err:
+        check()
+    assert "4242" in str(err.value) and "/run/s.json" in str(err.value)
+    assert "stylebridge serve" in str(err.value)
 
 
 def test_no_listener_is_unavailable_with_the_endpoint(monkeypatch):

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 
 import pytest
 
+from stylebridge.server.discovery import write_discovery
 from stylebridge.wire import server_watch
 from testing.servers import start_server
 
@@ -64,6 +66,25 @@ def test_ensure_with_no_server_starts_the_command_then_calls_back_once_ready(no_
         assert outcome == ["ok", "again"] and len(servers) == 2
     finally:
         servers[-1].stop()
+
+
+def test_apply_over_a_killed_servers_discovery_file_starts_a_server(no_server):
+    """A stale discovery file (its pid is gone) is no server: Apply starts one, no error."""
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()
+    write_discovery({"endpoint": "tcp://127.0.0.1:9", "token": "t", "pid": dead.pid})
+    started: list[list[str]] = []
+    watch = server_watch.ServerWatch("org.example.Host", start=started.append)
+    try:
+        watch.ensure(["/usr/bin/stylebridge", "serve"], lambda: None, started.append)
+        assert started == [["/usr/bin/stylebridge", "serve"]] and watch.starting
+        assert watch.error == ""
+        watch.close()
+        watch.check()  # no Apply waiting: the panel says what to press, without an error
+        assert watch.state == "Server: not running. Apply starts it, or press Start."
+        assert watch.error == ""
+    finally:
+        watch.close()
 
 
 def test_ensure_fails_with_the_reason_when_no_server_can_be_had(no_server, monkeypatch):
