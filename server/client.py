@@ -21,7 +21,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from stylebridge.wire import Client as WireClient
 from stylebridge.wire import Image, ServerError, ServerUnavailable, TransportError
-from stylebridge.wire.discovery import read_discovery
+from stylebridge.wire.discovery import IPC_KEY, read_discovery
 from stylebridge.wire.protocol import FRAME_BYTES, PLAIN_USER, plain_password
 
 from .credentials import is_local, token_keys
@@ -44,7 +44,9 @@ def find_server_key(endpoint: str) -> str | None:
     if key := os.environ.get("STYLEBRIDGE_SERVER_KEY"):
         return key
     info = read_discovery()
-    return info.get("server_key") if info and info["endpoint"] == endpoint else None
+    if info and endpoint in (info["endpoint"], info.get(IPC_KEY)):
+        return info.get("server_key")
+    return None
 
 
 # What the monitor reports when a handshake fails (libzmq >= 4.3)
@@ -160,7 +162,7 @@ class Client(WireClient):
         insecure: bool = False,
     ) -> None:
         self._server_key, self.insecure = server_key, insecure
-        super().__init__(endpoint, token, timeout=timeout, transport=self._open)
+        super().__init__(endpoint, token, timeout=timeout, transport=self._open, ipc=True)
 
     def _open(self, endpoint: str, token: str) -> ZmqDealer:
         self.server_key = self._server_key or find_server_key(endpoint)

@@ -12,9 +12,33 @@ from typing import Any
 from stylebridge.core.errors import StyleBridgeError
 from stylebridge.wire import discovery as wire_discovery
 
+from .credentials import is_local
+
 
 def discovery_path() -> Path:
     return Path(wire_discovery.discovery_path())
+
+
+def private_folder(folder: Path) -> None:
+    """Make ``folder`` (mode 0700) or close ours; raise OSError when it is another user's or a
+    link: someone else's folder."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    why = wire_discovery.untrusted(str(folder), folder=True)
+    if why == "is open to other users":  # ours, too open: close it
+        os.chmod(folder, 0o700, follow_symlinks=False)
+    elif why is not None:
+        raise OSError(f"{folder} {why}")
+
+
+def local_socket(endpoint: str) -> Path | None:
+    """Where a server listening on ``endpoint`` also takes this machine's clients through a
+    Unix socket (docs/protocol.md, "Transport"): loopback TCP on POSIX, in the runtime folder
+    (made private here). None elsewhere: Windows, the LAN, an ipc:// endpoint already."""
+    if os.name != "posix" or not endpoint.startswith("tcp://") or not is_local(endpoint):
+        return None
+    folder = discovery_path().parent
+    private_folder(folder)
+    return folder / wire_discovery.IPC_FILE
 
 
 def write_discovery(info: dict[str, Any], path: Path | None = None) -> Path:
@@ -22,12 +46,7 @@ def write_discovery(info: dict[str, Any], path: Path | None = None) -> Path:
     path = path or discovery_path()
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        why = wire_discovery.untrusted(str(path.parent), folder=True)
-        if why == "is open to other users":  # ours, too open: close it
-            os.chmod(path.parent, 0o700, follow_symlinks=False)
-        elif why is not None:  # another user's, or a link: someone else's folder
-            raise OSError(f"{path.parent} {why}")
+        private_folder(path.parent)
         # O_EXCL | O_NOFOLLOW: never write through a file or link planted at our temp name
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
         fd = os.open(tmp, flags, 0o600)
@@ -52,9 +71,12 @@ def read_discovery(path: Path | None = None) -> dict[str, Any] | None:
     return wire_discovery.read_discovery(str(path or discovery_path()))
 
 
-def remove_discovery(pid: int, path: Path | None = None) -> None:
-    """Remove the file only if it is still ours (a newer server may have replaced it)."""
+def remove_discovery(pid: int, path: Path | None = None, socket: Path | None = None) -> None:
+    """Remove the file, and the server's Unix ``socket``, only if the file is still ours (a
+    newer server may have replaced both)."""
     path = path or discovery_path()
     info = read_discovery(path)
     if info is not None and info.get("pid") == pid:
         path.unlink(missing_ok=True)
+        if socket is not None:
+            socket.unlink(missing_ok=True)

@@ -22,12 +22,13 @@ import zmq
 from stylebridge.core import __version__
 from stylebridge.core.errors import StyleBridgeError
 from stylebridge.core.weights import cache_dir
+from stylebridge.wire.discovery import IPC_KEY, IPC_SCHEME
 from stylebridge.wire.messages import Error, Message, Result, read_request
 from stylebridge.wire.protocol import VERSION
 
 from .board import Emit, Job
 from .defaults import DRAIN_SECONDS, IDLE_UNLOAD
-from .discovery import remove_discovery, write_discovery
+from .discovery import local_socket, remove_discovery, write_discovery
 from .estimate import COSTS_FILE, CostModel, probe_request
 from .handlers import Handlers
 from .protocol import Limits, pack
@@ -61,6 +62,7 @@ class Server:
         # holder elsewhere (a studio member, a relay) cannot stop everyone's server
         self.admin_key = secrets.token_urlsafe(32)
         self.discovery = discovery
+        self.socket_path: Path | None = None  # the Unix socket this server listens on too
         self.started = time.monotonic()
         self.ctx = zmq.Context()
         # CURVE: encrypted, and clients know they reach this server (by its public key); who
@@ -130,6 +132,7 @@ class Server:
             write_discovery(
                 {
                     "endpoint": self.endpoint,
+                    IPC_KEY: self._bind_local_socket(),
                     "pid": os.getpid(),
                     "token": self.token,
                     "admin": self.admin_key,
@@ -138,6 +141,27 @@ class Server:
                     "server_key": self.server_key,
                 }
             )
+
+    def _bind_local_socket(self) -> str | None:
+        """Listen on the runtime folder's Unix socket too (mode 0600 in the 0700 folder), which
+        this machine's clients prefer to the port; None when there is none (`local_socket`) or
+        it cannot be bound (a path over the system's limit of about 100 bytes): TCP only."""
+        try:
+            path = local_socket(self.endpoint)
+            if path is None:
+                return None
+            endpoint = IPC_SCHEME + str(path)
+            self.router.bind(endpoint)
+            self.socket_path = path  # removed on the way out (libzmq leaves it)
+            os.chmod(path, 0o600)
+        except (zmq.ZMQError, OSError) as exc:
+            print(
+                f"stylebridge: warning: no Unix socket for this machine's clients ({exc}); "
+                f"they use {self.endpoint}",
+                flush=True,
+            )
+            return None
+        return endpoint
 
     def serve_forever(self, ready: threading.Event | None = None) -> None:
         poller = zmq.Poller()
@@ -171,7 +195,7 @@ class Server:
         while self.events_in.poll(0):  # flush what the worker said last (its cancelled result)
             self.front.send(self.events_in.recv_multipart(copy=False))
         if self.discovery:
-            remove_discovery(os.getpid())
+            remove_discovery(os.getpid(), socket=self.socket_path)
         self.front.close()
         # the worker's PUSH socket lives in its (finished) thread: destroy closes everything
         self.ctx.destroy(linger=500)

@@ -59,6 +59,7 @@ def assigned(path: Path, name: str) -> bool:
 FILE_NAMES = {
     "server.json": "wire/discovery.py",  # the discovery file
     "server.log": "wire/discovery.py",  # a background server's log
+    "server.sock": "wire/discovery.py",  # a loopback server's Unix socket
     "/.flatpak-info": "wire/discovery.py",  # inside a Flatpak sandbox: pids are not ours
     "install.json": "wire/server_process.py",  # the installer's record in a plug-in's folder
     "strength": "wire/vocabulary.py",  # the control the plug-ins make the layer's opacity

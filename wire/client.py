@@ -358,6 +358,8 @@ class Client:
             handshake (default: `plain_dealer`): anything with `DealerSocket`'s
             ``send``, ``poll``, ``close``, ``fileno``, ``connected`` and ``pending_bytes``,
             raising `TransportError` when the connection fails.
+        ipc: the transport speaks ipc:// too (pyzmq's; `plain_dealer` speaks TCP only), so
+            this machine's server, found by its discovery file, is reached by its Unix socket.
 
     Raises `ServerUnavailable` when no server can be found; connection errors show up on the
     first call that does I/O, also as `ServerUnavailable`.
@@ -370,11 +372,12 @@ class Client:
         *,
         timeout: float = 15.0,
         transport: Callable[[str, str], Any] | None = None,
+        ipc: bool = False,
     ) -> None:
         if not timeout > 0:
             raise ValueError("timeout must be positive")
-        self._given = (endpoint, token)
-        self.endpoint, self.token = find_server(endpoint, token)
+        self._given = (endpoint, token, ipc)
+        self.endpoint, self.token = find_server(*self._given)
         self.timeout = float(timeout)
         self._transport = transport or plain_dealer
         self._ids = itertools.count(1)

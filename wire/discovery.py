@@ -18,6 +18,11 @@ from .protocol import ServerUnavailable
 # started in the background
 DISCOVERY_FILE = "server.json"
 LOG_FILE = "server.log"
+# a loopback server on POSIX also listens on this Unix socket (ZeroMQ's ipc://) beside its
+# discovery file, which names it under IPC_KEY: the private folder guards it, no port does
+IPC_FILE = "server.sock"
+IPC_KEY = "ipc"
+IPC_SCHEME = "ipc://"
 FLATPAK_INFO = "/.flatpak-info"  # present inside every Flatpak sandbox
 PROC = "/proc"  # Linux: a folder per running process, owned by its user
 START_AGAIN = "start it again (the Start button, or `stylebridge serve`)"
@@ -139,6 +144,26 @@ def check_recorded_pid(
         raise ForeignServer(path, pid)
 
 
+def local_socket(info: dict[str, Any], path: str) -> str | None:
+    """The discovery file's ipc endpoint when its socket is there to use: a socket of this
+    user's, closed to others, in the file's own (private) folder; else None (no socket, as on
+    Windows, or one a Flatpak sandbox does not see): the caller uses the TCP endpoint."""
+    endpoint = info.get(IPC_KEY)
+    getuid = getattr(os, "getuid", None)
+    if not isinstance(endpoint, str) or not endpoint.startswith(IPC_SCHEME) or getuid is None:
+        return None
+    socket_path = endpoint[len(IPC_SCHEME) :]
+    if os.path.dirname(socket_path) != os.path.dirname(path):
+        return None
+    try:
+        st = os.lstat(socket_path)
+    except OSError:
+        return None
+    if not stat.S_ISSOCK(st.st_mode) or st.st_uid != getuid() or stat.S_IMODE(st.st_mode) & 0o077:
+        return None
+    return endpoint
+
+
 def read_discovery(path: str | None = None) -> dict[str, Any] | None:
     """The discovery file's content, or None when it is absent or not one. A file or folder
     another user could have planted raises `UntrustedFile` instead: a client must never send
@@ -188,10 +213,13 @@ def typed_server(endpoint: str, token: str) -> tuple[str | None, str | None]:
     return (endpoint, token.strip() or None) if endpoint else (None, None)
 
 
-def find_server(endpoint: str | None = None, token: str | None = None) -> tuple[str, str]:
+def find_server(
+    endpoint: str | None = None, token: str | None = None, ipc: bool = False
+) -> tuple[str, str]:
     """Endpoint and token: the arguments, else ``STYLEBRIDGE_ENDPOINT`` + ``STYLEBRIDGE_TOKEN``,
     else the discovery file (see `discovery_path`), whose server process must still run
-    (`check_recorded_pid`). Raises `ServerUnavailable` when none."""
+    (`check_recorded_pid`). ``ipc``: the caller's transport speaks ipc://, so the file's
+    `local_socket` is preferred to its TCP endpoint. Raises `ServerUnavailable` when none."""
     endpoint = chosen_endpoint(endpoint) or None
     token = token or os.environ.get("STYLEBRIDGE_TOKEN") or None
     if endpoint and token:
@@ -205,7 +233,9 @@ def find_server(endpoint: str | None = None, token: str | None = None) -> tuple[
             "(start a server with: stylebridge serve)"
         )
     check_recorded_pid(info, path)
-    return endpoint or info["endpoint"], token or info["token"]
+    if not endpoint:
+        endpoint = (ipc and local_socket(info, path)) or info["endpoint"]
+    return endpoint, token or info["token"]
 
 
 def open_log(folder: str | None = None) -> Any:
