@@ -1,4 +1,4 @@
-"""``stylebridge`` command line: stylize, serve, relay, status, stop, demo, weights.
+"""``stylebridge`` command line: stylize, serve, relay, studio, status, stop, demo, weights.
 
 Bad input ends with one line on stderr and exit status 2, never a traceback.
 """
@@ -313,6 +313,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.token_file or not local:  # the LAN: one that studio members are given once
         token = studio_token(Path(args.token_file) if args.token_file else None)
     curve = curve_keys() if args.curve else None
+    members = None
+    if curve is not None:
+        from .members import Members, members_path
+
+        members = Members(members_path())
+        if not members.by_key:
+            print(
+                f"stylebridge: warning: no studio members in {members.path}: only this "
+                "machine's own user gets in (`stylebridge studio add-member NAME` adds one)",
+                file=sys.stderr,
+            )
     if not local and curve is None:
         print(
             "stylebridge: warning: listening beyond this machine without --curve: "
@@ -341,6 +352,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         drain=args.drain,
         token=token,
         curve=curve,
+        members=members,
     )
 
 
@@ -366,13 +378,65 @@ def cmd_relay(args: argparse.Namespace) -> int:
     else:
         token = os.environ.get("STYLEBRIDGE_TOKEN", "")
     if not token:
-        raise StyleBridgeError("the studio token is needed: --token-file or STYLEBRIDGE_TOKEN")
+        raise StyleBridgeError(
+            "a token is needed (your member token; for a server without --curve, the studio "
+            "token): --token-file or STYLEBRIDGE_TOKEN"
+        )
     key = args.server_key or os.environ.get("STYLEBRIDGE_SERVER_KEY")
     if not (key or args.insecure or is_local(args.to)):
         from .client import plain_refused
 
         raise StyleBridgeError(f"--to {plain_refused(args.to)}")
     return run_relay(args.listen, args.to, token, key)
+
+
+def cmd_add_member(args: argparse.Namespace) -> int:
+    from .credentials import curve_keys
+    from .members import add_member, check_name, members_path
+
+    out = Path(args.output or f"{check_name(args.name)}.token")
+    try:  # O_EXCL: never through a file or link that is there already
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise StyleBridgeError(f"{out} exists: give another --output") from None
+    except OSError as exc:
+        raise StyleBridgeError(f"cannot write {out}: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as f:
+        try:
+            token = add_member(args.name)
+        except StyleBridgeError:
+            out.unlink()
+            raise
+        f.write(token + "\n")
+    print(
+        f"stylebridge: {args.name} is a member ({members_path()}); their token is in {out}, "
+        "and nowhere else: give it to them with the server key "
+        f"{curve_keys()[0].decode()}, then delete it here"
+    )
+    return 0
+
+
+def cmd_remove_member(args: argparse.Namespace) -> int:
+    from .members import members_path, remove_member
+
+    remove_member(args.name)
+    print(
+        f"stylebridge: {args.name} is no longer a member ({members_path()}): their next "
+        "connection is refused; restart the server to close the ones open now"
+    )
+    return 0
+
+
+def cmd_members(args: argparse.Namespace) -> int:
+    from .members import members_path, read_members
+
+    path = members_path()
+    members = read_members(path)
+    for key, name in members.items():
+        print(f"{name} {key.decode()}")
+    if not members:
+        print(f"stylebridge: no members in {path}", file=sys.stderr)
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -559,7 +623,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--to", required=True, metavar="ENDPOINT", help="the studio server")
     p.add_argument("--listen", default=DEFAULT_ENDPOINT, help="loopback endpoint to serve")
-    p.add_argument("--token-file", metavar="PATH", help="the studio token (else STYLEBRIDGE_TOKEN)")
+    p.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="your member token, from `studio add-member` (a server without --curve: the studio "
+        "token); else STYLEBRIDGE_TOKEN",
+    )
     p.add_argument(
         "--server-key",
         help="the studio server's CURVE public key (else STYLEBRIDGE_SERVER_KEY)",
@@ -570,6 +639,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="without a server key, speak to a studio server beyond this machine unencrypted",
     )
     p.set_defaults(func=cmd_relay)
+
+    p = sub.add_parser("studio", help="a CURVE studio server's members (docs/studio.md)")
+    studio = p.add_subparsers(dest="studio_command", required=True)
+    p = studio.add_parser(
+        "add-member", help="make NAME a member: their own token, written to NAME.token"
+    )
+    p.add_argument("name")
+    p.add_argument("-o", "--output", metavar="FILE", help="where to write the member's token")
+    p.set_defaults(func=cmd_add_member)
+    p = studio.add_parser("remove-member", help="refuse NAME's connections from now on")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_remove_member)
+    p = studio.add_parser("members", help="list the members and their public keys")
+    p.set_defaults(func=cmd_members)
 
     for name, func, text in (
         ("status", cmd_status, "show the running server"),

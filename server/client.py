@@ -85,6 +85,8 @@ class ZmqDealer:
         context: zmq.Context | None = None,
     ) -> None:
         self.endpoint, self.server_key = endpoint, server_key
+        # CURVE proves the server by its key in the handshake: the client sends no prove
+        self.proves_server = server_key is not None
         sock = (context or zmq.Context.instance()).socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDTIMEO, int(send_timeout * 1000))  # never hang on a send

@@ -98,9 +98,10 @@ def curve_keys(folder: Path | None = None) -> tuple[bytes, bytes]:
 
 
 def token_keys(token: str) -> tuple[bytes, bytes]:
-    """The CURVE (public, secret) key pair, z85, that every holder of ``token`` derives from it:
-    a studio server allows this public key in its handshake, so the token is checked there,
-    before any message frame (any 32 bytes are a valid Curve25519 secret key)."""
+    """The CURVE (public, secret) key pair, z85, that the holder of ``token`` derives from it:
+    a studio server allows the public keys of its members' tokens (server/members.py) and of
+    its own in its handshake, so the token is checked there, before any message frame (any 32
+    bytes are a valid Curve25519 secret key)."""
     seed = hashlib.sha256(b"stylebridge curve client key\x00" + token.encode()).digest()
     secret = z85.encode(seed)
     return zmq.curve_public(secret), secret

@@ -3,8 +3,9 @@
 The plug-ins speak plain ZMTP with no crypto library. The relay gives them what a local server
 would (a loopback endpoint, a per-start token checked in the handshake, the discovery file) and
 carries each local client over its own CURVE connection to the studio server, which shows the
-studio token in its handshake. The studio server therefore still sees one peer per client: fair
-queueing, and a client that vanishes has its jobs cancelled there too.
+member's key (derived from their own token) in its handshake. The studio server therefore
+still sees one peer per client: fair queueing, and a client that vanishes has its jobs
+cancelled there too.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from stylebridge.core import __version__
 from stylebridge.core.errors import StyleBridgeError
 from stylebridge.core.weights import cache_dir
 from stylebridge.wire.discovery import IPC_KEY, IPC_SCHEME
-from stylebridge.wire.messages import Error, Message, Result, read_request
+from stylebridge.wire.messages import Accepted, Error, Message, Result, read_request
 from stylebridge.wire.protocol import VERSION
 
 from .board import Emit, Job
@@ -31,6 +31,7 @@ from .defaults import DRAIN_SECONDS, IDLE_UNLOAD
 from .discovery import local_socket, remove_discovery, write_discovery
 from .estimate import COSTS_FILE, CostModel, probe_request
 from .handlers import Handlers
+from .members import Members
 from .protocol import Limits, pack
 from .sockets import FrontDoor
 from .worker import Backend, Worker
@@ -53,6 +54,7 @@ class Server:
         backend: Callable[[Emit], Backend] | None = None,
         drain: float = DRAIN_SECONDS,
         curve: tuple[bytes, bytes] | None = None,
+        members: Members | None = None,
         costs_path: Path | None = None,
     ) -> None:
         self.endpoint = endpoint
@@ -66,8 +68,9 @@ class Server:
         self.started = time.monotonic()
         self.ctx = zmq.Context()
         # CURVE: encrypted, and clients know they reach this server (by its public key); who
-        # may use it is decided by the token, in the handshake either way (server/sockets.py)
-        self.front = FrontDoor(self.ctx, self.limits, self.token, curve, self._gone)
+        # may use it is decided in the handshake: the token (PLAIN), or with CURVE the
+        # members' keys and the server's own token's (server/sockets.py)
+        self.front = FrontDoor(self.ctx, self.limits, self.token, curve, self._gone, members)
         self.router = self.front.router
         self.server_key = curve[0].decode() if curve else None
         self.events_in = self.ctx.socket(zmq.PULL)
@@ -231,7 +234,10 @@ class Server:
     def _on_request(self, peer: bytes, header: dict[str, Any], parts: list[zmq.Frame]) -> None:
         frames = [p.buffer for p in parts]
         request = read_request(header, frames, self.bounds)
+        member = self.front.member(parts[0])
         for reply, blobs in self.handlers.handle(peer, request, frames):
+            if member and isinstance(reply, Accepted):
+                print(f"stylebridge: job {reply.job} for member {member}", flush=True)
             self.front.reply(peer, reply, blobs)
 
 

@@ -7,8 +7,10 @@ keeps each part of an unfinished multipart message in memory, so a check of the 
 comes too late for a peer that never sends the last one (docs/protocol.md, "Authentication").
 - Without CURVE: ZMTP PLAIN, user ``PLAIN_USER``, `plain_password` (derived from the token:
   PLAIN shows it to whatever answers) as password.
-- With CURVE: the client's public key must be on the allowlist, which holds the key pair every
-  holder of the studio token derives from it (`credentials.token_keys`).
+- With CURVE: the client's public key must be a member's (server/members.py: each member's
+  own token derives their key pair, `credentials.token_keys`) or the one the server's own token
+  derives (its own user on its machine, through the discovery file). The log names the member
+  of each connection, and each message carries the name as its ZMTP User-Id.
 A ZAP handler thread decides; libzmq lets nothing else through. The socket insists on it
 (``ZAP_ENFORCE_DOMAIN``: without it, CURVE lets any key in when the handler is gone), a handler
 that fails denies, and a front door whose handler thread has died says so (`FrontDoor.check`):
@@ -34,6 +36,7 @@ from stylebridge.wire.messages import Error, Message, Proof, ProtocolError, Prov
 from stylebridge.wire.protocol import FRAME_BYTES, PLAIN_USER, plain_password, server_proof
 
 from .credentials import token_keys
+from .members import Members
 from .protocol import Limits, pack, unpack_header
 
 # what a front door hands a message to: the peer, the header and the frames (the header's
@@ -71,13 +74,19 @@ def raise_fd_limit() -> tuple[int, int] | None:
     return soft, soft
 
 
-class TokenAuthenticator(ThreadAuthenticator):
-    """The ZAP handler of one front door: the token (PLAIN) or an allowed key (CURVE)."""
+# the User-Id of a CURVE connection made with the server's own token (not a member's)
+OWN_USER = "the server's own user"
 
-    def __init__(self, ctx: zmq.Context, token: str, allowed_keys: frozenset[bytes]) -> None:
+
+class TokenAuthenticator(ThreadAuthenticator):
+    """The ZAP handler of one front door: the token (PLAIN), or with CURVE the key the token
+    derives and the ``members``' keys."""
+
+    def __init__(self, ctx: zmq.Context, token: str, members: Members | None = None) -> None:
         super().__init__(ctx)
         self._password = plain_password(token).encode()
-        self._client_keys = allowed_keys  # z85 public keys (not `_allowed`: pyzmq's addresses)
+        self._own_key = token_keys(token)[0]
+        self._members = members
 
     def _authenticate_plain(self, domain: str, username: str, password: str) -> tuple[bool, bytes]:
         # constant time: pyzmq's own check compares with ==
@@ -85,8 +94,22 @@ class TokenAuthenticator(ThreadAuthenticator):
         return ok, b"OK" if ok else b"wrong token"
 
     async def _authenticate_curve(self, domain: str, client_key: bytes) -> tuple[bool, bytes]:
-        ok = z85.encode(client_key) in self._client_keys
-        return ok, b"OK" if ok else b"client key not allowed"
+        name = self.curve_user_id(client_key)
+        if not name:
+            key = z85.encode(client_key).decode()
+            print(f"stylebridge: refused a CURVE key that is no member's: {key}", flush=True)
+            return False, b"client key not allowed"
+        if name != OWN_USER:
+            print(f"stylebridge: member {name} connected", flush=True)
+        return True, b"OK"
+
+    def curve_user_id(self, client_public_key: bytes) -> str:
+        """The member's name (each of their messages carries it as its User-Id), `OWN_USER`
+        for the server's own token, "" for a key nobody was given."""
+        key = z85.encode(client_public_key)
+        if key == self._own_key:
+            return OWN_USER
+        return (self._members.name(key) if self._members else None) or ""
 
     def stop(self) -> None:
         """pyzmq's, except after the thread died: telling it to stop would wait forever."""
@@ -117,13 +140,14 @@ class FrontDoor:
         token: str,
         curve: tuple[bytes, bytes] | None = None,
         on_gone: Callable[[bytes], None] = lambda peer: None,
+        members: Members | None = None,
     ) -> None:
         self.on_gone = on_gone
         self.token = token
+        self.curve = curve is not None
         self.fd_limit = raise_fd_limit()  # before the first connection: see there
         self.max_frames = limits.max_frames()
-        allowed = frozenset({token_keys(token)[0]}) if curve else frozenset()
-        self.auth = TokenAuthenticator(ctx, token, allowed)
+        self.auth = TokenAuthenticator(ctx, token, members)
         self.auth.start()  # before the socket exists: no handshake can happen without it
         router = ctx.socket(zmq.ROUTER)
         router.zap_domain = ZAP_DOMAIN.encode()
@@ -156,6 +180,13 @@ class FrontDoor:
                 "the thread that checks each connection's credentials has stopped, so no "
                 "client could connect any more: stopping (see the log above for why)"
             )
+
+    def member(self, frame: zmq.Frame) -> str | None:
+        """The member who sent ``frame`` (a CURVE front door), else None."""
+        if not self.curve:
+            return None
+        name = frame.get("User-Id")
+        return name if name and name != OWN_USER else None
 
     def receive(self, handle: Handler) -> None:
         """Take one message and hand it to ``handle`` with its header decoded. A message that

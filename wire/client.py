@@ -357,7 +357,9 @@ class Client:
         transport: ``transport(endpoint, token)`` opens the socket and presents the token in its
             handshake (default: `plain_dealer`): anything with `DealerSocket`'s
             ``send``, ``poll``, ``close``, ``fileno``, ``connected`` and ``pending_bytes``,
-            raising `TransportError` when the connection fails.
+            raising `TransportError` when the connection fails; one whose ``proves_server``
+            is true has proved the server in its handshake (CURVE, by the server's key), so
+            no ``prove`` request goes before the pixels.
         ipc: the transport speaks ipc:// too (pyzmq's; `plain_dealer` speaks TCP only), so
             this machine's server, found by its discovery file, is reached by its Unix socket.
 
@@ -552,6 +554,8 @@ class Client:
                 self._sock = self._transport(self.endpoint, self.token)
             except ValueError as exc:
                 raise ServerUnavailable(f"bad server endpoint {self.endpoint!r}: {exc}") from None
+            if getattr(self._sock, "proves_server", False):  # CURVE: its handshake did
+                self._proven = self._sock
             self._last_heard = time.monotonic()
             self._ping_sent = None
             self._pending_seen = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -15,8 +16,10 @@ import pytest
 import zmq
 
 from stylebridge import wire
+from stylebridge.core.errors import StyleBridgeError
 from stylebridge.server.client import Client, ServerUnavailable
 from stylebridge.server.credentials import is_local, studio_token
+from stylebridge.server.members import read_members
 from testing.servers import clean_env, free_port
 from tests.support.images import STYLE, rgba
 
@@ -74,17 +77,36 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def studio_cli(*args: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "stylebridge.server.cli", "studio", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
-    """A CURVE server listening on every interface, reached here through 127.0.0.1."""
+    """A CURVE server listening on every interface, reached here through 127.0.0.1, with one
+    member, alice, added before it started."""
     top = tmp_path_factory.mktemp("studio")
     env = clean_env(STYLEBRIDGE_CONFIG=str(top / "config"), STYLEBRIDGE_RUNTIME_DIR=str(top / "rt"))
+    added = studio_cli("add-member", "alice", env=env, cwd=top)
+    assert added.returncode == 0, added.stderr
     port = free_port()
     log = top / "serve.log"
     proc = start(["serve", "--listen", f"tcp://0.0.0.0:{port}", "--curve"], env, log)
     key = log.read_text().split("server key ")[1].split()[0]
+    assert f"the server key {key}," in added.stdout  # made by add-member, kept by serve
     token = (top / "config" / "token").read_text().strip()
-    yield {"proc": proc, "port": port, "key": key, "token": token, "top": top, "env": env}
+    alice = (top / "alice.token").read_text().strip()
+    yield {
+        **{"proc": proc, "port": port, "key": key, "token": token, "top": top, "env": env},
+        **{"alice": alice, "log": log},
+    }  # fmt: skip
     stop(proc)
 
 
@@ -97,10 +119,81 @@ def test_lan_listening_makes_a_private_token_and_keys_on_first_use(studio):
     assert studio["token"] not in (studio["top"] / "serve.log").read_text()
 
 
-def test_curve_client_with_the_token_gets_its_job_done(studio):
+def test_a_member_with_their_own_token_gets_their_job_done_and_the_log_names_them(studio):
+    """Issue 27: each member's own key (from their own token), not one key every holder of a
+    shared token derives; the server keeps only the public half."""
+    top = studio["top"]
+    assert stat.S_IMODE((top / "alice.token").stat().st_mode) == 0o600
+    members = (top / "config" / "members").read_text()
+    assert members.startswith("alice ") and studio["alice"] not in members
+    assert stat.S_IMODE((top / "config" / "members").stat().st_mode) == 0o600
+    endpoint = f"tcp://127.0.0.1:{studio['port']}"
+    with Client(endpoint, studio["alice"], server_key=studio["key"], timeout=30) as c:
+        assert c.stylize(rgba(), [STYLE], **TINY).shape == (48, 64, 4)
+    log = studio["log"].read_text()
+    assert "member alice connected" in log
+    assert re.search(r"job \S+ for member alice", log), log
+
+
+def test_a_member_removed_is_refused_from_their_next_connection(studio):
+    env, top = studio["env"], studio["top"]
+    endpoint = f"tcp://127.0.0.1:{studio['port']}"
+    added = studio_cli("add-member", "bob", "--output", str(top / "b.token"), env=env, cwd=top)
+    assert added.returncode == 0, added.stderr
+    bob = (top / "b.token").read_text().strip()
+    with Client(endpoint, bob, server_key=studio["key"], timeout=30) as c:  # no restart needed
+        assert c.ping().type == "pong"
+    again = studio_cli("add-member", "bob", "--output", str(top / "b2.token"), env=env, cwd=top)
+    assert again.returncode == 2 and "already a member" in again.stderr
+    assert not (top / "b2.token").exists()
+    removed = studio_cli("remove-member", "bob", env=env, cwd=top)
+    assert removed.returncode == 0 and "no longer a member" in removed.stdout
+    with (
+        Client(endpoint, bob, server_key=studio["key"], timeout=30) as c,
+        pytest.raises(ServerUnavailable, match="did not accept this client's token"),
+    ):
+        c.ping()
+    listed = studio_cli("members", env=env, cwd=top)
+    assert listed.stdout.split()[0] == "alice" and "bob" not in listed.stdout
+    assert "refused a CURVE key that is no member's" in studio["log"].read_text()
+
+
+def test_the_servers_own_token_serves_its_own_user_on_its_machine(studio):
+    """`stylebridge status` and `stop` on the studio box: the discovery file's token."""
     endpoint = f"tcp://127.0.0.1:{studio['port']}"
     with Client(endpoint, studio["token"], server_key=studio["key"], timeout=30) as c:
-        assert c.stylize(rgba(), [STYLE], **TINY).shape == (48, 64, 4)
+        assert c.ping().type == "pong"
+
+
+def test_a_members_key_may_hold_a_hash_which_starts_only_a_whole_line_comment(tmp_path):
+    keys = (zmq.curve_keypair()[0].decode() for _ in range(1000))
+    key = next(k for k in keys if "#" in k[1:])  # z85 has "#": about 4 keys in 10 do
+    path = tmp_path / "members"
+    path.write_text(f"# the studio\n  # and its members\nalice {key}\n")
+    path.chmod(0o600)
+    assert read_members(path) == {key.encode(): "alice"}
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("alice\n", "expected 'NAME PUBLIC-KEY'"),
+        ("al ice KEY\n", "expected 'NAME PUBLIC-KEY'"),
+        ("alice short\n", "is not a z85 CURVE public key"),
+        ("a {k}\nb {k}\n", "the key of a again"),
+    ],
+)
+def test_a_bad_members_file_is_named_with_its_line(tmp_path, text, error):
+    path = tmp_path / "members"
+    path.write_text("# the studio\n" + text.format(k=zmq.curve_keypair()[0].decode()))
+    path.chmod(0o600)
+    with pytest.raises(StyleBridgeError, match=re.escape(error)) as bad:
+        read_members(path)
+    assert f"{path}, line " in str(bad.value)
+    path.write_text("")
+    path.chmod(0o620)
+    with pytest.raises(StyleBridgeError, match="can be changed by other users"):
+        read_members(path)
 
 
 def test_curve_server_refuses_plain_and_wrong_key_clients_and_wrong_tokens(studio):
@@ -144,12 +237,12 @@ def test_lan_without_curve_warns_that_it_is_unencrypted(tmp_path):
 
 def test_plugins_reach_the_curve_server_through_the_relay(studio, tmp_path):
     """The plug-ins' stdlib client finds the relay by its discovery file, as it would a local
-    server; the relay carries the job over CURVE with the studio token's key."""
+    server; the relay carries the job over CURVE with the member's own key."""
     rt = tmp_path / "rt"
     relay_port = free_port()
     env = clean_env(
         STYLEBRIDGE_RUNTIME_DIR=str(rt),
-        STYLEBRIDGE_TOKEN=studio["token"],
+        STYLEBRIDGE_TOKEN=studio["alice"],
         STYLEBRIDGE_SERVER_KEY=studio["key"],
     )
     args = ["relay", "--to", f"tcp://127.0.0.1:{studio['port']}"]
@@ -159,7 +252,7 @@ def test_plugins_reach_the_curve_server_through_the_relay(studio, tmp_path):
         try:
             with wire.Client(timeout=30) as c:
                 assert c.endpoint == f"tcp://127.0.0.1:{relay_port}"
-                assert c.token != studio["token"]  # the studio token never reaches the plug-in
+                assert c.token != studio["alice"]  # the member's token never reaches the plug-in
                 content = wire.Image(64, 48, 4, "uint8", rgba().tobytes())
                 style = wire.Image(64, 64, 3, "uint8", STYLE.tobytes())
                 result = c.stylize(content, [style], **TINY)
