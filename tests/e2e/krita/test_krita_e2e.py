@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from stylebridge.server.discovery import write_discovery
 from stylebridge.wire.protocol import DEFAULT_PORT
 from testing.hosts.krita import host as krita_host
 from testing.plugins import dist
@@ -180,6 +181,12 @@ def test_fresh_profile_install_start_apply_stop(tmp_path):
     krita_host.add_harness(home)
     runtime = tmp_path / "runtime"  # no server here: the dialog must say so
     runtime.mkdir(mode=0o700)
+    # only the discovery file of one that was killed (issue 27): still "not running", and
+    # Apply starts a server
+    killed = subprocess.Popen([sys.executable, "-c", ""])
+    killed.wait()
+    stale = {"endpoint": f"tcp://127.0.0.1:{DEFAULT_PORT}", "token": "t", "pid": killed.pid}
+    write_discovery(stale, runtime / "server.json")
     env = {k: v for k, v in os.environ.items() if not k.startswith("STYLEBRIDGE_")}
     env.update(STYLEBRIDGE_RUNTIME_DIR=str(runtime), SB_START="apply", PATH="/usr/bin:/bin")
     try:
