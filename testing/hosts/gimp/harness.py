@@ -11,13 +11,14 @@ Xvfb of our own), and key presses and clicks with the root's xdotool. Two hosts:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from testing.plugins import dist
 
 ROOT_RUN = REPO / "scripts" / "root-run.sh"
 HERE = Path(__file__).resolve().parent
+LABEL_PROBE = HERE / "label_probe"  # its sitecustomize.py reports what GIMP's windows show
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,31 @@ def wait_for(path: Path, timeout: float, proc: subprocess.Popen[bytes] | None = 
             return path.exists()
         time.sleep(0.1)
     return False
+
+
+def label_env(folder: Path) -> dict[str, str]:
+    """The environment under which GIMP's Pythons write the label texts their windows show
+    into ``folder`` (label_probe/sitecustomize.py); ``folder`` must be bound into the root."""
+    return {"PYTHONPATH": str(LABEL_PROBE), "SB_LABELS_OUT": str(folder)}
+
+
+def watch_labels(
+    folder: Path,
+    until: Callable[[str], bool],
+    timeout: float,
+    proc: subprocess.Popen[bytes] | None = None,
+) -> list[str]:
+    """Every label text GIMP's windows showed (under ``label_env(folder)``), in the order first
+    seen, once one satisfies ``until``, or after ``timeout`` s, or when ``proc`` ended."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (proc is None or proc.poll() is None):
+        for path in folder.glob("labels-*.json"):
+            seen += [text for text in json.loads(path.read_text()) if text not in seen]
+        if any(until(text) for text in seen):
+            break
+        time.sleep(0.1)
+    return seen
 
 
 def xdotool(display: str, *args: str, host: Host = GIMP30) -> None:

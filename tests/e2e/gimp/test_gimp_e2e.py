@@ -8,12 +8,13 @@ fresh profile holding the plug-in laid out by plugins/dist.py exactly as the zip
 (and, in one test, where `stylebridge install gimp --version 3.x` puts it). Batch scripts call
 plug-in-stylebridge through the PDB (batch_case.py beside this file) and dump pixels; the
 numbers are checked here. The undo and cancel checks drive GIMP's GUI under an Xvfb of their
-own (gui_case.py).
+own (gui_case.py); the dialog's texts are read from its widgets by harness.watch_labels.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -25,15 +26,17 @@ import pytest
 from PIL import Image as PILImage
 
 from stylebridge.wire import Client
+from stylebridge.wire.estimate_watch import MEASURING
 from stylebridge.wire.messages import Status
 from testing import colour_set
 from testing.hosts.gimp import harness
-from testing.servers import RunningServer, clean_env, free_port
+from testing.servers import RunningServer, clean_env, free_port, own_cache, start_server
 from tests.support.launcher import HostLauncher
 
 BATCH = harness.HERE / "batch_case.py"
 GUI = harness.HERE / "gui_case.py"
 PANEL = harness.HERE / "panel_case.py"
+SHOW_DIALOG = harness.HERE / "show_dialog.py"
 W, H = 96, 64
 FAST = {"size": 64, "steps": 6, "seed": 3}  # a few steps at 64 px: seconds on 2 cores
 STARRY = "The Starry Night (van Gogh)"
@@ -630,6 +633,50 @@ def test_more_style_runs_the_job_again_and_hides_the_first_result(
     layers = {layer["name"]: layer for layer in report["layers"]}
     assert list(layers) == [named(scream, 0.7), named(scream), "background"]
     assert layers[named(scream, 0.7)]["visible"] and not layers[named(scream)]["visible"]
+
+
+def test_the_dialog_shows_the_servers_time_estimate_for_the_layer(
+    work: Path, profile: Path, gimp: harness.Host
+):
+    """Issue 28: the dialog, opened on a layer, says how long Apply would take. A fresh
+    server knows no rate: the first ask starts its probe job, the line says it is measuring,
+    then gives the probe's estimate."""
+    reason = harness.xvfb_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    folder = work / "estimate"
+    folder.mkdir()
+    image = folder / "painting.png"
+    PILImage.fromarray((255 * pattern(160, 120, 4, seed=5)[..., :3]).astype(np.uint8)).save(image)
+    server = start_server(folder / "runtime", env=own_cache(folder / "cache"))  # no rates yet
+    env = server_env(
+        server,
+        profile,
+        STYLEBRIDGE_GIMP_IMAGE=str(image),
+        STYLEBRIDGE_GIMP_DIALOG_OUT=str(folder),
+        **harness.label_env(folder),
+    )
+    estimate = re.compile(r"About \d+ (s|min|h)\b.* for this layer\b.*")
+    try:
+        with harness.xvfb() as display:
+            proc = harness.start(
+                harness.batch_args(SHOW_DIALOG, gui=True, host=gimp),
+                folder / "gimp.log",
+                binds=[work],
+                env=env,
+                display=display,
+                host=gimp,
+            )
+            try:
+                shown = harness.watch_labels(folder, estimate.fullmatch, 120, proc)
+            finally:
+                harness.stop(proc)
+    finally:
+        server.stop()
+    log = (folder / "gimp.log").read_text(errors="replace")
+    said = [text for text in shown if text == MEASURING or estimate.fullmatch(text)]
+    assert said and estimate.fullmatch(said[-1]), f"the dialog showed {shown}; GIMP: {log}"
+    assert said[0] == MEASURING  # before the probe ran
 
 
 # ======================================================== errors: the image stays untouched
