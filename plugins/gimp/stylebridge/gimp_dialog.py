@@ -89,6 +89,7 @@ def _show_zero_as(dialog: Any, name: str, text: str) -> None:
 
     spin.connect("output", output)
     spin.set_numeric(False)
+    spin.set_width_chars(max(spin.get_width_chars(), len(text)))  # else GTK cuts it short
     spin.update()
 
 
