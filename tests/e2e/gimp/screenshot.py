@@ -3,10 +3,11 @@
     python -m tests.e2e.gimp.screenshot [--gimp 3.0|3.2] [--no-server] [OUT.png]
                                               # default: GIMP 3.2, docs/gimp-dialog.png
 
-Starts a server (unless --no-server: then the dialog's server panel opens itself, with Start)
-and an Xvfb of its own, opens core/assets/chelsea.jpg in GIMP (in its root), calls
-plug-in-stylebridge interactively, moves its dialog beside the image, grabs GIMP's window with
-ImageMagick's `import`, then cancels the dialog and stops everything.
+Starts a server (unless --no-server: then the dialog's server line says so, with Start) and
+an Xvfb of its own, opens core/assets/chelsea.jpg in GIMP (in its root), calls
+plug-in-stylebridge interactively, waits for the dialog's time estimate (the server is ready by
+then), moves the dialog beside the image, grabs GIMP's window with ImageMagick's `import`, then
+stops everything.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from testing.servers import start_server
 
 DIALOG_TITLE = "^Style Transfer"  # xdotool takes a regular expression
 PHOTO = harness.REPO / "core" / "assets" / "chelsea.jpg"
+ESTIMATE = "About "  # the estimate's line once the server has answered
 
 
 def capture(out: Path, work: Path, host: harness.Host, serve: bool) -> None:
@@ -41,6 +43,7 @@ def capture(out: Path, work: Path, host: harness.Host, serve: bool) -> None:
                 "STYLEBRIDGE_RUNTIME_DIR": str(runtime),
                 "STYLEBRIDGE_GIMP_IMAGE": str(work / PHOTO.name),
                 "STYLEBRIDGE_GIMP_DIALOG_OUT": str(work),
+                **harness.label_env(work),
             }
             photo = PILImage.open(PHOTO).convert("RGB")
             photo.resize((960, round(960 * photo.height / photo.width))).save(work / PHOTO.name)
@@ -54,7 +57,7 @@ def capture(out: Path, work: Path, host: harness.Host, serve: bool) -> None:
                 host=host,
             )
             try:
-                grab(display, out, gimp, host)
+                grab(display, out, gimp, host, work if serve else None)
             finally:
                 harness.stop(gimp)
     finally:
@@ -62,12 +65,24 @@ def capture(out: Path, work: Path, host: harness.Host, serve: bool) -> None:
             server.stop()
 
 
-def grab(display: str, out: Path, gimp: subprocess.Popen[bytes], host: harness.Host) -> None:
+def grab(
+    display: str,
+    out: Path,
+    gimp: subprocess.Popen[bytes],
+    host: harness.Host,
+    labels: Path | None,
+) -> None:
+    """``labels``: where GIMP reports its labels (harness.label_env), to wait for the time
+    estimate (the server is ready by then); None: no server, nothing to wait for."""
     deadline = time.monotonic() + 120
     while harness.find_window(display, DIALOG_TITLE, host) is None:
         if time.monotonic() > deadline or gimp.poll() is not None:
             raise RuntimeError("the dialog did not appear (see gimp.log in the work folder)")
         time.sleep(0.5)
+    if labels is not None:
+        shown = harness.watch_labels(labels, lambda text: text.startswith(ESTIMATE), 120, gimp)
+        if not any(text.startswith(ESTIMATE) for text in shown):
+            raise RuntimeError(f"no time estimate in the dialog: it showed {shown}")
     time.sleep(2)  # first paint
     dialog = harness.find_window(display, DIALOG_TITLE, host)
     main_window = harness.find_window(display, "– GIMP", host)
@@ -94,7 +109,7 @@ def grab(display: str, out: Path, gimp: subprocess.Popen[bytes], host: harness.H
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gimp", choices=[h.version for h in harness.HOSTS], default="3.2")
-    parser.add_argument("--no-server", action="store_true", help="no server: the panel opens")
+    parser.add_argument("--no-server", action="store_true", help="no server: the dialog says so")
     parser.add_argument(
         "out", nargs="?", type=Path, default=harness.REPO / "docs" / "gimp-dialog.png"
     )
