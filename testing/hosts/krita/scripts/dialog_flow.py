@@ -72,6 +72,12 @@ def main():
         while dialog.style_table.rowCount():
             dialog.style_table.removeRow(0)
         dialog.add_style(reference)
+
+    def estimated():
+        return dialog.estimate.text().startswith("About")
+
+    if shots:  # the picture shows the estimate for these choices
+        common["pump_until"](estimated, 60)
     state_before_apply = panel.state.text()
     progress = []
     dialog.apply_button.click()
@@ -90,7 +96,7 @@ def main():
     estimate_text = more = None
     if extras:  # what it came to, in the report even when a wait runs out
         with contextlib.suppress(TimeoutError):
-            common["pump_until"](lambda: dialog.estimate.text().startswith("About"), 60)
+            common["pump_until"](estimated, 60)
         estimate_text = dialog.estimate.text()
         first = dialog.last_node
         more = {"enabled": dialog.more_button.isEnabled(), "first_run": dialog.message.text()}
