@@ -177,11 +177,11 @@ class StyleBridge(Gimp.PlugIn):
         procedure.set_sensitivity_mask(
             Gimp.ProcedureSensitivityMask.DRAWABLE | Gimp.ProcedureSensitivityMask.DRAWABLES
         )
-        procedure.add_menu_path(sg.MENU_PATH)
+        procedure.set_menu_label(sg.MENU_LABEL if retry is None else retry[0])
+        procedure.add_menu_path(sg.MENU_PATH)  # after the label: GIMP ignores it before
         procedure.set_attribution("stylebridge", "MIT licence", "2025")
         if retry is not None:
-            label, step = retry
-            procedure.set_menu_label(label)
+            step = retry[1]
             more = "more" if step > 0 else "less"
             procedure.set_documentation(
                 f"Style transfer again with {more} style",
@@ -191,7 +191,6 @@ class StyleBridge(Gimp.PlugIn):
                 name,
             )
             return procedure
-        procedure.set_menu_label(sg.MENU_LABEL)
         procedure.set_documentation(
             "Repaint layers in the style of a painting (neural style transfer)",
             "Sends each selected layer, the style image(s) and the selection to the stylebridge "

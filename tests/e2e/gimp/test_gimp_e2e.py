@@ -531,6 +531,32 @@ def test_stylebridge_install_puts_it_where_this_gimp_finds_and_runs_it(
     np.testing.assert_allclose(result.layer(1), original, atol=0.6 / 255)  # source untouched
 
 
+MENUS = """
+import json, sys
+sys.path.insert(0, PLUGIN)
+import stylebridge_gimp as sg
+from gi.repository import Gimp
+pdb = Gimp.get_pdb()
+menus = {n: pdb.lookup_procedure(n).get_menu_paths() for n in [sg.PROCEDURE, *sg.RETRIES]}
+print("MENUS " + json.dumps({"menus": menus, "path": sg.MENU_PATH}))
+"""
+
+
+def test_every_procedure_is_in_the_filters_menu(work: Path, profile: Path, gimp: harness.Host):
+    """A painter finds Style Transfer, More Style and Less Style under Filters > Artistic."""
+    plugin = profile / "plug-ins" / "stylebridge"
+    code = f"PLUGIN = {str(plugin)!r}\n{MENUS}"
+    env = {"GIMP3_DIRECTORY": str(profile)}
+    done = harness.run(
+        harness.console_args(code, host=gimp), timeout=120, binds=[work], env=env, host=gimp
+    )
+    said = [line for line in done.stdout.splitlines() if line.startswith("MENUS ")]
+    assert said, done.stdout + done.stderr
+    shown = json.loads(said[0].removeprefix("MENUS "))
+    assert len(shown["menus"]) == 3
+    assert all(paths == [shown["path"]] for paths in shown["menus"].values()), shown
+
+
 # ============================== Start: the dialog's server panel, and the run's own start path
 
 
