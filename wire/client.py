@@ -396,7 +396,9 @@ class Client:
         self._last_heard = time.monotonic()
         self._ping_sent: float | None = None
         self._pending_seen = 0
-        self._connect()
+        # No connection yet: it opens with the first request. One opened here and left
+        # unpolled (a host reads a large layer first) would be closed by the server's
+        # handshake timeout before its greeting was even sent.
 
     # ------------------------------------------------------------------ public API
 

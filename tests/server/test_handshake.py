@@ -21,7 +21,7 @@ from stylebridge import wire
 from stylebridge.core.errors import StyleBridgeError
 from stylebridge.server.client import Client, ServerUnavailable, present_token
 from stylebridge.server.protocol import Limits
-from stylebridge.server.sockets import FrontDoor
+from stylebridge.server.sockets import HANDSHAKE_SECONDS, FrontDoor
 from stylebridge.wire.protocol import VERSION, server_proof
 from testing import fuzz as fm
 from testing.servers import free_port, raw_socket, start_server
@@ -81,6 +81,15 @@ def test_a_protocol_1_client_is_refused_in_the_handshake(server):
 
 def test_the_right_token_gets_through(server):
     assert handshake_event(server.endpoint, server.token) == zmq.EVENT_HANDSHAKE_SUCCEEDED
+
+
+def test_a_plugin_client_left_unpolled_past_the_handshake_timeout_still_works(server):
+    """A host reads a large layer before the job's first request (Krita: seconds on 12 MP).
+    The plug-ins' client opens its connection with that request: one opened when the client
+    was made would have been closed by the server's handshake timeout, unread."""
+    with wire.Client(server.endpoint, server.token) as client:
+        time.sleep(HANDSHAKE_SECONDS + 1)
+        assert client.ping().protocol == VERSION
 
 
 @pytest.mark.parametrize("transport", ["pyzmq", "stdlib"])
