@@ -164,3 +164,42 @@ def test_bands_follow_the_time_each_took(sbk):
     bands.took(1e-6, bands.rows)  # very fast: as large as a band may be
     assert bands.rows == sbk.slices.MOST_BAND_PIXELS // 1000
     assert sum(rows for _, rows in sbk.slices.Bands(1001, 7)) == 1001
+
+
+def test_a_conversions_bands_are_whole_tile_rows_however_slow_a_band_is(sbk):
+    """Krita converts whole 64 x 64 tiles: a slow conversion must not shrink the bands below
+    one tile row (a 12-megapixel layer took 300 s to read in 1-row bands, 9 s in tile rows)."""
+    tile = sbk.host.TILE_ROWS
+    bands = sbk.slices.Bands(3000, 4000, sbk.host.SCRATCH_ROWS, tile)
+    assert bands.rows == tile  # 16 rows would be the first guess at this width
+    bands.took(1.0, tile)  # 20 times slower than BAND_S
+    assert bands.rows == tile
+    bands.took(sbk.slices.BAND_S / 5, tile)  # 5 times faster: 320 rows, whole tiles
+    assert bands.rows == 5 * tile
+    pieces = list(sbk.slices.Bands(1000, 4000, sbk.host.SCRATCH_ROWS, tile))
+    assert all(rows % tile == 0 for _, rows in pieces[:-1])
+    assert sum(rows for _, rows in pieces) == 1000
+
+
+def test_a_wide_band_is_converted_in_pieces_of_whole_tile_columns(sbk, krita_app, monkeypatch):
+    """Each piece of a band converts a few tile columns, with Krita's event loop between them;
+    put together they are the band converted at once."""
+    monkeypatch.setattr(sbk.host, "PIECE_S", 1e-9)  # every piece too slow: one tile column
+    width, rows = 200, 3
+    linear = sbk.host.Space("RGBA", "U16", "sRGB-elle-V2-g10.icc")
+    converter = sbk.host.Converter(width, rows, linear, sbk.host.Space.working("RGBA"))
+    data = fake.ramp(width * rows * 8)
+    whole = converter.convert(data, width, rows)
+    converter.columns = sbk.host.TILE_ROWS
+    work = converter.convert_steps(data, width, rows)
+    pieces = 0
+    while True:
+        try:
+            next(work)
+            pieces += 1
+        except StopIteration as end:
+            assert end.value == whole
+            break
+    converter.close()
+    assert pieces == 4  # 64 + 64 + 64 + 8 columns
+    assert converter.columns % sbk.host.TILE_ROWS == 0

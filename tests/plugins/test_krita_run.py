@@ -62,7 +62,8 @@ class Run:
         self.run.failed.connect(lambda message: self.events.append(("failed", message)))
         self.run.cancelled.connect(lambda: self.events.append(("cancelled",)))
         self.previews: list = []
-        self.run.start()
+        self.run.start()  # its first piece; the timer runs the rest, up to the submit
+        self.until(lambda: self.client.submits or self.events)
 
     def until(self, condition, timeout: float = 10.0) -> None:
         """Qt's event loop (the run's 50 ms timer) until ``condition()`` holds."""

@@ -25,6 +25,7 @@ from .stylebridge_wire.painter_errors import KRITA, painter_text
 TICK_MS = 50
 CANCEL_GRACE = 10.0  # s to wait for the server's "cancelled" before closing the connection
 IDLE = object()  # what the job's generator yields while it waits on the server
+REFRESH_SHARE = 0.1  # of a job's time, at most, Krita spends frozen showing preview frames
 STYLE_AMOUNT = "balance"  # the control a result layer's name and More / Less style are about
 
 
@@ -75,6 +76,7 @@ class StyleRun(QtCore.QObject):
         self.notes: list[str] = []
         self.ended = False
         self._frame: Image | None = None  # the newest preview frame not yet shown
+        self._next_preview = 0.0  # time.monotonic() before which no frame is shown
         self._cancel_deadline: float | None = None
         self._work: Generator[Any, None, Any] | None = None
         self._ticking = False
@@ -83,10 +85,11 @@ class StyleRun(QtCore.QObject):
         self._timer.timeout.connect(self._tick)
 
     def start(self) -> None:
-        """Begin: the first slice runs now (a layer that cannot be stylised fails at once)."""
+        """Begin: the first piece runs now (a layer that cannot be stylised fails at once),
+        the rest from the timer."""
         self._work = self._steps()
         self._timer.start()
-        self._tick()
+        self._tick(0.0)
 
     @slot
     def cancel(self) -> None:
@@ -112,6 +115,7 @@ class StyleRun(QtCore.QObject):
                 yield
             self.style_images = images
         self.status.emit("Sending the layer to the server...")
+        yield
         self.job = self.client.submit(
             cap.content,
             self.style_images,
@@ -130,9 +134,13 @@ class StyleRun(QtCore.QObject):
                 self.job.cancel()
                 self._cancel_deadline = time.monotonic() + CANCEL_GRACE
                 raise RunEnded("The preview layer was removed, so the job was cancelled.")
-            frame, self._frame = self._frame, None
-            if frame is not None:
+            if self._frame is not None and time.monotonic() >= self._next_preview:
+                frame, self._frame = self._frame, None
                 yield from self.layer.preview_steps(frame)
+                # Krita's refresh freezes it (host.refresh): on a large layer, frames are
+                # shown so far apart that it stays frozen at most REFRESH_SHARE of the time
+                cost = self.layer.refresh_cost
+                self._next_preview = time.monotonic() + cost / REFRESH_SHARE - cost
             yield IDLE
         job = self.job
         if job.error is not None:
@@ -154,24 +162,25 @@ class StyleRun(QtCore.QObject):
         self._end(self.failed, text)
 
     @slot
-    def _tick(self) -> None:
+    def _tick(self, budget: float = SLICE_S) -> None:
         # a Krita call inside a step may run the event loop (waitForDone does), and with it
         # this timer: the step already running is not entered again
         if self._ticking:
             return
         self._ticking = True
         try:
-            self._tick_once()
+            self._tick_once(budget)
         finally:
             self._ticking = False
 
-    def _tick_once(self) -> None:
+    def _tick_once(self, budget: float) -> None:
+        """Run pieces of the job for ``budget`` s (at least one piece)."""
         if self._cancel_deadline is not None and self.ended:  # drain until the server confirms
             self._drain()
             return
         if self._work is None or self.ended:
             return
-        deadline = time.monotonic() + SLICE_S
+        deadline = time.monotonic() + budget
         while True:
             try:
                 said = next(self._work)

@@ -26,14 +26,22 @@ MOST_BAND_PIXELS = 1 << 22  # a band's largest size: bounds the copies a band ma
 class Bands:
     """The rows of a ``height`` x ``width`` area in bands of ``(top, rows)``; after each
     band's work the caller reports its time (`took`), and the next band is sized to take
-    about BAND_S: small where Krita converts colours, large where it only copies."""
+    about BAND_S: small where Krita converts colours, large where it only copies.
 
-    def __init__(self, height: int, width: int, most_rows: int | None = None) -> None:
-        self.height, self.width = height, width
+    ``step``: bands are whole multiples of it (but the last). Krita converts whole 64 x 64
+    tiles, so a 1-row band costs as much as a 64-row one (measured on a 4000 px wide layer:
+    93 ms and 146 ms); without whole tile rows a slow conversion shrank the bands to one row
+    each and a 12-megapixel layer took 300 s to read instead of 7."""
+
+    def __init__(
+        self, height: int, width: int, most_rows: int | None = None, step: int = 1
+    ) -> None:
+        self.height, self.width, self.step = height, width, max(1, step)
         self.most = max(1, min(most_rows or height, MOST_BAND_PIXELS // max(1, width)))
         self.rows = self._clamp(FIRST_BAND_PIXELS // max(1, width))
 
     def _clamp(self, rows: int) -> int:
+        rows = max(self.step, rows - rows % self.step)
         return max(1, min(self.most, rows))
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
