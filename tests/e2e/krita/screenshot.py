@@ -18,7 +18,7 @@ from pathlib import Path
 from testing import REPO as ROOT
 from testing.hosts.krita import host as krita_host
 from testing.plugins import dist
-from testing.servers import free_port, start_server
+from testing.servers import start_server
 
 
 def krita6() -> None:
@@ -62,12 +62,13 @@ def main() -> None:
         runtime.mkdir(mode=0o700)
         shots = work / "shots"
         shots.mkdir()
-        port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("STYLEBRIDGE_")}
         env.update(
             STYLEBRIDGE_RUNTIME_DIR=str(runtime),
             SB_START="1",
-            SB_SERVER_CMD=f"{sys.executable} -m stylebridge.server.cli serve --listen tcp://127.0.0.1:{port}",
+            # the venv's own command as `stylebridge install` records it: Start runs exactly
+            # `.../stylebridge serve` (on the default port) and nothing else
+            SB_SERVER_CMD=f"{Path(sys.executable).with_name('stylebridge')} serve",
             SB_SHOTS=str(shots),
             SB_CONTENT=str(ROOT / "core" / "assets" / "chelsea.jpg"),
             SB_SIZE="320",
