@@ -50,8 +50,9 @@ STEP_OVERHEAD_MP = 0.1
 JOB_SETUP_STEPS = 2.0
 # An upper stage's seconds per unit over the working stages': fast on 2 idle CPU cores, its
 # working stage 2.4 s a unit, its upper stages 4.0 to 5.0 (640x480: 4.1 to 5.0 s for 1.03
-# units; 1600x1200: 14.9 s for 2.96, 25.0 s for 5.55; 2026-12-07). The plan's texture step
-# cost is a working step's per pixel less its per-step overhead; a tile step pays its own
+# units; 1600x1200: 14.9 s for 2.96, 25.0 s for 5.55; 2026-12-07). The plan counts them in
+# working steps, whose time carries their overhead too, and the units count them by the working
+# megapixels alone: at 384x288, (0.11 + STEP_OVERHEAD_MP) / 0.11 = 1.9, as measured
 UPPER_RATE_RATIO = 1.9
 LEARNING_RATE = 0.5  # how far one job of the preset's usual size moves its rates
 USUAL_SIZE = (288, 384)  # a layer of the preset's usual size: (height, width)
