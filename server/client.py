@@ -165,6 +165,9 @@ class Client(WireClient):
     ) -> None:
         self._server_key, self.insecure = server_key, insecure
         super().__init__(endpoint, token, timeout=timeout, transport=self._open, ipc=True)
+        # connected now, so that a refused endpoint says so at once: libzmq's own thread keeps
+        # the handshake going, which the plug-ins' stdlib transport cannot do unpolled
+        self._connect()
 
     def _open(self, endpoint: str, token: str) -> ZmqDealer:
         self.server_key = self._server_key or find_server_key(endpoint)

@@ -17,6 +17,7 @@ def main():
     run = stylebridge_krita.stylize_active_layer(
         "starry_night", preset="paper", size=128, wait=False
     )
+    common["pump_until"](lambda: run.job is not None, 60)  # read in pieces, then sent
     previews = []
     run.job.on_preview = lambda image, event, show=run.job.on_preview: (
         previews.append(event.step),
