@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 
 from testing.hosts.krita import host as krita_host
-from testing.plugins import dist
 
 
 def main() -> None:
@@ -26,8 +25,7 @@ def main() -> None:
     if reason:
         raise SystemExit(reason)
     with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home"
-        krita_host.install_profile(home, dist().build_krita(Path(tmp) / "dist"))
+        home = krita_host.built_profile(Path(tmp))
         env = krita_host.krita_env("tcp://127.0.0.1:1", "unused", KRITA_TIMING_SIZE=args.size)
         report = krita_host.run_script(home, "timing.py", env, timeout=900)
     print(f"Krita 5, RGBA {args.size}, numpy in Krita's Python: {report.pop('numpy')}")

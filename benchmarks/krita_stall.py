@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 
 from testing.hosts.krita import host as krita_host
-from testing.plugins import dist
 from testing.servers import start_server
 
 TARGET = 0.2  # s: the longest the event loop may wait, outside Krita's own refresh
@@ -28,8 +27,7 @@ def main() -> None:
     if reason:
         raise SystemExit(reason)
     with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home"
-        krita_host.install_profile(home, dist().build_krita(Path(tmp) / "dist"))
+        home = krita_host.built_profile(Path(tmp))
         server = start_server(Path(tmp) / "runtime")
         try:
             env = krita_host.krita_env(server.endpoint, server.token, KRITA_STALL_SIZE=args.size)

@@ -87,6 +87,16 @@ def install_profile(home: Path, plugin_zip: Path) -> None:
     add_harness(home)
 
 
+def built_profile(folder: Path) -> Path:
+    """A fresh Krita profile in ``folder``/home with the plug-in's zip, built from this checkout
+    into ``folder``/dist, imported (benchmarks and screenshots); returns the home."""
+    from testing.plugins import dist
+
+    home = folder / "home"
+    install_profile(home, dist().build_krita(folder / "dist"))
+    return home
+
+
 def profile_env(home: Path, script: str, out: Path) -> dict[str, str]:
     """What Krita and the harness read: the throwaway profile, the script, the report file."""
     return {

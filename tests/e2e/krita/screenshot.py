@@ -17,7 +17,6 @@ from pathlib import Path
 
 from testing import REPO as ROOT
 from testing.hosts.krita import host as krita_host
-from testing.plugins import dist
 from testing.servers import start_server
 
 
@@ -57,7 +56,7 @@ def main() -> None:
         sys.exit(reason)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        krita_host.install_profile(work / "home", dist().build_krita(work / "dist"))
+        krita_host.built_profile(work)
         runtime = work / "runtime"
         runtime.mkdir(mode=0o700)
         shots = work / "shots"
