@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from stylebridge.core.errors import StyleBridgeError
-from stylebridge.wire.discovery import open_log
+from stylebridge.wire.discovery import check_recorded_pid, open_log
 from stylebridge.wire.server_process import SERVER_MODULE, START_WAIT, log_path
 
-from .discovery import read_discovery
+from .discovery import discovery_path, read_discovery
 
 
 def running_server(endpoint: str | None = None) -> dict[str, Any] | None:
@@ -23,6 +23,9 @@ def running_server(endpoint: str | None = None) -> dict[str, Any] | None:
     if info is None or (endpoint and info["endpoint"] != endpoint):
         return None
     try:
+        # a killed server's file (or another user's pid): nothing of ours to ping, and a ping
+        # to a dead endpoint would wait out its whole timeout before a new server starts
+        check_recorded_pid(info, str(discovery_path()))
         with Client(info["endpoint"], info["token"], timeout=2) as client:
             client.ping()
     except (ServerUnavailable, ServerError):

@@ -173,6 +173,25 @@ def test_server_killed_mid_job_then_restarted(tmp_path, monkeypatch):
             again.stop()
 
 
+def test_a_killed_servers_discovery_file_is_not_taken_for_a_running_server(tmp_path, monkeypatch):
+    """A recorded pid that no longer runs is no server of ours, even when its endpoint answers
+    (another process took the port): `serve` and `stylize` start a new one without a ping."""
+    from stylebridge.server.discovery import write_discovery
+    from stylebridge.server.spawn import running_server
+
+    srv = start_server(tmp_path)
+    try:
+        monkeypatch.setenv("STYLEBRIDGE_RUNTIME_DIR", str(tmp_path))
+        assert running_server() is not None
+        info = json.loads((tmp_path / "server.json").read_text())
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()
+        write_discovery({**info, "pid": gone.pid}, tmp_path / "server.json")
+        assert running_server() is None
+    finally:
+        srv.stop()
+
+
 # --- an engine error on purpose -------------------------------------------------------------------
 
 
