@@ -24,6 +24,7 @@ clients send no pixels before that checks out.
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -76,6 +77,29 @@ def raise_fd_limit() -> tuple[int, int] | None:
 
 # the User-Id of a CURVE connection made with the server's own token (not a member's)
 OWN_USER = "the server's own user"
+# seconds between two log lines of refused keys: anyone who reaches the port can make one (a
+# random key costs nothing), so each refusal's own line would let a flood grow the log
+REFUSAL_LOG_INTERVAL = 10.0
+
+
+class Sparse:
+    """Prints a kind of line at most once every ``interval`` seconds; the next line it prints
+    counts the ones it left out."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval, self.clock = interval, clock
+        self.next_at = float("-inf")
+        self.left_out = 0
+
+    def say(self, line: str) -> None:
+        now = self.clock()
+        if now < self.next_at:
+            self.left_out += 1
+            return
+        if self.left_out:
+            line += f" ({self.left_out} more refused since the last such line)"
+        print(line, flush=True)
+        self.left_out, self.next_at = 0, now + self.interval
 
 
 class TokenAuthenticator(ThreadAuthenticator):
@@ -87,6 +111,7 @@ class TokenAuthenticator(ThreadAuthenticator):
         self._password = plain_password(token).encode()
         self._own_key = token_keys(token)[0]
         self._members = members
+        self._refusals = Sparse(REFUSAL_LOG_INTERVAL)
 
     def _authenticate_plain(self, domain: str, username: str, password: str) -> tuple[bool, bytes]:
         # constant time: pyzmq's own check compares with ==
@@ -97,7 +122,7 @@ class TokenAuthenticator(ThreadAuthenticator):
         name = self.curve_user_id(client_key)
         if not name:
             key = z85.encode(client_key).decode()
-            print(f"stylebridge: refused a CURVE key that is no member's: {key}", flush=True)
+            self._refusals.say(f"stylebridge: refused a CURVE key that is no member's: {key}")
             return False, b"client key not allowed"
         if name != OWN_USER:
             print(f"stylebridge: member {name} connected", flush=True)

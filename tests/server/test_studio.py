@@ -353,3 +353,27 @@ def test_the_relay_refuses_a_plain_studio_server_unless_asked(tmp_path):
     assert done.returncode != 0
     assert "unencrypted to whoever answers" in done.stderr and "--insecure" in done.stderr
     assert done.stderr.count("\n") == 1  # one sentence
+
+
+def test_a_flood_of_unknown_keys_grows_the_log_by_a_line_each_interval(capsys):
+    """Anyone who reaches the port can offer a fresh CURVE key: each refusal is not a line of
+    its own, and the next line counts the ones left out."""
+    import asyncio
+
+    from stylebridge.server.sockets import Sparse, TokenAuthenticator
+
+    auth = TokenAuthenticator(zmq.Context.instance(), "t" * 43)
+    keys = [zmq.utils.z85.decode(zmq.curve_keypair()[0]) for _ in range(200)]
+    for key in keys:
+        assert asyncio.run(auth._authenticate_curve("*", key)) == (False, b"client key not allowed")
+    assert capsys.readouterr().out.count("refused a CURVE key") == 1
+
+    now = [0.0]
+    sparse = Sparse(10.0, clock=lambda: now[0])
+    for t in (0.0, 1.0, 2.0, 9.9, 10.0):
+        now[0] = t
+        sparse.say("refused")
+    assert capsys.readouterr().out.splitlines() == [
+        "refused",
+        "refused (3 more refused since the last such line)",
+    ]
