@@ -4,9 +4,11 @@ job the estimate the dialogs would show is asked, and compared with the job's wa
 (submit to result, what a painter waits).
 
     python -m benchmarks.estimate [--preset fast] [--sizes 640x480,1600x1200,4000x3000]
+                                  [--pairs all | NAME,...]
 
-The target (issue 28): within ±30 % on every size. The first job is judged on the probe's
-guess; the later ones on the rate the earlier jobs taught.
+The target (issue 28): within ±30 % on every size, and on the quality sheets' pairs (their
+content at the sheets' 384 px and their own style), run after the sizes. The first job is
+judged on the probe's guess; the later ones on the rate the earlier jobs taught.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks.pairs import PAIRS, load_content, load_style
+from benchmarks.quality import Plan
 from stylebridge.core import assets
 from stylebridge.core.images import layer_to_array, load_image
 from stylebridge.server.client import Client
@@ -45,10 +49,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--sizes", default="640x480,1600x1200")
+    parser.add_argument("--pairs", default="", help="'all' or comma-separated sheet pairs")
     args = parser.parse_args()
-    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",") if s]
     content = layer_to_array(load_image(assets.DEFAULT_CONTENT), np.uint8)
     style = layer_to_array(load_image(assets.DEFAULT_STYLE), np.uint8)
+    jobs = [(f"{w}x{h}", sized(content, w, h), style) for w, h in sizes]
+    wanted = (
+        {p.name for p in PAIRS} if args.pairs == "all" else set(filter(None, args.pairs.split(",")))
+    )
+    if unknown := wanted - {p.name for p in PAIRS}:
+        parser.error(f"unknown pairs: {', '.join(sorted(unknown))}")
+    for pair in (p for p in PAIRS if p.name in wanted):
+        pair_content = layer_to_array(load_content(pair.content, Plan.side)[0], np.uint8)
+        jobs.append((pair.name, pair_content, layer_to_array(load_style(pair)[0], np.uint8)))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "cache"
@@ -56,16 +70,17 @@ def main() -> None:
         try:
             with Client(server.endpoint, server.token, timeout=600) as client:
                 device = client.status().device
-                for width, height in sizes:
+                for label, layer, style_layer in jobs:
+                    height, width = layer.shape[:2]
                     estimate, basis = ask(client, width, height, args.preset)
-                    layer = sized(content, width, height)
                     start = time.perf_counter()
-                    job = client.submit(layer, [style], preset=args.preset)
+                    job = client.submit(layer, [style_layer], preset=args.preset)
                     job.wait()
                     took = time.perf_counter() - start
                     rows.append((width, height, basis, estimate, took))
                     print(
-                        f"{width}x{height} ({width * height / 1e6:.1f} MP) {args.preset} on "
+                        f"{label}: {width}x{height} ({width * height / 1e6:.1f} MP) "
+                        f"{args.preset} on "
                         f"{device}: estimate {estimate:.1f} s ({basis}), took {took:.1f} s "
                         f"(the engine {job.info.elapsed:.1f} s), "
                         f"{estimate / took - 1:+.0%}",
