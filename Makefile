@@ -6,7 +6,7 @@ PIP := $(BIN)/pip --disable-pip-version-check
 # torch/torchvision first, at the versions this workplace keeps on disk; pyproject keeps ranges.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install vocabulary demo test bench bench-codecs bench-large bench-cluster quality soak lint dist hosts clean
+.PHONY: install vocabulary demo test bench bench-codecs bench-large bench-gpu bench-cluster quality soak lint dist hosts clean
 
 # `install` is the runtime only (what `make demo` needs); each other target adds the extras it
 # uses, once: $(VENV)/.extra-NAME installs pyproject's optional dependencies NAME.
@@ -60,6 +60,11 @@ hosts:
 # `python -m benchmarks.large --preset quality --no-baseline` measures quality, about 45 min)
 bench-large: $(VENV)/.extra-test
 	$(BIN)/python -m benchmarks.large
+
+# On a machine with an NVIDIA GPU: each preset at 512 px and a 4000x3000 canvas on CUDA, written
+# into docs/benchmarks.md ("GPU"); about 5 minutes of device time. Nothing else needs a GPU.
+bench-gpu: $(VENV)/.extra-test
+	$(BIN)/python -m benchmarks.gpu --write docs/benchmarks.md
 
 # 16-bit PNG codecs against pypng, the CLI's file path for a 4000x3000 16-bit RGBA PNG and TIFF,
 # the ICC conversion's cost and precision; then the colour test set's round trips at strength 0
