@@ -55,10 +55,9 @@ def main() -> None:
     content = layer_to_array(load_image(assets.DEFAULT_CONTENT), np.uint8)
     style = layer_to_array(load_image(assets.DEFAULT_STYLE), np.uint8)
     jobs = [(f"{w}x{h}", sized(content, w, h), style) for w, h in sizes]
-    wanted = (
-        {p.name for p in PAIRS} if args.pairs == "all" else set(filter(None, args.pairs.split(",")))
-    )
-    if unknown := wanted - {p.name for p in PAIRS}:
+    names = {p.name for p in PAIRS}
+    wanted = names if args.pairs == "all" else set(filter(None, args.pairs.split(",")))
+    if unknown := wanted - names:
         parser.error(f"unknown pairs: {', '.join(sorted(unknown))}")
     for pair in (p for p in PAIRS if p.name in wanted):
         pair_content = layer_to_array(load_content(pair.content, Plan.side)[0], np.uint8)

@@ -83,8 +83,8 @@ REFUSAL_LOG_INTERVAL = 10.0
 
 
 class Sparse:
-    """Prints a kind of line at most once every ``interval`` seconds; the next line it prints
-    counts the ones it left out."""
+    """Prints refusals at most once every ``interval`` seconds; the next line it prints counts
+    the refusals it left out."""
 
     def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval, self.clock = interval, clock
